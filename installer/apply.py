@@ -1,0 +1,213 @@
+"""Doing: carry out the changed items of a plan, each small and idempotent.
+
+One writer for the filesystem: a temporary file in the same directory with
+the final mode and owner, fsync, rename, fsync of the directory; so a crash
+leaves the old file or the new one, never half of one. `root` (from
+`--root`) is applied here and in facts, nowhere else. Each step re-checks
+the host right before it acts, since earlier steps may have changed it.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .errors import StepFailed
+from .facts import under
+
+
+def _ids(owner, group):
+    try:
+        return pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid
+    except KeyError as e:
+        raise StepFailed(f"chown {owner}:{group}", f"no such user or group ({e.args[0]})") from None
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file(root, path, content, mode, owner="root", group="root", chown=True):
+    """Atomically make `path` hold `content` with `mode` (and owner when chown)."""
+    target = under(root, path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".dbrs-new", dir=target.parent)
+    try:
+        os.fchmod(fd, mode)
+        if chown:
+            os.fchown(fd, *_ids(owner, group))
+        view = memoryview(content)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+        os.close(fd)
+        fd = None
+        os.replace(tmp, target)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(target.parent)
+
+
+def set_attrs(root, path, mode, owner, group, chown):
+    p = under(root, path)
+    os.chmod(p, mode)
+    if chown:
+        os.chown(p, *_ids(owner, group))
+
+
+def make_dir(root, path, mode, owner, group, chown):
+    p = under(root, path)
+    if p.is_symlink() or (p.exists() and not p.is_dir()):
+        raise StepFailed(f"dir {path}", "exists and is not a directory; move it away")
+    p.mkdir(parents=True, exist_ok=True)
+    set_attrs(root, path, mode, owner, group, chown)
+
+
+def make_link(root, path, target):
+    p = under(root, path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.dbrs-new")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(target, tmp)
+    os.replace(tmp, p)
+    _fsync_dir(p.parent)
+
+
+def run(argv, step, **kw):
+    """Run a command (argv list, never a shell string); StepFailed with its stderr on failure."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, **kw)
+    except FileNotFoundError:
+        raise StepFailed(step, f"{argv[0]} not found") from None
+    if r.returncode != 0:
+        detail = (r.stderr or r.stdout).strip().splitlines()
+        raise StepFailed(step, detail[-1] if detail else f"{argv[0]} exited {r.returncode}")
+    return r
+
+
+def create_user(name, home):
+    if _user_exists(name):
+        return
+    run(["adduser", "--system", "--group", "--home", home, "--no-create-home",
+         "--shell", "/usr/sbin/nologin", "--quiet", name], f"user {name}")
+
+
+def _user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def fetch_key(url, root, path):
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            data = r.read()
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise StepFailed(f"apt key {path}", f"cannot fetch {url}: {reason}; is the MongoDB repository "
+                         "reachable from this host? (air-gapped: use --packages-from DIR)") from None
+    if b"BEGIN PGP PUBLIC KEY BLOCK" not in data:
+        raise StepFailed(f"apt key {path}", f"{url} did not return a PGP public key")
+    write_file(root, path, data, 0o644)
+
+
+def install_packages(item):
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if item.debs_from:
+        debs = sorted(str(p) for p in Path(item.debs_from).glob("*.deb"))
+        if not debs:
+            raise StepFailed(item.label(), f"no .deb files in {item.debs_from}")
+        run(["apt-get", "install", "-y", "--no-install-recommends", *debs], item.label(), env=env)
+        return
+    try:
+        run(["apt-get", "update", "-q"], "apt-get update", env=env)
+    except StepFailed as e:
+        raise StepFailed("apt-get update", f"{e.detail}; is the MongoDB repository reachable? "
+                         "(air-gapped: use --packages-from DIR)") from None
+    run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *item.names], item.label(), env=env)
+
+
+def systemctl(*args):
+    return run(["systemctl", *args], "systemctl " + " ".join(args))
+
+
+def apply(changes, root=None, live=True, progress=None):
+    """Carry out the changed items in order; returns the changes as done.
+
+    Units are reloaded once after unit files changed, then services are
+    enabled/started, or reloaded/restarted when a file they use changed.
+    """
+    unit_files_changed = False
+    for change in changes:
+        if not change.changed:
+            continue
+        item = change.item
+        if progress:
+            progress(change)
+        try:
+            if item.kind == "service":
+                if unit_files_changed and live:
+                    systemctl("daemon-reload")
+                    unit_files_changed = False
+                _service(item, change.reasons)
+            else:
+                _one(item, change, root, live)
+                if item.kind in ("file", "link") and str(item.path).startswith("/etc/systemd/system/"):
+                    unit_files_changed = True
+        except StepFailed:
+            raise
+        except OSError as e:
+            raise StepFailed(item.label(), e.strerror or str(e)) from None
+    if unit_files_changed and live and shutil.which("systemctl"):
+        systemctl("daemon-reload")
+    return changes
+
+
+def _one(item, change, root, live):
+    kind = item.kind
+    if kind == "user":
+        create_user(item.name, item.home)
+    elif kind == "aptkey":
+        fetch_key(item.url, root, item.path)
+    elif kind == "packages":
+        install_packages(item)
+    elif kind == "dir":
+        make_dir(root, item.path, item.mode, item.owner, item.group, live)
+    elif kind == "link":
+        make_link(root, item.path, item.target)
+    elif kind == "file":
+        if any(r in ("new", "content", "not a regular file") for r in change.reasons):
+            write_file(root, item.path, item.content, item.mode, item.owner, item.group, live)
+        else:
+            set_attrs(root, item.path, item.mode, item.owner, item.group, live)
+
+
+def _service(item, reasons):
+    if "enable" in reasons:
+        systemctl("enable", item.unit)
+    if "start" in reasons:
+        systemctl("start", item.unit)
+    elif "restart" in reasons:
+        # reload where the unit can (the firewall swaps its table atomically), else restart
+        systemctl("try-reload-or-restart", item.unit)

@@ -1,0 +1,41 @@
+"""The `dbrs` command: a thin layer that parses, calls the library and prints.
+
+Subcommands are imported only when run, so `dbrs --help` loads click and
+nothing heavy (no pymongo, jinja2 or cryptography).
+"""
+
+import importlib
+
+import click
+
+from .. import __version__
+
+# name -> (module under installer.cli, attribute, one-line help for `dbrs --help`)
+COMMANDS = {
+    "init": ("init", "init", "Write a new cluster spec, keyfile, secrets and bundle."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dbrs")
+def main():
+    """Run a MongoDB replica set on plain systemd hosts.
+
+    Install members with `sudo dbrs-install --role primary|secondary|arbiter`.
+    """

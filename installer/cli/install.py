@@ -1,0 +1,88 @@
+"""`dbrs-install`: make this host's members what the spec says; safe to run again."""
+
+import sys
+
+import click
+
+from .common import emit_json, handle_errors
+
+
+def _progress(change):
+    if sys.stderr.isatty():
+        click.echo(f"  ... {change.item.label()}", err=True)
+
+
+@click.command("dbrs-install", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--role", type=click.Choice(["primary", "secondary", "arbiter", "all"]),
+              help="Install the member(s) with this role (default: the members whose host is this host).")
+@click.option("--member", metavar="NAME", help="Install just this member.")
+@click.option("--config", metavar="FILE", help="Cluster spec (default /etc/dbrs/cluster.toml); secrets from its folder.")
+@click.option("--bundle", metavar="FILE", help="Take spec and secrets from a bundle written by `dbrs init`.")
+@click.option("--passphrase-file", metavar="FILE", help="File holding the bundle's passphrase.")
+@click.option("--root", metavar="DIR", help="Read and write every host path under DIR: no packages, no systemctl, no chown.")
+@click.option("--dry-run", is_flag=True, help="Show the diff of every file and the actions; change nothing.")
+@click.option("--no-packages", is_flag=True, help="Do not touch apt (mongod is installed already).")
+@click.option("--packages-from", metavar="DIR", help="Install MongoDB from the .deb files in DIR (air-gapped hosts).")
+@click.option("--no-start", is_flag=True, help="Enable the units but do not start them (and skip the bootstrap).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.version_option(package_name="dbrs", prog_name="dbrs-install")
+@handle_errors
+def main(role, member, config, bundle, passphrase_file, root, dry_run, no_packages, packages_from, no_start, as_json):
+    """Install this host's replica-set members: packages, mongod.conf and units,
+    keyfile, OS tuning, firewall; then bootstrap the set on the primary.
+
+    Without any spec it installs all three members on this host (try-it-out).
+    """
+    from .. import install
+
+    opts = install.Options(role=role, member=member, config=config, bundle=bundle,
+                           passphrase_file=passphrase_file, root=root, dry_run=dry_run,
+                           packages=not no_packages, packages_from=packages_from, start=not no_start)
+    if root is None and not dry_run:
+        import os
+
+        if os.geteuid() != 0:
+            raise install.InputError("dbrs-install", "changes the host and must run as root", "use sudo, or --root DIR / --dry-run")
+    result = install.run(opts, bootstrap=_bootstrap(), progress=None if as_json else _progress)
+    failed = [c for c in result.checks if c.level == "FAIL"]
+    if as_json:
+        emit_json({
+            "members": [m.name for m in result.target.members],
+            "origin": result.origin,
+            "dry_run": dry_run,
+            "preflight": [{"level": c.level, "name": c.name, "detail": c.detail} for c in result.checks],
+            "items": [{"item": c.item.label(), "kind": c.item.kind, "status": c.status, "reasons": c.reasons}
+                      for c in result.changes],
+            "steps": [{"step": s[0], "status": s[1], "detail": s[2]} for s in result.steps],
+            "summary": result.summary,
+        })
+    else:
+        _print(result, dry_run)
+    if failed:
+        click.echo("error: preflight failed; nothing was changed", err=True)
+        sys.exit(1)
+
+
+def _print(result, dry_run):
+    names = ", ".join(m.name for m in result.target.members)
+    where = {"default": "no spec found: the single-host default", "bundle": "spec and secrets from the bundle"}.get(
+        result.origin, f"spec {result.origin}")
+    click.echo(f"members: {names} ({where})")
+    for check in result.checks:
+        click.echo(f"preflight {check.line()}")
+    if dry_run:
+        for text in result.diffs:
+            click.echo(text, nl=not text.endswith("\n"))
+    for change in result.changes:
+        line = change.line()
+        click.echo(line.replace("changed  ", "would change", 1) if dry_run and change.changed else line)
+    for step, status, detail in result.steps:
+        click.echo(f"{status:9} {step}" + (f": {detail}" if detail else ""))
+    s = result.summary
+    verb = "would change" if dry_run else "changed"
+    click.echo(f"{s['changed']} {verb}, {s['unchanged']} unchanged")
+
+
+def _bootstrap():
+    """The replica-set bootstrap that runs on the primary host after apply."""
+    return None

@@ -1,0 +1,175 @@
+"""Host facts: read-only looks at the host, each a small read plus a pure parser.
+
+Nothing here changes the host. Paths are read under `root` (the staging
+tree of `--root`, or "/"), so the planner compares against exactly the tree
+the writer will change.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+from pathlib import Path
+
+from .plan import PathFact, ServiceFact
+from .target import OsRelease
+
+
+def under(root, path):
+    """Host path `path` as seen inside `root` (`--root DIR`), as a real Path."""
+    return Path(root) / str(path).lstrip("/") if root else Path(path)
+
+
+def _name(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
+def path(root, host_path, read_content=True):
+    p = under(root, host_path)
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return PathFact(False)
+    owner = _name(pwd.getpwuid, st.st_uid)
+    group = _name(grp.getgrgid, st.st_gid)
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        return PathFact(True, "link", target=os.readlink(p), owner=owner, group=group)
+    if stat.S_ISDIR(st.st_mode):
+        return PathFact(True, "dir", mode=mode, owner=owner, group=group, mtime_ns=st.st_mtime_ns)
+    if stat.S_ISREG(st.st_mode):
+        content = p.read_bytes() if read_content else b""
+        return PathFact(True, "file", content, mode, owner, group, mtime_ns=st.st_mtime_ns)
+    return PathFact(True, "other", mode=mode, owner=owner, group=group)
+
+
+def user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def parse_dpkg_query(text):
+    """Installed package names from `dpkg-query -W -f '${Package} ${db:Status-Status}\\n'`."""
+    out = set()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1] == "installed":
+            out.add(parts[0])
+    return out
+
+
+def installed_packages(names):
+    if not shutil.which("dpkg-query"):
+        return set()
+    r = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *names],
+                       capture_output=True, text=True)
+    return parse_dpkg_query(r.stdout)
+
+
+def parse_systemctl_show(text):
+    """ServiceFact from `systemctl show -p UnitFileState,ActiveState,ConditionResult,LoadState`."""
+    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return ServiceFact(
+        enabled=values.get("UnitFileState", ""),
+        active=values.get("ActiveState", ""),
+        condition=values.get("ConditionResult", ""),
+        loaded=values.get("LoadState", "") == "loaded",
+    )
+
+
+def service(unit):
+    r = subprocess.run(
+        ["systemctl", "show", "-p", "UnitFileState,ActiveState,ConditionResult,LoadState", unit],
+        capture_output=True, text=True,
+    )
+    return parse_systemctl_show(r.stdout) if r.returncode == 0 else ServiceFact(loaded=False)
+
+
+def parse_os_release(text):
+    values = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            values[k.strip()] = v.strip().strip('"').strip("'")
+    return OsRelease(values.get("ID", ""), values.get("VERSION_ID", ""), values.get("VERSION_CODENAME", ""))
+
+
+def os_release(root=None):
+    for candidate in ("/etc/os-release", "/usr/lib/os-release"):
+        p = under(root, candidate)
+        if p.exists():
+            return parse_os_release(p.read_text())
+    return OsRelease("", "", "")
+
+
+def in_container():
+    """systemd-detect-virt --container; falls back to the markers systemd itself reads."""
+    if shutil.which("systemd-detect-virt"):
+        r = subprocess.run(["systemd-detect-virt", "--container", "--quiet"])
+        return r.returncode == 0
+    return Path("/run/systemd/container").exists() or Path("/.dockerenv").exists()
+
+
+def local_addresses():
+    import psutil
+
+    out = set()
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            if a.family in (socket.AF_INET, socket.AF_INET6):
+                out.add(a.address.split("%")[0])
+    return out
+
+
+def hostnames():
+    name = socket.gethostname()
+    names = {name, "localhost"}
+    try:
+        names.add(socket.getfqdn())
+    except OSError:
+        pass
+    return names
+
+
+def resolve(host):
+    """IP addresses of a member host: itself when it is an IP, else what the resolver says."""
+    import ipaddress
+
+    try:
+        return (str(ipaddress.ip_address(host)),)
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror:
+        return ()
+    return tuple(sorted({i[4][0] for i in infos}))
+
+
+def gather(items, root, live):
+    """Facts for every desired item, keyed like the items."""
+    facts = {}
+    for item in items:
+        kind = item.kind
+        if kind in ("file", "dir", "link"):
+            facts[item.key] = path(root, item.path)
+        elif kind == "aptkey":
+            facts[item.key] = path(root, item.path, read_content=False)
+        elif kind == "user":
+            facts[item.key] = user_exists(item.name)
+        elif kind == "packages":
+            facts[item.key] = installed_packages(item.names) if live else set(item.names)
+        elif kind == "service":
+            facts[item.key] = service(item.unit) if live else ServiceFact("enabled", "active")
+    return facts

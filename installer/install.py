@@ -1,0 +1,175 @@
+"""The install action: spec -> host facts -> plan -> (show | apply) -> replica set.
+
+Everything that decides is called from here but lives in pure modules;
+this module only sequences the steps and gathers the result the CLI prints.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from . import cluster, facts, paths, plan, preflight
+from .errors import InputError
+from .target import Target
+
+
+@dataclass
+class Options:
+    role: Optional[str] = None
+    member: Optional[str] = None
+    config: Optional[str] = None
+    bundle: Optional[str] = None
+    passphrase_file: Optional[str] = None
+    root: Optional[str] = None
+    dry_run: bool = False
+    packages: bool = True
+    packages_from: Optional[str] = None
+    start: bool = True
+
+
+@dataclass
+class Result:
+    target: Target
+    origin: str
+    checks: list = field(default_factory=list)
+    changes: list = field(default_factory=list)
+    diffs: list = field(default_factory=list)
+    steps: list = field(default_factory=list)   # after-apply steps: (name, status, detail)
+
+    @property
+    def summary(self):
+        return plan.summary(self.changes)
+
+
+def check_options(opts):
+    if opts.passphrase_file and not opts.bundle:
+        raise InputError("--passphrase-file", "only makes sense with --bundle", "add --bundle FILE or drop it")
+    if opts.bundle and opts.config:
+        raise InputError("--bundle", "and --config both name a spec", "use one of them")
+    if opts.role and opts.member:
+        raise InputError("--member", "and --role both pick members", "use one of them")
+    if opts.packages_from:
+        if not opts.packages:
+            raise InputError("--packages-from", "contradicts --no-packages", "use one of them")
+        p = Path(opts.packages_from)
+        if not p.is_dir():
+            raise InputError("--packages-from", f"{p} is not a directory", "point it at a folder of .deb files")
+        if not any(p.glob("*.deb")):
+            raise InputError("--packages-from", f"{p} holds no .deb files", "put the MongoDB .debs there")
+    if opts.root is not None and not os.path.isabs(opts.root):
+        opts.root = os.path.abspath(opts.root)
+
+
+def load_cluster(opts):
+    """Where the spec and secrets come from: --bundle, --config, /etc/dbrs, or a new default."""
+    if opts.bundle:
+        return cluster.from_bundle(opts.bundle, opts.passphrase_file)
+    if opts.config:
+        return cluster.from_spec(opts.config)
+    spec_path = facts.under(opts.root, paths.SPEC)
+    if spec_path.exists():
+        return cluster.from_spec(spec_path)
+    return cluster.default()
+
+
+def select(spec, opts, local):
+    """The members this run installs, and every member sharing their host."""
+    if opts.member:
+        chosen = [spec.member(opts.member)]
+    elif opts.role == "all":
+        chosen = list(spec.members)
+    elif opts.role:
+        chosen = spec.by_role(opts.role)
+        if not chosen:
+            raise InputError("--role", f"the spec has no {opts.role} member", "pick a role the spec lists, or all")
+    else:
+        chosen = [m for m in spec.members if _is_local(m.host, local)]
+        if not chosen:
+            raise InputError("--role", "no member of the spec lives on this host",
+                             "pass --role primary|secondary|arbiter|all or --member NAME")
+    hosts = {m.host.lower() for m in chosen}
+    host_members = [m for m in spec.members if m.host.lower() in hosts]
+    return tuple(chosen), tuple(host_members)
+
+
+def _is_local(host, local):
+    addresses, names = local
+    if host.lower() in {n.lower() for n in names}:
+        return True
+    return any(ip in addresses or ip.startswith("127.") or ip == "::1" for ip in facts.resolve(host))
+
+
+def build_target(opts, files):
+    live = opts.root is None
+    local = (facts.local_addresses(), facts.hostnames()) if live else (set(), {"localhost"})
+    members, host_members = select(files.spec, opts, local)
+    addresses = {m.host: facts.resolve(m.host) for m in files.spec.members}
+    with_packages = live and opts.packages
+    target = Target(
+        spec=files.spec,
+        members=members,
+        host_members=host_members,
+        spec_path=str(paths.SPEC),
+        addresses=addresses,
+        os=facts.os_release() if with_packages and not opts.packages_from else None,
+        in_container=facts.in_container() if live else False,
+        packages=with_packages,
+        debs_from=opts.packages_from if with_packages else None,
+        start=opts.start,
+        live=live,
+    )
+    from dataclasses import replace
+
+    return replace(target, secret_files=cluster.secret_items(paths.ETC, files, live))
+
+
+def run(opts, bootstrap=None, progress=None):
+    """Do the whole install; `bootstrap(target)` runs after apply on the primary host."""
+    check_options(opts)
+    files = load_cluster(opts)
+    target = build_target(opts, files)
+    result = Result(target, files.origin)
+
+    if target.live:
+        ports = {m.port for m in target.members}
+        result.checks = preflight.evaluate(preflight.read(paths.member_data(target.members[0].name), ports), target)
+
+    items = plan.desired(target)
+    current = facts.gather(items, opts.root, target.live)
+    result.changes = plan.compare(items, current, chown=target.live)
+
+    if preflight.failed(result.checks) or opts.dry_run:
+        result.diffs = diffs(result.changes)
+        return result
+
+    from .apply import apply
+
+    apply(result.changes, root=opts.root, live=target.live, progress=progress)
+    if bootstrap and target.live and target.start and target.has_primary:
+        result.steps.append(bootstrap(target))
+    return result
+
+
+def diffs(changes):
+    """Unified diffs of the files that would change; secrets are never shown."""
+    out = []
+    for c in changes:
+        item = c.item
+        if not c.changed or item.kind != "file":
+            continue
+        if item.secret:
+            out.append(f"--- {item.path}\n+++ {item.path}\n(secret, {len(item.content)} bytes, not shown; {', '.join(c.reasons)})\n")
+            continue
+        before = c.before.content.decode(errors="replace") if c.before and c.before.exists else ""
+        after = item.content.decode(errors="replace")
+        text = "".join(difflib.unified_diff(
+            before.splitlines(keepends=True), after.splitlines(keepends=True),
+            fromfile=item.path if before else "/dev/null", tofile=item.path))
+        if not text:
+            text = f"--- {item.path}\n+++ {item.path}\n({', '.join(c.reasons)})\n"
+        out.append(text)
+    return out

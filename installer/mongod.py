@@ -1,0 +1,84 @@
+"""A member's mongod on this host: its config, directories and systemd unit. Pure."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from . import paths
+from .plan import Dir, File, Service, unit_path
+from .render import render
+
+UNIT = "dbrs-mongod@.service"
+OWNER = "mongodb"
+
+
+def instance(member):
+    return f"dbrs-mongod@{member.name}.service"
+
+
+def bind_ips(member, addresses):
+    """Loopback (for the localhost exception and local tools) plus the member's own address."""
+    ips = ["127.0.0.1"]
+    for ip in addresses.get(member.host, ()) or ((member.host,) if _is_ip(member.host) else ()):
+        if ip not in ips and not ipaddress.ip_address(ip).is_loopback:
+            ips.append(ip)
+    if any(":" in ip for ip in ips):
+        ips.insert(1, "::1")
+    return ips
+
+
+def _is_ip(text):
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def conf(target, member):
+    ips = bind_ips(member, target.addresses)
+    return render(
+        "mongod/mongod.conf.j2",
+        member=member,
+        cluster=target.spec.cluster,
+        spec_path=target.spec_path,
+        data_dir=paths.member_data(member.name),
+        log_dir=paths.member_log(member.name),
+        bind_ip=ips,
+        ipv6=any(":" in ip for ip in ips),
+        keyfile=target.etc / "keyfile",
+    )
+
+
+def unit(target, on_failure=None):
+    return render(
+        f"systemd/{UNIT}.j2",
+        cluster=target.spec.cluster,
+        glibc_rseq_off=target.version == "8.0",
+        mongod=paths.MONGOD,
+        etc=target.etc,
+        data=paths.DATA,
+        log=paths.LOG,
+        on_failure=on_failure,
+    )
+
+
+def items(target, on_failure=None):
+    out = [
+        Dir(str(paths.DATA), 0o755),
+        Dir(str(paths.LOG), 0o755),
+        File(unit_path(UNIT), unit(target, on_failure), 0o644, notify=(UNIT,)),
+        File(str(paths.LOGROTATE), render("logrotate/dbrs.j2", log=paths.LOG), 0o644),
+    ]
+    for m in target.members:
+        out += [
+            Dir(str(target.etc / m.name), 0o755),
+            Dir(str(paths.member_data(m.name)), 0o700, OWNER, OWNER),
+            Dir(str(paths.member_log(m.name)), 0o750, OWNER, OWNER),
+            File(str(target.etc / m.name / "mongod.conf"), conf(target, m), 0o644, notify=(instance(m),)),
+        ]
+    return out
+
+
+def services(target):
+    return [Service(instance(m), start=target.start) for m in target.members]

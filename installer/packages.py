@@ -1,0 +1,57 @@
+"""MongoDB's own apt repository and the packages a member host needs. Pure.
+
+The repository line and key follow MongoDB's install guides for Debian and
+Ubuntu; the key is kept as an armored `.asc` keyring, which apt reads
+directly with `signed-by` (no gpg needed on the host).
+"""
+
+from __future__ import annotations
+
+from .errors import DbrsError
+from .plan import AptKey, File, Link, Packages, unit_path
+from .render import render
+
+MONGODB_PACKAGES = ("mongodb-org-server", "mongodb-mongosh", "mongodb-database-tools")
+DISTRO_PACKAGES = ("nftables",)
+SOURCES = "/etc/apt/sources.list.d/mongodb-org-{version}.list"
+KEYRING = "/usr/share/keyrings/mongodb-server-{version}.asc"
+KEY_URL = "https://www.mongodb.org/static/pgp/server-{version}.asc"
+
+# (os id, codename) -> (repository path, component, MongoDB versions with packages)
+SUPPORTED = {
+    ("debian", "bookworm"): ("debian", "main", ("7.0", "8.0")),
+    ("ubuntu", "jammy"): ("ubuntu", "multiverse", ("7.0", "8.0")),
+    ("ubuntu", "noble"): ("ubuntu", "multiverse", ("8.0",)),
+}
+
+
+def repository(os_release, version):
+    """(url, suite, component) for this OS and MongoDB version, or a clear error."""
+    key = (os_release.id, os_release.codename)
+    if key not in SUPPORTED:
+        names = ", ".join(f"{i} {c}" for i, c in SUPPORTED)
+        raise DbrsError(f"{os_release.pretty} has no MongoDB packages dbrs knows of (supported: {names}); "
+                        "use --packages-from DIR with your own .debs or --no-packages")
+    path, component, versions = SUPPORTED[key]
+    if version not in versions:
+        raise DbrsError(f"MongoDB {version} has no packages for {os_release.pretty}; "
+                        f"set cluster.mongodb_version to one of {', '.join(versions)}")
+    return f"https://repo.mongodb.org/apt/{path}", f"{os_release.codename}/mongodb-org/{version}", component
+
+
+def items(target):
+    """Mask the stock mongod.service first, so installing the package never starts it on 27017."""
+    mask = Link(unit_path("mongod.service"), "/dev/null")
+    if target.debs_from:
+        return [mask, Packages(DISTRO_PACKAGES + MONGODB_PACKAGES, debs_from=target.debs_from)]
+    version = target.version
+    url, suite, component = repository(target.os, version)
+    keyring = KEYRING.format(version=version)
+    return [
+        mask,
+        AptKey(KEY_URL.format(version=version), keyring),
+        File(SOURCES.format(version=version),
+             render("apt/mongodb-org.list.j2", version=version, keyring=keyring, url=url, suite=suite,
+                    component=component), 0o644),
+        Packages(DISTRO_PACKAGES + MONGODB_PACKAGES),
+    ]

@@ -1,0 +1,45 @@
+"""Where dbrs keeps things on a host, in one place.
+
+Every path here is absolute as seen on the host; `--root` is applied only by
+the file writer and the fact readers, never by string pasting elsewhere.
+"""
+
+from pathlib import PurePosixPath as P
+
+ETC = P("/etc/dbrs")
+SPEC = ETC / "cluster.toml"
+KEYFILE = ETC / "keyfile"
+SECRETS = ETC / "secrets.toml"
+BACKUP_KEY = ETC / "backup.key"
+BUNDLE = ETC / "bundle.dbrs"
+FIREWALL = ETC / "firewall.nft"
+DATA = P("/var/lib/dbrs")
+LOG = P("/var/log/dbrs")
+STATE = DATA / ".state"
+UNIT_DIR = P("/etc/systemd/system")
+SYSCTL = P("/etc/sysctl.d/60-dbrs.conf")
+LOGROTATE = P("/etc/logrotate.d/dbrs")
+MONGOD = P("/usr/bin/mongod")
+
+
+def member_conf(name):
+    return ETC / name / "mongod.conf"
+
+
+def member_data(name):
+    return DATA / name
+
+
+def member_log(name):
+    return LOG / name
+
+
+def siblings(spec_path):
+    """Secrets live next to the spec, so `--config` can point at another cluster."""
+    base = P(spec_path).parent
+    return {
+        "keyfile": base / "keyfile",
+        "secrets": base / "secrets.toml",
+        "backup_key": base / "backup.key",
+        "bundle": base / "bundle.dbrs",
+    }

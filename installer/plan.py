@@ -1,0 +1,299 @@
+"""The plan: what a host should hold, compared with what it holds. Pure.
+
+`desired()` turns (spec, the members to install, host facts, secrets) into a
+list of items; `compare()` sets each item against the facts read from the
+host and says "changed" or "unchanged" with the reasons. Nothing here reads
+or writes the host, so every decision is unit-tested without root.
+Item order is apply order: users and packages, then directories and files,
+then services (tuning, firewall, mongod).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Optional
+
+from . import paths
+
+
+# ------------------------------------------------------------------- items
+
+@dataclass(frozen=True)
+class User:
+    """The system user and group mongod runs as (MongoDB's packages use `mongodb`)."""
+
+    name: str
+    home: str
+
+    kind = "user"
+
+    @property
+    def key(self):
+        return f"user:{self.name}"
+
+    def label(self):
+        return f"user {self.name}"
+
+
+@dataclass(frozen=True)
+class AptKey:
+    """MongoDB's release signing key, fetched once into a keyring used by signed-by."""
+
+    url: str
+    path: str
+
+    kind = "aptkey"
+
+    @property
+    def key(self):
+        return f"aptkey:{self.path}"
+
+    def label(self):
+        return f"apt key {self.path}"
+
+
+@dataclass(frozen=True)
+class Packages:
+    names: tuple
+    debs_from: Optional[str] = None
+
+    kind = "packages"
+
+    @property
+    def key(self):
+        return "packages:" + ",".join(self.names)
+
+    def label(self):
+        src = f" from {self.debs_from}" if self.debs_from else ""
+        return "packages " + " ".join(self.names) + src
+
+
+@dataclass(frozen=True)
+class Dir:
+    path: str
+    mode: int = 0o755
+    owner: str = "root"
+    group: str = "root"
+
+    kind = "dir"
+
+    @property
+    def key(self):
+        return f"path:{self.path}"
+
+    def label(self):
+        return f"dir {self.path}"
+
+
+@dataclass(frozen=True)
+class File:
+    path: str
+    content: bytes
+    mode: int = 0o644
+    owner: str = "root"
+    group: str = "root"
+    secret: bool = False
+    # units restarted (if running) when this file changes
+    notify: tuple = ()
+
+    kind = "file"
+
+    @property
+    def key(self):
+        return f"path:{self.path}"
+
+    def label(self):
+        return f"file {self.path}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A symlink; `systemctl mask` is a link to /dev/null, so masking works under --root too."""
+
+    path: str
+    target: str
+    notify: tuple = ()
+
+    kind = "link"
+
+    @property
+    def key(self):
+        return f"path:{self.path}"
+
+    def label(self):
+        return f"link {self.path} -> {self.target}"
+
+
+@dataclass(frozen=True)
+class Service:
+    """A unit that should be enabled and running (or skipped by its own Condition=)."""
+
+    unit: str
+    enable: bool = True
+    start: bool = True
+
+    kind = "service"
+
+    @property
+    def key(self):
+        return f"service:{self.unit}"
+
+    def label(self):
+        return f"service {self.unit}"
+
+
+# -------------------------------------------------------------- facts shapes
+
+@dataclass(frozen=True)
+class PathFact:
+    exists: bool
+    kind: str = ""           # "file", "dir", "link", "other"
+    content: bytes = b""
+    mode: int = 0
+    owner: str = ""
+    group: str = ""
+    target: str = ""
+    mtime_ns: int = 0
+
+
+@dataclass(frozen=True)
+class ServiceFact:
+    enabled: str = ""        # systemctl is-enabled: enabled, disabled, static, masked, ...
+    active: str = ""         # ActiveState
+    condition: str = ""      # ConditionResult: yes/no (no = the unit's Condition= skipped it)
+    loaded: bool = True
+
+
+# ------------------------------------------------------------------ changes
+
+@dataclass
+class Change:
+    item: object
+    status: str               # "changed" | "unchanged" | "skipped"
+    reasons: list = field(default_factory=list)
+    before: Optional[PathFact] = None
+
+    @property
+    def changed(self):
+        return self.status == "changed"
+
+    def line(self):
+        why = f" ({', '.join(self.reasons)})" if self.reasons else ""
+        return f"{self.status:9} {self.item.label()}{why}"
+
+
+def _path_reasons(item, fact, chown):
+    if not fact.exists:
+        return ["new"]
+    reasons = []
+    if item.kind == "link":
+        if fact.kind != "link" or fact.target != item.target:
+            reasons.append("target")
+        return reasons
+    if item.kind == "dir" and fact.kind != "dir":
+        return ["not a directory"]
+    if item.kind == "file":
+        if fact.kind != "file":
+            return ["not a regular file"]
+        if fact.content != item.content:
+            reasons.append("content")
+    if fact.mode != item.mode:
+        reasons.append(f"mode {fact.mode:04o}->{item.mode:04o}")
+    if chown and (fact.owner, fact.group) != (item.owner, item.group):
+        reasons.append(f"owner {fact.owner}:{fact.group}->{item.owner}:{item.group}")
+    return reasons
+
+
+def compare(items, facts, *, chown=True):
+    """Set each desired item against its fact. `facts` maps item.key to a fact.
+
+    A Service is "changed" when it is not enabled/running, or when a file that
+    notifies it changed in this plan (it will be restarted).
+    """
+    changes = []
+    touched_units = set()
+    for item in items:
+        fact = facts.get(item.key)
+        if item.kind in ("file", "dir", "link"):
+            reasons = _path_reasons(item, fact or PathFact(False), chown)
+            if reasons and getattr(item, "notify", ()):
+                touched_units.update(item.notify)
+            changes.append(Change(item, "changed" if reasons else "unchanged", reasons, fact))
+        elif item.kind == "user":
+            changes.append(Change(item, "unchanged" if fact else "changed", [] if fact else ["new"]))
+        elif item.kind == "aptkey":
+            present = fact is not None and fact.exists
+            changes.append(Change(item, "unchanged" if present else "changed", [] if present else ["new"]))
+        elif item.kind == "packages":
+            missing = [n for n in item.names if n not in (fact or ())]
+            changes.append(Change(item, "changed" if missing else "unchanged",
+                                  ["missing " + " ".join(missing)] if missing else []))
+        elif item.kind == "service":
+            fact = fact or ServiceFact(loaded=False)
+            reasons = []
+            if item.enable and fact.enabled not in ("enabled", "static", "alias", "indirect", "generated"):
+                reasons.append("enable")
+            skipped_by_condition = fact.condition == "no"
+            if item.start and fact.active != "active" and not skipped_by_condition:
+                reasons.append("start")
+            elif item.unit in touched_units or _template_of(item.unit) in touched_units:
+                reasons.append("restart")
+            changes.append(Change(item, "changed" if reasons else "unchanged", reasons))
+        else:
+            raise TypeError(f"unknown item kind {item.kind}")
+    return changes
+
+
+def _template_of(unit):
+    if "@" in unit:
+        prefix, _, rest = unit.partition("@")
+        return f"{prefix}@{rest[rest.index('.'):] if '.' in rest else ''}"
+    return unit
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def summary(changes):
+    changed = sum(1 for c in changes if c.changed)
+    return {"changed": changed, "unchanged": len(changes) - changed}
+
+
+def unit_path(unit):
+    return str(paths.UNIT_DIR / unit)
+
+
+# ------------------------------------------------------------------ desired
+
+def desired(target):
+    """Every item this host should hold for `target`, in apply order.
+
+    Under --root (target.live False) there are no
+    users, packages or services: the staging tree gets the files only.
+    """
+    from . import firewall, mongod, packages, tuning
+
+    items = []
+    if target.live:
+        items.append(User("mongodb", "/var/lib/mongodb"))
+    if target.packages:
+        items += packages.items(target)
+    items.append(Dir(str(target.etc), 0o755))
+    items += target.secret_files
+    items += tuning.items(target)
+    items += firewall.items(target)
+    items += mongod.items(target)
+    if target.live:
+        items += tuning.services(target) + firewall.services(target) + mongod.services(target)
+    _check_unique(items)
+    return items
+
+
+def _check_unique(items):
+    seen = {}
+    for item in items:
+        if item.key in seen and seen[item.key] != item:
+            raise ValueError(f"two different desired states for {item.key}")
+        seen[item.key] = item

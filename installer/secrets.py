@@ -1,0 +1,189 @@
+"""The cluster's secrets: keyfile, user passwords, backup key, and the bundle that carries them.
+
+Secrets are generated here and only here. They never go to argv, the
+environment of a child process or a log; the files get root (or mongodb for
+the keyfile) and 0600/0400. The bundle lets `dbrs-install --bundle` on the
+other hosts get the very same keyfile without copying loose secrets around:
+spec + secrets sealed with AES-256-GCM under a key derived by scrypt from a
+passphrase.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets as _random
+from dataclasses import dataclass, field
+
+try:
+    import tomllib
+except ImportError:
+    import tomli as tomllib
+
+from .errors import InputError
+
+KEYFILE_BYTES = 756  # base64 -> 1008 characters, MongoDB's maximum is 1024
+USERS = ("admin", "backup", "restore", "monitor", "express")
+BUNDLE_MAGIC = b"DBRS-BUNDLE-1\n"
+_SALT = 16
+_NONCE = 12
+# scrypt cost: ~0.1 s and 32 MiB here; expensive enough to slow guessing.
+_SCRYPT = {"n": 2**15, "r": 8, "p": 1}
+
+
+@dataclass(frozen=True)
+class Secrets:
+    keyfile: bytes
+    passwords: dict
+    backup_key: bytes
+    express_user: str = "dbrs"
+    express_password: str = ""
+
+    def password(self, user):
+        try:
+            return self.passwords[user]
+        except KeyError:
+            raise InputError("secrets.toml", f"no password for user {user!r}", "restore the file from the bundle") from None
+
+
+def new_keyfile():
+    """756 random bytes, base64: 1008 characters of MongoDB's keyfile alphabet."""
+    return base64.b64encode(_random.token_bytes(KEYFILE_BYTES)) + b"\n"
+
+
+def new_password():
+    """32 URL-safe characters: no quoting trouble in URIs, TOML or config files."""
+    return _random.token_urlsafe(24)
+
+
+def new_backup_key():
+    """A raw AES-256 key, stored base64 so the file stays text."""
+    return base64.b64encode(_random.token_bytes(32)) + b"\n"
+
+
+def generate():
+    return Secrets(
+        keyfile=new_keyfile(),
+        passwords={u: new_password() for u in USERS},
+        backup_key=new_backup_key(),
+        express_user="dbrs",
+        express_password=new_password(),
+    )
+
+
+def secrets_toml(sec):
+    from .render import render
+
+    return render(
+        "dbrs/secrets.toml.j2",
+        passwords=sec.passwords,
+        express_user=sec.express_user,
+        express_password=sec.express_password,
+    )
+
+
+def parse_secrets_toml(data, keyfile, backup_key, where="secrets.toml"):
+    try:
+        raw = tomllib.loads(data.decode() if isinstance(data, bytes) else data)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InputError(where, f"not valid TOML: {e}", "restore it from the bundle with dbrs-install --bundle") from None
+    passwords = raw.get("passwords", {})
+    express = raw.get("mongo_express", {})
+    if not isinstance(passwords, dict) or not all(isinstance(v, str) for v in passwords.values()):
+        raise InputError(f"{where}: passwords", "is not a table of strings", "restore it from the bundle")
+    return Secrets(
+        keyfile=keyfile,
+        passwords=dict(passwords),
+        backup_key=backup_key,
+        express_user=express.get("basic_auth_user", "dbrs"),
+        express_password=express.get("basic_auth_password", ""),
+    )
+
+
+def check_keyfile(data, where="keyfile"):
+    """MongoDB accepts 6..1024 base64 characters (whitespace ignored)."""
+    text = b"".join(data.split())
+    if not 6 <= len(text) <= 1024:
+        raise InputError(where, f"{len(text)} characters", "a keyfile holds 6 to 1024 base64 characters")
+    try:
+        base64.b64decode(text, validate=True)
+    except ValueError:
+        raise InputError(where, "is not base64", "regenerate it with dbrs init --force") from None
+
+
+def backup_key_bytes(data):
+    key = base64.b64decode(data.strip())
+    if len(key) != 32:
+        raise InputError("backup.key", f"{len(key)} bytes", "an AES-256 key is 32 bytes; restore it from the bundle")
+    return key
+
+
+# ------------------------------------------------------------------ bundle
+
+def new_passphrase():
+    return _random.token_urlsafe(18)
+
+
+def _derive(passphrase, salt):
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    return Scrypt(salt=salt, length=32, **_SCRYPT).derive(passphrase.encode())
+
+
+def seal_bundle(spec_text, sec, passphrase):
+    """Spec + secrets in one file only the passphrase opens."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    payload = json.dumps(
+        {
+            "spec": spec_text.decode() if isinstance(spec_text, bytes) else spec_text,
+            "keyfile": sec.keyfile.decode(),
+            "secrets": secrets_toml(sec).decode(),
+            "backup_key": sec.backup_key.decode(),
+        }
+    ).encode()
+    salt = os.urandom(_SALT)
+    nonce = os.urandom(_NONCE)
+    sealed = AESGCM(_derive(passphrase, salt)).encrypt(nonce, payload, BUNDLE_MAGIC)
+    return BUNDLE_MAGIC + salt + nonce + sealed
+
+
+@dataclass(frozen=True)
+class Bundle:
+    spec_text: str
+    secrets: Secrets
+    files: dict = field(default_factory=dict)
+
+
+def open_bundle(data, passphrase, where="--bundle"):
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if not data.startswith(BUNDLE_MAGIC):
+        raise InputError(where, "is not a dbrs bundle", "pass the bundle.dbrs written by `dbrs init`")
+    body = data[len(BUNDLE_MAGIC):]
+    salt, nonce, sealed = body[:_SALT], body[_SALT:_SALT + _NONCE], body[_SALT + _NONCE:]
+    try:
+        payload = AESGCM(_derive(passphrase, salt)).decrypt(nonce, sealed, BUNDLE_MAGIC)
+    except InvalidTag:
+        raise InputError("--passphrase-file", "the bundle does not open with this passphrase (or it was altered)",
+                         "use the passphrase `dbrs init` printed") from None
+    raw = json.loads(payload)
+    keyfile = raw["keyfile"].encode()
+    backup_key = raw["backup_key"].encode()
+    sec = parse_secrets_toml(raw["secrets"], keyfile, backup_key, where="bundle: secrets.toml")
+    return Bundle(spec_text=raw["spec"], secrets=sec, files={"secrets": raw["secrets"].encode()})
+
+
+def read_passphrase(path):
+    if path is None:
+        raise InputError("--passphrase-file", "is required with --bundle", "pass the file holding the passphrase `dbrs init` printed")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read().strip()
+    except OSError as e:
+        raise InputError("--passphrase-file", f"{path}: {e.strerror}", "check the path") from None
+    if not text:
+        raise InputError("--passphrase-file", f"{path} is empty", "write the passphrase into it")
+    return text
