@@ -12,11 +12,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import shutil
 import subprocess
-import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from .errors import StepFailed
@@ -42,7 +38,8 @@ def write_file(root, path, content, mode, owner="root", group="root", chown=True
     """Atomically make `path` hold `content` with `mode` (and owner when chown)."""
     target = under(root, path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".dbrs-new", dir=target.parent)
+    tmp = target.parent / f".{target.name}.{os.urandom(4).hex()}.dbrs-new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.fchmod(fd, mode)
         if chown:
@@ -120,6 +117,9 @@ def _user_exists(name):
 
 
 def fetch_key(url, root, path):
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=30) as r:
             data = r.read()
@@ -179,7 +179,7 @@ def apply(changes, root=None, live=True, progress=None):
             raise
         except OSError as e:
             raise StepFailed(item.label(), e.strerror or str(e)) from None
-    if unit_files_changed and live and shutil.which("systemctl"):
+    if unit_files_changed and live:
         systemctl("daemon-reload")
     return changes
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import shutil
 import socket
 import stat
 import subprocess
@@ -18,6 +17,15 @@ from pathlib import Path
 
 from .plan import PathFact, ServiceFact
 from .target import OsRelease
+
+
+def which(program):
+    """shutil.which without importing shutil (and with it bz2/lzma) on the fast path."""
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(d, program)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
 
 
 def under(root, path):
@@ -70,7 +78,7 @@ def parse_dpkg_query(text):
 
 
 def installed_packages(names):
-    if not shutil.which("dpkg-query"):
+    if not which("dpkg-query"):
         return set()
     r = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *names],
                        capture_output=True, text=True)
@@ -115,7 +123,7 @@ def os_release(root=None):
 
 def in_container():
     """systemd-detect-virt --container; falls back to the markers systemd itself reads."""
-    if shutil.which("systemd-detect-virt"):
+    if which("systemd-detect-virt"):
         r = subprocess.run(["systemd-detect-virt", "--container", "--quiet"])
         return r.returncode == 0
     return Path("/run/systemd/container").exists() or Path("/.dockerenv").exists()

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""How long people wait: `dbrs --help`, a first converge into a staging root, a no-op re-run.
+
+Targets (issue 2): --help median <= 80 ms without pymongo, jinja2 or
+cryptography imported; converge of one member <= 0.5 s; no-op <= 0.3 s.
+Run from the repository with its venv:  .venv/bin/python benchmarks/cli_speed.py
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+HEAVY = ("pymongo", "jinja2", "cryptography")
+
+
+def timed(argv, runs):
+    samples = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples)
+
+
+def heavy_imports_of_help():
+    code = ("import sys\nfrom installer.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return [m for m in r.stdout.strip().splitlines()[-1].split(",") if m]
+
+
+def main():
+    runs = int(os.environ.get("RUNS", "15"))
+    result = {"help_median_ms": round(timed([str(BIN / "dbrs"), "--help"], runs) * 1000, 1),
+              "help_heavy_imports": heavy_imports_of_help()}
+    tmp = Path(tempfile.mkdtemp(prefix="dbrs-bench-"))
+    try:
+        subprocess.run([str(BIN / "dbrs"), "init", "--root", str(tmp / "seed"), "--primary", "10.0.0.11",
+                        "--secondary", "10.0.0.12", "--arbiter", "10.0.0.13", "--allow", "10.0.0.0/24"],
+                       check=True, capture_output=True)
+        converge, noop = [], []
+        for i in range(runs):
+            root = tmp / f"r{i}"
+            shutil.copytree(tmp / "seed", root, symlinks=True)
+            argv = [str(BIN / "dbrs-install"), "--root", str(root), "--role", "primary"]
+            t = time.perf_counter()
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+            converge.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+            noop.append(time.perf_counter() - t)
+            assert out.splitlines()[-1].startswith("0 changed"), out
+        result["converge_median_s"] = round(statistics.median(converge), 3)
+        result["noop_median_s"] = round(statistics.median(noop), 3)
+    finally:
+        shutil.rmtree(tmp)
+    result["targets"] = {"help_median_ms": 80, "converge_median_s": 0.5, "noop_median_s": 0.3}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The nftables ruleset: syntax checked by nft itself, and what it lets through."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from installer import firewall, spec as specmod
+from installer.errors import DbrsError
+
+from ..conftest import PSA, ROOT_ONLY
+
+SPEC = specmod.loads(PSA.replace('["10.0.0.0/24"]', '["192.168.7.0/24", "2001:db8::/48"]'))
+
+
+def render(addresses=None, members=None):
+    addresses = addresses or {m.host: (m.host,) for m in SPEC.members}
+    return firewall.ruleset(SPEC, members or SPEC.members[:1], addresses).decode()
+
+
+def test_members_and_allow_networks_accepted():
+    text = render()
+    assert "elements = { 10.0.0.11, 10.0.0.12, 10.0.0.13 }" in text
+    assert "elements = { 192.168.7.0/24 }" in text
+    assert "elements = { 2001:db8::/48 }" in text
+    assert "tcp dport { 27017 } jump mongod" in text
+    assert text.rstrip().endswith('counter drop comment "mongod ports: not a member, not in allow"\n\t}\n}')
+
+
+def test_resolved_hostnames_used():
+    addresses = {"10.0.0.11": ("10.0.0.11",), "10.0.0.12": ("10.0.0.12", "fd00::12"), "10.0.0.13": ("10.0.0.13",)}
+    assert "ip6 saddr @members6 accept" in render(addresses)
+
+
+def test_unresolvable_member_is_an_error():
+    spec = specmod.loads(PSA.replace('host = "10.0.0.12"', 'host = "db2.invalid"'))
+    with pytest.raises(DbrsError, match="db2.invalid"):
+        firewall.ruleset(spec, spec.members[:1], {})
+
+
+@ROOT_ONLY
+@pytest.mark.skipif(shutil.which("nft") is None, reason="nft not installed")
+@pytest.mark.parametrize("addresses", [None, {"10.0.0.11": ("10.0.0.11",), "10.0.0.12": ("fd00::12",),
+                                              "10.0.0.13": ("10.0.0.13",)}])
+def test_nft_accepts_ruleset(tmp_path, addresses):
+    path = tmp_path / "firewall.nft"
+    path.write_text(render(addresses))
+    r = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@ROOT_ONLY
+@pytest.mark.skipif(shutil.which("nft") is None or shutil.which("ip") is None, reason="nft/ip not installed")
+def test_ruleset_loads_and_reloads_in_a_namespace(tmp_path):
+    """Loading twice replaces the table whole (the reload path) and touches no other table."""
+    ns = f"dbrs-fw-{tmp_path.name[-8:]}"
+    path = tmp_path / "firewall.nft"
+    path.write_text(render())
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        def nft(*args):
+            return subprocess.run(["ip", "netns", "exec", ns, "nft", *args], capture_output=True, text=True, check=True)
+
+        nft("add", "table", "inet", "other")
+        nft("-f", str(path))
+        nft("-f", str(path))
+        tables = nft("list", "tables").stdout
+        assert "table inet dbrs" in tables and "table inet other" in tables
+        assert nft("list", "table", "inet", "dbrs").stdout.count("chain mongod") == 1
+    finally:
+        subprocess.run(["ip", "netns", "del", ns])

@@ -1,0 +1,119 @@
+"""dbrs-install into a staging root: writes the member's files, then converges to a no-op."""
+
+import json
+import stat
+from pathlib import Path
+
+from ..conftest import PSA, snapshot, write_cluster
+
+
+def test_second_run_changes_nothing(psa_root, run_install):
+    first = run_install("--root", str(psa_root), "--role", "primary")
+    assert first.exit_code == 0, first.output
+    assert "0 changed" not in first.output
+    before = snapshot(psa_root)
+    second = run_install("--root", str(psa_root), "--role", "primary")
+    assert second.exit_code == 0, second.output
+    assert second.output.rstrip().endswith("0 changed, 17 unchanged")
+    assert snapshot(psa_root) == before, "content, modes and mtimes must not move"
+
+
+def test_dry_run_writes_nothing_and_shows_diffs(psa_root, run_install):
+    before = snapshot(psa_root)
+    result = run_install("--root", str(psa_root), "--role", "secondary", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert snapshot(psa_root) == before
+    assert "+++ /etc/dbrs/mongod2/mongod.conf" in result.output
+    assert "+  bindIp: 127.0.0.1,10.0.0.12" in result.output
+    assert "would change file /etc/dbrs/mongod2/mongod.conf (new)" in result.output
+
+
+def test_dry_run_never_prints_secrets(staging, run_install):
+    """With no spec, the default cluster's secrets are planned but only their size is shown."""
+    result = run_install("--root", str(staging), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "(secret," in result.output
+    assert "[passwords]" not in result.output
+    assert not any(staging.iterdir())
+
+
+def test_changed_spec_rewrites_only_what_depends_on_it(psa_root, run_install):
+    run_install("--root", str(psa_root), "--role", "primary")
+    spec = psa_root / "etc/dbrs/cluster.toml"
+    spec.write_text(PSA.replace('["10.0.0.0/24"]', '["10.0.0.0/24", "192.168.5.0/24"]'))
+    result = run_install("--root", str(psa_root), "--role", "primary")
+    changed = [line for line in result.output.splitlines() if line.startswith("changed")]
+    assert changed == ["changed   file /etc/dbrs/firewall.nft (content)"]
+
+
+def test_mode_drift_is_repaired(psa_root, run_install):
+    run_install("--root", str(psa_root), "--role", "primary")
+    conf = psa_root / "etc/dbrs/mongod1/mongod.conf"
+    conf.chmod(0o666)
+    result = run_install("--root", str(psa_root), "--role", "primary")
+    assert "changed   file /etc/dbrs/mongod1/mongod.conf (mode 0666->0644)" in result.output
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o644
+
+
+def test_json_output(psa_root, run_install):
+    result = run_install("--root", str(psa_root), "--role", "arbiter", "--json")
+    data = json.loads(result.output)
+    assert data["members"] == ["mongod3"]
+    assert data["summary"]["changed"] == sum(1 for i in data["items"] if i["status"] == "changed") > 0
+
+
+def test_no_spec_installs_the_single_host_default(staging, run_install):
+    result = run_install("--root", str(staging))
+    assert result.exit_code == 0, result.output
+    etc = staging / "etc/dbrs"
+    assert {p.name for p in etc.iterdir() if p.is_dir()} == {"mongod1", "mongod2", "mongod3"}
+    assert stat.S_IMODE((etc / "keyfile").stat().st_mode) == 0o400
+    assert stat.S_IMODE((etc / "secrets.toml").stat().st_mode) == 0o600
+    again = run_install("--root", str(staging))
+    assert again.output.splitlines()[-1].startswith("0 changed, ")
+
+
+def test_members_sharing_a_host_share_the_firewall(staging, run_install):
+    """Installing one member of a host must keep the other members' ports guarded."""
+    run_install("--root", str(staging))
+    nft = (staging / "etc/dbrs/firewall.nft").read_text()
+    before = nft
+    run_install("--root", str(staging), "--member", "mongod2")
+    assert (staging / "etc/dbrs/firewall.nft").read_text() == before
+    assert "27017, 27018, 27019" in nft
+
+
+def test_bundle_installs_same_secrets_on_another_host(tmp_path, run_dbrs, run_install):
+    first, second = tmp_path / "a", tmp_path / "b"
+    pp = tmp_path / "pass"
+    pp.write_text("correct horse battery staple\n")
+    r = run_dbrs("init", "--root", str(first), "--primary", "10.0.0.11", "--secondary", "10.0.0.12",
+                 "--arbiter", "10.0.0.13", "--passphrase-file", str(pp))
+    assert r.exit_code == 0, r.output
+    bundle = first / "etc/dbrs/bundle.dbrs"
+    r = run_install("--root", str(second), "--role", "secondary", "--bundle", str(bundle), "--passphrase-file", str(pp))
+    assert r.exit_code == 0, r.output
+    for name in ("keyfile", "secrets.toml", "backup.key", "cluster.toml"):
+        assert (second / "etc/dbrs" / name).read_bytes() == (first / "etc/dbrs" / name).read_bytes()
+    assert "bindIp: 127.0.0.1,10.0.0.12" in (second / "etc/dbrs/mongod2/mongod.conf").read_text()
+
+
+def test_wrong_passphrase_exits_2_and_writes_nothing(tmp_path, run_dbrs, run_install):
+    pp, bad = tmp_path / "pass", tmp_path / "bad"
+    pp.write_text("right")
+    bad.write_text("wrong")
+    run_dbrs("init", "--root", str(tmp_path / "a"), "--passphrase-file", str(pp))
+    target = tmp_path / "b"
+    target.mkdir()
+    r = run_install("--root", str(target), "--bundle", str(tmp_path / "a/etc/dbrs/bundle.dbrs"),
+                    "--passphrase-file", str(bad))
+    assert r.exit_code == 2
+    assert "--passphrase-file" in r.output
+    assert not any(target.iterdir())
+
+
+def test_init_generates_passphrase_once(staging, run_dbrs):
+    r = run_dbrs("init", "--root", str(staging))
+    assert r.exit_code == 0
+    assert "bundle passphrase" in r.stderr
+    assert Path(staging / "etc/dbrs/bundle.dbrs").stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,55 @@
+"""The pure comparison of desired items with host facts."""
+
+from installer.plan import Change, Dir, File, Link, Packages, PathFact, Service, ServiceFact, compare, summary
+
+
+def f(content=b"x", mode=0o644, owner="root"):
+    return PathFact(True, "file", content, mode, owner, "root")
+
+
+def test_file_states():
+    item = File("/etc/a", b"x")
+    assert compare([item], {})[0].reasons == ["new"]
+    assert compare([item], {item.key: f()})[0].status == "unchanged"
+    assert compare([item], {item.key: f(b"y")})[0].reasons == ["content"]
+    assert compare([item], {item.key: f(mode=0o600)})[0].reasons == ["mode 0600->0644"]
+    assert compare([item], {item.key: f(owner="bob")})[0].reasons == ["owner bob:root->root:root"]
+    assert compare([item], {item.key: f(owner="bob")}, chown=False)[0].status == "unchanged"
+    assert compare([item], {item.key: PathFact(True, "dir", mode=0o755)})[0].reasons == ["not a regular file"]
+
+
+def test_link_and_dir():
+    link = Link("/etc/systemd/system/mongod.service", "/dev/null")
+    assert compare([link], {link.key: PathFact(True, "link", target="/dev/null")})[0].status == "unchanged"
+    assert compare([link], {link.key: PathFact(True, "file")})[0].reasons == ["target"]
+    d = Dir("/var/lib/dbrs/m1", 0o700, "mongodb", "mongodb")
+    assert compare([d], {d.key: PathFact(True, "dir", mode=0o700, owner="mongodb", group="mongodb")})[0].status == "unchanged"
+
+
+def test_service_started_enabled_restarted():
+    svc = Service("dbrs-mongod@m1.service")
+    running = ServiceFact("enabled", "active")
+    assert compare([svc], {svc.key: running})[0].status == "unchanged"
+    assert compare([svc], {svc.key: ServiceFact("disabled", "inactive")})[0].reasons == ["enable", "start"]
+    conf = File("/etc/dbrs/m1/mongod.conf", b"new", notify=("dbrs-mongod@m1.service",))
+    changes = compare([conf, svc], {conf.key: f(b"old"), svc.key: running})
+    assert changes[1].reasons == ["restart"]
+    template = File("/etc/systemd/system/dbrs-mongod@.service", b"new", notify=("dbrs-mongod@.service",))
+    assert compare([template, svc], {template.key: f(b"old"), svc.key: running})[1].reasons == ["restart"]
+
+
+def test_unit_skipped_by_its_condition_is_satisfied():
+    """dbrs-tuning skips itself in containers; that must not count as a change every run."""
+    svc = Service("dbrs-tuning.service")
+    assert compare([svc], {svc.key: ServiceFact("enabled", "inactive", "no")})[0].status == "unchanged"
+
+
+def test_packages_missing():
+    item = Packages(("a", "b"))
+    assert compare([item], {item.key: {"a"}})[0].reasons == ["missing b"]
+    assert compare([item], {item.key: {"a", "b"}})[0].status == "unchanged"
+
+
+def test_summary_counts():
+    changes = [Change(File("/a", b""), "changed"), Change(File("/b", b""), "unchanged")]
+    assert summary(changes) == {"changed": 1, "unchanged": 1}
