@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 from .errors import StepFailed
-from .facts import under
+from .facts import under, user_exists
 
 
 def _ids(owner, group):
@@ -26,7 +26,7 @@ def _ids(owner, group):
         raise StepFailed(f"chown {owner}:{group}", f"no such user or group ({e.args[0]})") from None
 
 
-def _fsync_dir(path):
+def fsync_dir(path):
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -60,7 +60,7 @@ def write_file(root, path, content, mode, owner="root", group="root", chown=True
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def set_attrs(root, path, mode, owner, group, chown):
@@ -86,7 +86,7 @@ def make_link(root, path, target):
         tmp.unlink()
     os.symlink(target, tmp)
     os.replace(tmp, p)
-    _fsync_dir(p.parent)
+    fsync_dir(p.parent)
 
 
 def run(argv, step, **kw):
@@ -102,18 +102,10 @@ def run(argv, step, **kw):
 
 
 def create_user(name, home):
-    if _user_exists(name):
+    if user_exists(name):
         return
     run(["adduser", "--system", "--group", "--home", home, "--no-create-home",
          "--shell", "/usr/sbin/nologin", "--quiet", name], f"user {name}")
-
-
-def _user_exists(name):
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
 
 
 def fetch_key(url, root, path):

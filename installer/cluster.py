@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from . import paths, secrets
 from . import spec as specmod
 from .errors import InputError
-from .facts import under
+from .facts import under, user_exists
 from .plan import File
 from .render import render
 
@@ -174,19 +174,9 @@ def init(root, spec, force=False, passphrase=None, live=True):
     files = ClusterFiles(spec, text, sec, "init")
     chown = live and os.geteuid() == 0
     written = []
-    items = list(secret_items(etc, files, live=chown and _user_exists("mongodb")))
+    items = list(secret_items(etc, files, live=chown and user_exists("mongodb")))
     items.append(File(str(etc / "bundle.dbrs"), secrets.seal_bundle(text, sec, passphrase), 0o600, secret=True))
     for item in items:
         write_file(root, item.path, item.content, item.mode, item.owner, item.group, chown)
         written.append(item.path)
     return written, passphrase, generated
-
-
-def _user_exists(name):
-    import pwd
-
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
