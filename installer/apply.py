@@ -140,6 +140,17 @@ def install_packages(item):
     run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *item.names], item.label(), env=env)
 
 
+def npm_install(item, root=None):
+    """npm install of one exact version; argv from mongo_express.npm_argv, never a shell."""
+    from .mongo_express import npm_argv
+
+    try:
+        run(npm_argv(item.name, item.version, str(under(root, item.prefix))), item.label())
+    except StepFailed as e:
+        raise StepFailed(item.label(), f"{e.detail}; is the npm registry reachable from this host? "
+                         "(or set mongo_express.enabled = false)") from None
+
+
 def systemctl(*args):
     return run(["systemctl", *args], "systemctl " + " ".join(args))
 
@@ -184,6 +195,8 @@ def _one(item, change, root, live):
         fetch_key(item.url, root, item.path)
     elif kind == "packages":
         install_packages(item)
+    elif kind == "npm":
+        npm_install(item, root)
     elif kind == "dir":
         make_dir(root, item.path, item.mode, item.owner, item.group, live)
     elif kind == "link":

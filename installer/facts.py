@@ -85,6 +85,25 @@ def installed_packages(names):
     return parse_dpkg_query(r.stdout)
 
 
+def parse_npm_package_json(text):
+    """The "version" of an installed npm package's package.json, or "" when unreadable."""
+    import json
+
+    try:
+        version = json.loads(text).get("version", "")
+    except (ValueError, AttributeError):
+        return ""
+    return version if isinstance(version, str) else ""
+
+
+def npm_version(root, prefix, name):
+    """Version of `name` installed by `npm install --prefix PREFIX`, "" when absent."""
+    try:
+        return parse_npm_package_json(under(root, f"{prefix}/node_modules/{name}/package.json").read_text())
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def parse_systemctl_show(text):
     """ServiceFact from `systemctl show -p UnitFileState,ActiveState,ConditionResult,LoadState`."""
     values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
@@ -180,4 +199,6 @@ def gather(items, root, live):
             facts[item.key] = installed_packages(item.names) if live else set(item.names)
         elif kind == "service":
             facts[item.key] = service(item.unit) if live else ServiceFact("enabled", "active")
+        elif kind == "npm":
+            facts[item.key] = npm_version(root, item.prefix, item.name)
     return facts

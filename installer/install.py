@@ -124,7 +124,7 @@ def build_target(opts, files):
     )
     from dataclasses import replace
 
-    return replace(target, secret_files=cluster.secret_items(paths.ETC, files, live))
+    return replace(target, secret_files=cluster.secret_items(paths.ETC, files, live), secrets=files.secrets)
 
 
 def run(opts, bootstrap=None, progress=None):

@@ -70,6 +70,24 @@ class Packages:
 
 
 @dataclass(frozen=True)
+class NpmPackage:
+    """One npm package at an exact version under `prefix` (npm install --prefix); its fact is the installed version."""
+
+    name: str
+    version: str
+    prefix: str
+
+    kind = "npm"
+
+    @property
+    def key(self):
+        return f"npm:{self.prefix}:{self.name}"
+
+    def label(self):
+        return f"npm {self.name}@{self.version} in {self.prefix}"
+
+
+@dataclass(frozen=True)
 class Dir:
     path: str
     mode: int = 0o755
@@ -229,6 +247,9 @@ def compare(items, facts, *, chown=True):
             missing = [n for n in item.names if n not in (fact or ())]
             changes.append(Change(item, "changed" if missing else "unchanged",
                                   ["missing " + " ".join(missing)] if missing else []))
+        elif item.kind == "npm":
+            reasons = [] if fact == item.version else ["new" if not fact else f"version {fact}->{item.version}"]
+            changes.append(Change(item, "changed" if reasons else "unchanged", reasons))
         elif item.kind == "service":
             fact = fact or ServiceFact(loaded=False)
             reasons = []
@@ -273,7 +294,7 @@ def desired(target):
     Under --root (target.live False) there are no
     users, packages or services: the staging tree gets the files only.
     """
-    from . import firewall, mongod, packages, tuning
+    from . import firewall, mongo_express, mongod, packages, tuning
 
     items = []
     if target.live:
@@ -287,6 +308,7 @@ def desired(target):
     items += mongod.items(target)
     if target.live:
         items += tuning.services(target) + firewall.services(target) + mongod.services(target)
+    items += mongo_express.items(target) + (mongo_express.services(target) if target.live else [])
     _check_unique(items)
     return items
 

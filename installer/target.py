@@ -37,6 +37,7 @@ class Target:
     start: bool = True
     live: bool = True                   # the real host: users, packages, systemctl, chown (not --root)
     secret_files: tuple = ()            # File items for spec/keyfile/secrets/backup key
+    secrets: Optional[object] = None    # secrets.Secrets, for files that embed a password (mongo-express env)
 
     @property
     def etc(self):
