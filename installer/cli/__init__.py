@@ -13,6 +13,12 @@ from .. import __version__
 # name -> (module under installer.cli, attribute, one-line help for `dbrs --help`)
 COMMANDS = {
     "init": ("init", "init", "Write a new cluster spec, keyfile, secrets and bundle."),
+    "bootstrap": ("cluster", "bootstrap", "Initiate the replica set, create users, set the write concern."),
+    "status": ("cluster", "status", "Show the replica set's health and what needs doing."),
+    "uri": ("cluster", "uri", "Print the connection strings (no password)."),
+    "degrade": ("cluster", "degrade", "Take a down secondary's vote away so majority writes succeed."),
+    "recover": ("cluster", "recover", "Give a degraded member its vote and priority back."),
+    "stepdown": ("cluster", "stepdown", "Step the primary down and time the failover."),
 }
 
 

@@ -84,5 +84,19 @@ def _print(result, dry_run):
 
 
 def _bootstrap():
-    """The replica-set bootstrap that runs on the primary host after apply."""
-    return None
+    """The replica-set bootstrap that runs on the primary host after apply, as (step, status, detail)."""
+
+    def run(target):
+        from .. import cluster, replset
+
+        result = replset.bootstrap(target.spec, cluster.read_secrets(target.spec_path), progress=_progress_text())
+        detail = "; ".join(f"{step} {detail}" for step, status, detail in result.steps if status == "changed")
+        return ("replica set", "changed" if result.changed else "unchanged",
+                (detail + "; " if detail else "") + result.uri)
+
+    def _progress_text():
+        if sys.stderr.isatty():
+            return lambda text: click.echo(f"  ... {text}", err=True)
+        return None
+
+    return run

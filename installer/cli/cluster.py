@@ -1,0 +1,133 @@
+"""`dbrs bootstrap|status|uri|degrade|recover|stepdown`: the replica set from any member host.
+
+pymongo and the spec loader are imported inside the commands so that
+`dbrs --help` stays light.
+"""
+
+import sys
+
+import click
+
+from .common import config_option, emit_json, handle_errors
+
+
+def _load(config):
+    from .. import cluster, spec
+
+    return spec.load(config), cluster.read_secrets(config)
+
+
+def _progress():
+    """Progress lines on a TTY only; logs and JSON consumers get the result alone."""
+    if sys.stderr.isatty():
+        return lambda text: click.echo(f"  ... {text}", err=True)
+    return None
+
+
+def wait_option(default):
+    return click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=default, show_default=True,
+                        metavar="SECONDS", help="How long to wait before giving up.")
+
+
+def print_bootstrap(result):
+    for step, status, detail in result.steps:
+        click.echo(f"{status:9} {step}" + (f": {detail}" if detail else ""))
+    for note in result.notes:
+        click.echo(f"note {note}")
+    click.echo(f"connect:      {result.uri}")
+    click.echo(f"read scaling: {result.read_uri}")
+
+
+@click.command("bootstrap")
+@config_option
+@wait_option(600)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handle_errors
+def bootstrap(config, wait_s, as_json):
+    """Initiate the set, create the users and set the default write concern (on the primary's host)."""
+    from .. import replset
+
+    spec, secrets = _load(config)
+    result = replset.bootstrap(spec, secrets, wait_s=wait_s, progress=None if as_json else _progress())
+    if as_json:
+        emit_json({"steps": [{"step": s, "status": st, "detail": d} for s, st, d in result.steps],
+                   "uri": result.uri, "read_uri": result.read_uri, "notes": result.notes})
+    else:
+        print_bootstrap(result)
+
+
+@click.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option("--check", is_flag=True, help="Exit 1 when anything is unhealthy (for monitoring).")
+@handle_errors
+def status(config, as_json, check):
+    """Members, lag, commit point, oplog window, write concern and what needs doing."""
+    from .. import replset
+
+    spec, secrets = _load(config)
+    st = replset.read_status(spec, secrets)
+    if as_json:
+        emit_json(st.to_json())
+    else:
+        click.echo(replset.render_status(st))
+    if check and not st.ok:
+        sys.exit(1)
+
+
+@click.command("uri")
+@config_option
+@click.option("--user", metavar="NAME", help="Put this user in the string (the password stays in secrets.toml).")
+@handle_errors
+def uri(config, user):
+    """Print the connection string and its read-scaling variant."""
+    from .. import replset, spec as specmod
+    from ..errors import InputError
+
+    spec = specmod.load(config)
+    if user is not None and not user:
+        raise InputError("--user", "is empty", "name a user, e.g. --user admin")
+    plain, read = replset.connection_strings(spec, user)
+    click.echo(plain)
+    click.echo(read)
+
+
+@click.command("degrade")
+@click.argument("member")
+@config_option
+@wait_option(60)
+@handle_errors
+def degrade(member, config, wait_s):
+    """Take a down secondary's vote away (votes 0, priority 0) so majority writes succeed again."""
+    from .. import replset
+
+    spec, secrets = _load(config)
+    click.echo(replset.degrade(spec, secrets, member, wait_s=wait_s))
+
+
+@click.command("recover")
+@click.argument("member")
+@config_option
+@wait_option(600)
+@handle_errors
+def recover(member, config, wait_s):
+    """Give a degraded member its vote back, then (once caught up) its priority."""
+    from .. import replset
+
+    spec, secrets = _load(config)
+    click.echo(replset.recover(spec, secrets, member, wait_s=wait_s, progress=_progress()))
+
+
+@click.command("stepdown")
+@click.option("--secs", type=click.IntRange(min=1), default=60, show_default=True,
+              help="How long the old primary may not stand for election.")
+@config_option
+@wait_option(60)
+@handle_errors
+def stepdown(secs, config, wait_s):
+    """Step the primary down for maintenance and time the failover."""
+    from .. import replset
+
+    spec, secrets = _load(config)
+    r = replset.stepdown(spec, secrets, secs=secs, wait_s=wait_s)
+    click.echo(f"{r.old} stepped down; {r.new} is PRIMARY; the set had no primary for {r.no_primary_s:.1f} s")

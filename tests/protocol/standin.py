@@ -1,0 +1,485 @@
+"""A stand-in replica set for the protocol tier: one MockupDB server per member, sharing one set state.
+
+It answers what dbrs sends the way MongoDB's documentation says, and is
+strict where a lenient fake would hide a bug: commands need an
+authenticated user with a role that grants them, except for the localhost
+exception (no users and no roles yet: createUser/createRole,
+replSetInitiate, replSetGetStatus, replSetReconfig); writes need the
+PRIMARY; replSetInitiate runs a quorum check; replSetReconfig wants
+version+1, at most one voting change and priority 0 for non-voters;
+unknown commands fail with CommandNotFound. Real MongoDB behaviour beyond
+this is for the Vagrant tier (tests/infra/test_replset_real.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from bson import Binary, Int64, ObjectId, Timestamp
+from mockupdb import MockupDB
+
+from . import scram
+
+WIRE = {"minWireVersion": 0, "maxWireVersion": 25}
+ELECTION_S = 0.3
+NO_AUTH = {"hello", "ismaster", "saslstart", "saslcontinue", "endsessions", "ping", "buildinfo"}
+LOCALHOST_EXCEPTION = {"createuser", "createrole", "replsetinitiate", "replsetgetstatus", "replsetreconfig"}
+BUILTIN_ROLES = {"root", "backup", "restore", "clusterMonitor", "read", "readWriteAnyDatabase", "readAnyDatabase"}
+ROLE_COMMANDS = {
+    "clusterMonitor": {"replsetgetstatus", "replsetgetconfig", "getdefaultrwconcern", "serverstatus", "find:local.oplog.rs"},
+    "backup": {"find:local.oplog.rs"},
+    "read@local": {"find:local.oplog.rs"},
+}
+WRITES = {"createuser", "createrole", "setdefaultrwconcern", "replsetreconfig", "replsetstepdown"}
+
+
+def now():
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
+
+
+@dataclass
+class Sent:
+    member: str
+    name: str
+    doc: dict
+    user: str | None
+
+
+TRANSPORT_FIELDS = {"$db", "lsid", "$clusterTime", "$readPreference", "txnNumber", "apiVersion", "$client"}
+
+
+def command_doc(doc):
+    """What the tool sent, without the fields the driver adds to every command."""
+    return {k: v for k, v in doc.items() if k not in TRANSPORT_FIELDS}
+
+
+class StandInSet:
+    """Members by name -> StandInMember; `log` holds every command the tool sent (no hellos, no SASL)."""
+
+    def __init__(self, roles, name="dbrs"):
+        self.name = name
+        self.lock = threading.RLock()
+        self.members = {}
+        for member_name, role in roles:
+            self.members[member_name] = StandInMember(self, member_name, role)
+        self.config = None
+        self.users = {}
+        self.custom_roles = {}
+        self.rw = None
+        self.primary = None
+        self.elect_at = None
+        self.electable_after = {}     # member -> monotonic time it may stand again (stepdown)
+        self.keyfile_mismatch = set()  # members whose keyfile differs: heartbeats fail with auth errors
+        self.lag = {}                  # member -> seconds behind the primary
+        self.commit_lag = 0
+        self.started = now() - dt.timedelta(hours=50)
+        self.log = []
+
+    # -------------------------------------------------------------- test helpers
+    def start(self):
+        for m in self.members.values():
+            m.start()
+        return self
+
+    def stop(self):
+        threads = [threading.Thread(target=m.stop) for m in self.members.values()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def member(self, name):
+        return self.members[name]
+
+    def sent(self, *names):
+        wanted = {n.lower() for n in names}
+        return [s for s in self.log if not wanted or s.name.lower() in wanted]
+
+    def initiated(self, primary="mongod1"):
+        """Put the set in the state a finished bootstrap leaves (users, role, concern), without logging it."""
+        self.config = self._config_from(self._default_config())
+        for user, roles, pw in INITIAL_USERS:
+            self.users[user] = {"roles": roles, "creds": scram.credentials(pw, iterations=4096)}
+        self.custom_roles["dbrsOplogReplay"] = {}
+        self.rw = {"w": "majority", "wtimeout": 10000}
+        self.primary = primary
+        return self
+
+    def _default_config(self):
+        out = []
+        for i, m in enumerate(self.members.values()):
+            doc = {"_id": i, "host": m.address, "priority": {"primary": 2, "secondary": 1, "arbiter": 0}[m.role]}
+            if m.role == "arbiter":
+                doc["arbiterOnly"] = True
+            out.append(doc)
+        return {"_id": self.name, "members": out}
+
+    def _config_from(self, cfg):
+        full = {"_id": cfg["_id"], "version": 1, "term": 1, "protocolVersion": Int64(1),
+                "writeConcernMajorityJournalDefault": True, "members": [],
+                "settings": {"chainingAllowed": True, "heartbeatIntervalMillis": 2000,
+                             "heartbeatTimeoutSecs": 10, "electionTimeoutMillis": 10000,
+                             "catchUpTimeoutMillis": -1, "catchUpTakeoverDelayMillis": 30000,
+                             "replicaSetId": ObjectId()}}
+        for m in cfg["members"]:
+            full["members"].append({"_id": m["_id"], "host": m["host"], "arbiterOnly": bool(m.get("arbiterOnly")),
+                                    "buildIndexes": True, "hidden": False, "priority": m.get("priority", 1),
+                                    "tags": {}, "secondaryDelaySecs": Int64(0), "votes": m.get("votes", 1)})
+        return full
+
+    def by_address(self, address):
+        return next((m for m in self.members.values() if m.address == address), None)
+
+    def cfg_member(self, name):
+        return next(c for c in self.config["members"] if c["host"] == self.members[name].address)
+
+    # -------------------------------------------------------------- elections
+    def current_primary(self):
+        with self.lock:
+            if self.primary is None and self.elect_at and time.monotonic() >= self.elect_at:
+                self.elect_at = None
+                self.primary = self._electable()
+            return self.primary
+
+    def _electable(self):
+        best = None
+        for m in self.members.values():
+            c = self.cfg_member(m.name)
+            if not m.up or c["arbiterOnly"] or c["priority"] <= 0 or not c["votes"]:
+                continue
+            if time.monotonic() < self.electable_after.get(m.name, 0):
+                continue
+            if best is None or c["priority"] > self.cfg_member(best)["priority"]:
+                best = m.name
+        return best
+
+    def healthy_from_primary(self, name):
+        m = self.members[name]
+        return m.up and name not in self.keyfile_mismatch
+
+    # -------------------------------------------------------------- replies
+    def status_doc(self, me):
+        """replSetGetStatus as documented (members[n].health/state/optimeDate/lastHeartbeat...)."""
+        t = now()
+        primary = self.current_primary()
+        applied = t - dt.timedelta(seconds=1)
+        committed = applied - dt.timedelta(seconds=self.commit_lag)
+        members = []
+        for m in self.members.values():
+            c = self.cfg_member(m.name)
+            is_self = m.name == me
+            healthy = is_self or self.healthy_from_primary(m.name)
+            doc = {"_id": c["_id"], "name": m.address, "health": 1.0 if healthy else 0.0}
+            if not healthy:
+                doc.update(state=8, stateStr="(not reachable/healthy)", uptime=0,
+                           optime={"ts": Timestamp(0, 0), "t": Int64(-1)}, optimeDate=dt.datetime(1970, 1, 1),
+                           lastHeartbeat=t - dt.timedelta(minutes=5), lastHeartbeatRecv=t - dt.timedelta(minutes=5),
+                           pingMs=Int64(0), authenticated=False, configVersion=-1, configTerm=-1,
+                           lastHeartbeatMessage=("Authentication failed." if m.name in self.keyfile_mismatch else
+                                                 f"Error connecting to {m.address} :: caused by :: Connection refused"))
+                members.append(doc)
+                continue
+            state = 1 if m.name == primary else 7 if m.role == "arbiter" else 2
+            doc.update(state=state, stateStr={1: "PRIMARY", 2: "SECONDARY", 7: "ARBITER"}[state], uptime=180000,
+                       configVersion=self.config["version"], configTerm=1)
+            if state != 7:
+                at = applied - dt.timedelta(seconds=self.lag.get(m.name, 0))
+                doc.update(optime={"ts": Timestamp(int(at.replace(tzinfo=dt.timezone.utc).timestamp()), 1), "t": Int64(1)},
+                           optimeDate=at, lastAppliedWallTime=at, lastDurableWallTime=at)
+            if is_self:
+                doc["self"] = True
+            else:
+                doc.update(lastHeartbeat=t - dt.timedelta(seconds=1), lastHeartbeatRecv=t - dt.timedelta(seconds=1),
+                           pingMs=Int64(0), lastHeartbeatMessage="", syncSourceHost="", syncSourceId=-1,
+                           infoMessage="")
+            members.append(doc)
+        voting = [c for c in self.config["members"] if c["votes"]]
+        data_voting = [c for c in voting if not c["arbiterOnly"]]
+        return {
+            "set": self.name, "date": t, "myState": 1 if me == primary else 2, "term": Int64(1),
+            "syncSourceHost": "", "syncSourceId": -1, "heartbeatIntervalMillis": Int64(2000),
+            "majorityVoteCount": len(voting) // 2 + 1, "writeMajorityCount": min(len(voting) // 2 + 1, len(data_voting)),
+            "votingMembersCount": len(voting), "writableVotingMembersCount": len(data_voting),
+            "optimes": {"lastCommittedOpTime": {"ts": Timestamp(int(committed.replace(tzinfo=dt.timezone.utc).timestamp()), 1), "t": Int64(1)},
+                        "lastCommittedWallTime": committed, "appliedOpTime": {"ts": Timestamp(0, 1), "t": Int64(1)},
+                        "lastAppliedWallTime": applied, "lastDurableWallTime": applied},
+            "members": members, "ok": 1.0,
+        }
+
+
+INITIAL_USERS = [
+    ("admin", [{"role": "root", "db": "admin"}], "admin-pw-0000000000000000000000"),
+    ("monitor", [{"role": "clusterMonitor", "db": "admin"}], "monitor-pw-00000000000000000000"),
+    ("backup", [{"role": "backup", "db": "admin"}, {"role": "clusterMonitor", "db": "admin"},
+                {"role": "read", "db": "local"}], "backup-pw-000000000000000000000"),
+    ("restore", [{"role": "restore", "db": "admin"}, {"role": "dbrsOplogReplay", "db": "admin"}],
+     "restore-pw-00000000000000000000"),
+]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class StandInMember:
+    def __init__(self, rs, name, role):
+        self.rs, self.name, self.role = rs, name, role
+        self.server = None
+        self.port = free_port()
+        self.up = False
+        self.auth = {}     # client port -> user
+        self.sasl = {}     # client port -> Conversation
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        self.server = MockupDB(port=self.port)
+        self.server.autoresponds(self.handle)
+        self.server.run()
+        self.up = True
+
+    def stop(self):
+        if self.server and self.up:
+            self.up = False
+            time.sleep(0.05)  # MockupDB's accept thread fails if its socket closes before it first runs
+            self.server.stop()
+
+    # -------------------------------------------------------------- dispatch
+    def handle(self, request):
+        rs = self.rs
+        with rs.lock:
+            doc = dict(request.doc)
+            name = next(iter(doc))
+            low = name.lower()
+            port = request.client_port
+            user = self.auth.get(port)
+            if low in ("hello", "ismaster"):
+                return request.reply(self.hello(legacy=low == "ismaster", hello_ok="helloOk" in doc))
+            if low not in ("saslstart", "saslcontinue"):
+                rs.log.append(Sent(self.name, name, doc, user))
+            if low == "saslstart":
+                return self.sasl_start(request, doc)
+            if low == "saslcontinue":
+                return self.sasl_continue(request, doc)
+            if low in ("endsessions", "ping"):
+                return request.ok()
+            if not self.allowed(user, low, doc):
+                return request.command_err(code=13, errmsg=f"Command {name} requires authentication"
+                                           if user is None else f"not authorized on admin to execute command {{ {name} }}",
+                                           codeName="Unauthorized")
+            if low in WRITES and rs.current_primary() != self.name:
+                return request.command_err(code=10107, errmsg="not primary", codeName="NotWritablePrimary")
+            handler = getattr(self, "cmd_" + low, None)
+            if handler is None:
+                return request.command_err(code=59, errmsg=f"no such command: '{name}'", codeName="CommandNotFound")
+            return handler(request, doc)
+
+    def allowed(self, user, low, doc):
+        rs = self.rs
+        if user is None:
+            return not rs.users and not rs.custom_roles and low in LOCALHOST_EXCEPTION
+        granted = set()
+        for role in rs.users[user]["roles"]:
+            if role["role"] == "root":
+                return True
+            granted |= ROLE_COMMANDS.get(role["role"] if role["db"] == "admin" else f"{role['role']}@{role['db']}", set())
+        if low == "find":
+            return f"find:{doc.get('$db')}.{doc['find']}" in granted
+        return low in granted
+
+    # -------------------------------------------------------------- hello
+    def hello(self, legacy=False, hello_ok=False):
+        rs = self.rs
+        doc = {"maxBsonObjectSize": 16777216, "maxMessageSizeBytes": 48000000, "maxWriteBatchSize": 100000,
+               "localTime": now(), "logicalSessionTimeoutMinutes": 30, "connectionId": 1, "readOnly": False,
+               "ok": 1.0, **WIRE}
+        if hello_ok:
+            doc["helloOk"] = True
+        writable = False
+        if rs.config is None:
+            doc.update(secondary=False, isreplicaset=True, info="Does not have a valid replica set config")
+        else:
+            primary = rs.current_primary()
+            writable = primary == self.name
+            doc.update(setName=rs.name, setVersion=rs.config["version"], me=self.address,
+                       hosts=[c["host"] for c in rs.config["members"] if not c["arbiterOnly"]],
+                       arbiters=[c["host"] for c in rs.config["members"] if c["arbiterOnly"]],
+                       secondary=not writable and self.role != "arbiter")
+            if self.role == "arbiter":
+                doc["arbiterOnly"] = True
+            if primary:
+                doc["primary"] = rs.members[primary].address
+        doc["ismaster" if legacy else "isWritablePrimary"] = writable
+        return doc
+
+    # -------------------------------------------------------------- SCRAM
+    def sasl_start(self, request, doc):
+        if doc.get("mechanism") != "SCRAM-SHA-256":
+            return request.command_err(code=2, errmsg="Received authentication for mechanism "
+                                       f"{doc.get('mechanism')} which is not enabled", codeName="BadValue")
+        conv = scram.Conversation(lambda u: (self.rs.users.get(u) or {}).get("creds"))
+        self.sasl[request.client_port] = conv
+        payload = conv.start(doc["payload"])
+        return request.reply({"conversationId": 1, "done": False, "payload": Binary(payload), "ok": 1})
+
+    def sasl_continue(self, request, doc):
+        conv = self.sasl.get(request.client_port)
+        try:
+            payload = conv.step(doc["payload"])
+        except (scram.AuthFailed, AttributeError):
+            return request.command_err(code=18, errmsg="Authentication failed.", codeName="AuthenticationFailed")
+        self.auth[request.client_port] = conv.user
+        return request.reply({"conversationId": 1, "done": True, "payload": Binary(payload), "ok": 1})
+
+    # -------------------------------------------------------------- commands
+    def cmd_replsetinitiate(self, request, doc):
+        rs = self.rs
+        if rs.config is not None:
+            return request.command_err(code=23, errmsg="already initialized", codeName="AlreadyInitialized")
+        cfg = doc["replSetInitiate"]
+        if cfg.get("_id") != rs.name:
+            return request.command_err(code=93, errmsg=f"Attempting to initiate a replica set with name {cfg.get('_id')}, "
+                                       f"but command line reports {rs.name}; rejecting", codeName="InvalidReplicaSetConfig")
+        if self.address not in [m["host"] for m in cfg["members"]]:
+            return request.command_err(code=93, errmsg="No host described in new configuration with {version: 1, term: 0} "
+                                       f"for replica set {rs.name} maps to this node", codeName="InvalidReplicaSetConfig")
+        failed = []
+        for m in cfg["members"]:
+            other = rs.by_address(m["host"])
+            if other is None or other is self:
+                continue
+            if not other.up:
+                failed.append(f"{m['host']} failed with Error connecting to {m['host']} :: caused by :: Connection refused")
+            elif other.name in rs.keyfile_mismatch or self.name in rs.keyfile_mismatch:
+                failed.append(f"{m['host']} failed with Authentication failed.")
+        if failed:
+            return request.command_err(code=74, codeName="NodeNotFound", errmsg=(
+                "replSetInitiate quorum check failed because not all proposed set members responded affirmatively: "
+                + ", ".join(failed)))
+        rs.config = rs._config_from(cfg)
+        rs.elect_at = time.monotonic() + ELECTION_S
+        return request.ok()
+
+    def cmd_replsetgetstatus(self, request, doc):
+        if self.rs.config is None:
+            return request.command_err(code=94, errmsg="no replset config has been received", codeName="NotYetInitialized")
+        return request.reply(self.rs.status_doc(self.name))
+
+    def cmd_replsetgetconfig(self, request, doc):
+        return request.reply({"config": copy.deepcopy(self.rs.config), "ok": 1})
+
+    def cmd_replsetreconfig(self, request, doc):
+        rs = self.rs
+        new = doc["replSetReconfig"]
+        old = rs.config
+        if new.get("version") != old["version"] + 1:
+            return request.command_err(code=103, codeName="NewReplicaSetConfigurationIncompatible",
+                                       errmsg=f"New config version {new.get('version')} must be greater than old "
+                                              f"version {old['version']}")
+        old_votes = {c["host"]: c["votes"] for c in old["members"]}
+        changed = [c for c in new["members"] if c.get("votes", 1) != old_votes.get(c["host"])]
+        if len(changed) > 1:
+            return request.command_err(code=103, codeName="NewReplicaSetConfigurationIncompatible",
+                                       errmsg="Non force replica set reconfig can only add or remove at most 1 voting member.")
+        for c in new["members"]:
+            if c.get("votes", 1) == 0 and c.get("priority", 1) != 0:
+                return request.command_err(code=93, codeName="InvalidReplicaSetConfig",
+                                           errmsg=f"priority must be 0 when non-voting (votes:0) for {c['host']}")
+            if c.get("arbiterOnly") and c.get("priority", 0) != 0:
+                return request.command_err(code=93, codeName="InvalidReplicaSetConfig",
+                                           errmsg="priority must be 0 for an arbiter")
+        if {c["host"] for c in new["members"]} != set(old_votes) or new.get("_id") != rs.name:
+            return request.command_err(code=103, codeName="NewReplicaSetConfigurationIncompatible",
+                                       errmsg="members or set name changed")
+        stored = copy.deepcopy(new)
+        stored["term"] = old["term"]
+        rs.config = stored
+        return request.ok()
+
+    def cmd_replsetstepdown(self, request, doc):
+        rs = self.rs
+        electable = [m for m in rs.members.values() if m.name != self.name and m.up and m.role != "arbiter"
+                     and rs.cfg_member(m.name)["votes"] and rs.cfg_member(m.name)["priority"] > 0
+                     and rs.lag.get(m.name, 0) <= doc.get("secondaryCatchUpPeriodSecs", 10)]
+        if not electable:
+            return request.command_err(code=262, codeName="ExceededTimeLimit",
+                                       errmsg="No electable secondaries caught up as of now.")
+        rs.primary = None
+        rs.electable_after[self.name] = time.monotonic() + doc["replSetStepDown"]
+        rs.elect_at = time.monotonic() + ELECTION_S
+        return request.ok()
+
+    def cmd_usersinfo(self, request, doc):
+        wanted = doc["usersInfo"]
+        wanted = [wanted] if isinstance(wanted, (str, dict)) else wanted
+        names = [w if isinstance(w, str) else w["user"] for w in wanted]
+        users = [{"_id": f"admin.{n}", "user": n, "db": "admin", "roles": self.rs.users[n]["roles"],
+                  "mechanisms": ["SCRAM-SHA-256"]} for n in names if n in self.rs.users]
+        return request.reply({"users": users, "ok": 1})
+
+    def cmd_rolesinfo(self, request, doc):
+        name = doc["rolesInfo"]
+        roles = [{"role": name, "db": "admin", "isBuiltin": False, "roles": [], "inheritedRoles": []}] \
+            if name in self.rs.custom_roles else []
+        return request.reply({"roles": roles, "ok": 1})
+
+    def cmd_createuser(self, request, doc):
+        rs = self.rs
+        name = doc["createUser"]
+        if name in rs.users:
+            return request.command_err(code=51003, codeName="Location51003", errmsg=f'User "{name}@admin" already exists')
+        if doc.get("mechanisms") != ["SCRAM-SHA-256"] or not doc.get("pwd"):
+            return request.command_err(code=2, codeName="BadValue", errmsg="stand-in: dbrs must send pwd and SCRAM-SHA-256 only")
+        for role in doc["roles"]:
+            if role["role"] not in BUILTIN_ROLES and role["role"] not in rs.custom_roles:
+                return request.command_err(code=31, codeName="RoleNotFound",
+                                           errmsg=f"Could not find role: {role['role']}@{role['db']}")
+        rs.users[name] = {"roles": doc["roles"], "creds": scram.credentials(doc["pwd"], iterations=4096)}
+        return request.ok()
+
+    def cmd_createrole(self, request, doc):
+        rs = self.rs
+        name = doc["createRole"]
+        if name in rs.custom_roles:
+            return request.command_err(code=51002, codeName="Location51002", errmsg=f'Role "{name}@admin" already exists')
+        rs.custom_roles[name] = doc
+        return request.ok()
+
+    def cmd_getdefaultrwconcern(self, request, doc):
+        rs = self.rs
+        implicit = rs.rw is None
+        wc = {"w": 1, "wtimeout": 0} if implicit else rs.rw
+        return request.reply({"defaultReadConcern": {"level": "local"}, "defaultWriteConcern": wc,
+                              "defaultWriteConcernSource": "implicit" if implicit else "global",
+                              "defaultReadConcernSource": "implicit", "localUpdateWallClockTime": now(), "ok": 1})
+
+    def cmd_setdefaultrwconcern(self, request, doc):
+        wc = doc.get("defaultWriteConcern")
+        if not wc or "w" not in wc:
+            return request.command_err(code=2, codeName="BadValue", errmsg="Default write concern must have 'w' field.")
+        self.rs.rw = dict(wc)
+        return request.reply({"defaultReadConcern": {"level": "local"}, "defaultWriteConcern": wc,
+                              "updateOpTime": Timestamp(int(time.time()), 1), "updateWallClockTime": now(),
+                              "defaultWriteConcernSource": "global", "defaultReadConcernSource": "implicit",
+                              "localUpdateWallClockTime": now(), "ok": 1})
+
+    def cmd_find(self, request, doc):
+        if doc["find"] != "oplog.rs" or doc.get("$db") != "local":
+            return request.command_err(code=2, codeName="BadValue", errmsg="stand-in: only local.oplog.rs is served")
+        first = self.rs.started
+        last = now() - dt.timedelta(seconds=1)
+        entry = first if doc.get("sort", {}).get("$natural") == 1 else last
+        ts = Timestamp(int(entry.replace(tzinfo=dt.timezone.utc).timestamp()), 1)
+        return request.reply({"cursor": {"id": Int64(0), "ns": "local.oplog.rs",
+                                         "firstBatch": [{"ts": ts, "wall": entry}]}, "ok": 1})

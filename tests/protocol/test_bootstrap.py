@@ -1,0 +1,144 @@
+"""Bootstrap against the stand-in set: the exact commands, their order, idempotence, failures."""
+
+from __future__ import annotations
+
+import socket
+
+from click.testing import CliRunner
+
+from installer import cluster, spec as specmod
+from installer.cli import main
+from installer.cli.install import _bootstrap
+from installer.target import Target
+
+from ..conftest import SECRETS
+from .standin import command_doc
+
+PASSWORDS = {line.split(" = ")[0]: line.split(" = ")[1].strip('"')
+             for line in SECRETS.decode().splitlines() if line.endswith('"') and "basic" not in line}
+
+
+def dbrs(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def tool_commands(rs):
+    return [s for s in rs.log if s.name not in ("endSessions", "ping")]
+
+
+def test_fresh_bootstrap_initiates_then_creates_users_then_sets_the_write_concern(standin, spec_for):
+    rs = standin.start()
+    path = spec_for(rs)
+    r = dbrs("bootstrap", "--config", path, "--wait", "5")
+    assert r.exit_code == 0, r.output
+    sent = tool_commands(rs)
+    assert [s.name for s in sent] == [
+        "replSetInitiate", "createUser", "usersInfo", "rolesInfo", "createRole",
+        "createUser", "createUser", "createUser", "getDefaultRWConcern", "setDefaultRWConcern", "replSetGetStatus"]
+    m1, m2, m3 = (rs.member(n).address for n in ("mongod1", "mongod2", "mongod3"))
+    assert command_doc(sent[0].doc) == {"replSetInitiate": {"_id": "dbrs", "members": [
+        {"_id": 0, "host": m1, "priority": 2},
+        {"_id": 1, "host": m2, "priority": 1},
+        {"_id": 2, "host": m3, "priority": 0, "arbiterOnly": True}]}}
+    assert sent[0].member == "mongod1" and sent[0].user is None
+    # The localhost exception allows one user: admin, unauthenticated; the rest as admin.
+    assert sent[1].user is None and command_doc(sent[1].doc) == {
+        "createUser": "admin", "pwd": PASSWORDS["admin"], "roles": [{"role": "root", "db": "admin"}],
+        "mechanisms": ["SCRAM-SHA-256"]}
+    assert all(s.user == "admin" for s in sent[2:])
+    assert command_doc(sent[4].doc) == {"createRole": "dbrsOplogReplay", "roles": [],
+                                        "privileges": [{"resource": {"anyResource": True}, "actions": ["anyAction"]}]}
+    users = {s.doc["createUser"]: command_doc(s.doc) for s in sent if s.name == "createUser"}
+    assert users["backup"]["roles"] == [{"role": "backup", "db": "admin"}, {"role": "clusterMonitor", "db": "admin"},
+                                        {"role": "read", "db": "local"}]
+    assert users["restore"]["roles"] == [{"role": "restore", "db": "admin"}, {"role": "dbrsOplogReplay", "db": "admin"}]
+    assert users["monitor"]["roles"] == [{"role": "clusterMonitor", "db": "admin"}]
+    assert "express" not in users
+    assert {u: d["pwd"] for u, d in users.items()} == {u: PASSWORDS[u] for u in users}
+    assert command_doc(sent[9].doc) == {"setDefaultRWConcern": 1,
+                                        "defaultWriteConcern": {"w": "majority", "wtimeout": 10000}}
+    assert f"connect:      mongodb://{m1},{m2}/?replicaSet=dbrs\n" in r.output
+    assert "readPreference=secondaryPreferred" in r.output
+    assert not any(pw in r.output for pw in PASSWORDS.values())
+
+
+def test_second_run_changes_nothing_and_sends_no_initiate_or_create(standin, spec_for):
+    rs = standin.start()
+    path = spec_for(rs)
+    assert dbrs("bootstrap", "--config", path, "--wait", "5").exit_code == 0
+    before = len(rs.log)
+    r = dbrs("bootstrap", "--config", path, "--wait", "5")
+    assert r.exit_code == 0, r.output
+    names = {s.name for s in rs.log[before:]}
+    assert not names & {"replSetInitiate", "createUser", "createRole", "setDefaultRWConcern"}
+    assert "changed" not in r.output.replace("unchanged", "")
+
+
+def test_mongo_express_user_reads_and_writes_documents_only(standin, spec_for):
+    rs = standin.start()
+    assert dbrs("bootstrap", "--config", spec_for(rs, express=True), "--wait", "5").exit_code == 0
+    express = [s.doc for s in rs.log if s.name == "createUser" and s.doc["createUser"] == "express"]
+    assert express[0]["roles"] == [{"role": "readWriteAnyDatabase", "db": "admin"},
+                                   {"role": "clusterMonitor", "db": "admin"}]
+
+
+def test_write_concern_1_is_set_with_its_timeout_and_a_warning(standin, spec_for):
+    rs = standin.start()
+    r = dbrs("bootstrap", "--config", spec_for(rs, write_concern="1"), "--wait", "5")
+    assert r.exit_code == 0, r.output
+    sent = [command_doc(s.doc) for s in rs.log if s.name == "setDefaultRWConcern"]
+    assert sent == [{"setDefaultRWConcern": 1, "defaultWriteConcern": {"w": 1, "wtimeout": 10000}}]
+    assert "not zero RPO" in r.output
+
+
+def test_a_member_that_never_answers_is_named_with_the_likely_cause(standin, spec_for):
+    standin.member("mongod1").start()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", standin.member("mongod3").port))
+    silent.listen(8)  # accepts connections, never answers: what a host behind a dropping firewall looks like
+    try:
+        r = CliRunner().invoke(main, ["bootstrap", "--config", spec_for(standin), "--wait", "1"])
+    finally:
+        silent.close()
+    assert r.exit_code == 1
+    err = r.output
+    assert "no answer from mongod2" in err and "connection refused" in err and "dbrs-mongod@mongod2" in err
+    assert "mongod3" in err and "firewall" in err
+    assert "mongod1" not in err.split("no answer from", 1)[1]
+    assert standin.log == []
+
+
+def test_different_keyfiles_stop_the_initiate_with_that_reason(standin, spec_for):
+    standin.keyfile_mismatch.add("mongod2")
+    rs = standin.start()
+    r = CliRunner().invoke(main, ["bootstrap", "--config", spec_for(rs), "--wait", "5"])
+    assert r.exit_code == 1
+    assert "mongod2" in r.output and "keyfiles differ" in r.output
+    assert [s.name for s in tool_commands(rs)] == ["replSetInitiate"]
+
+
+def test_users_of_another_cluster_are_not_overwritten(standin, spec_for, tmp_path):
+    rs = standin.initiated().start()
+    path = spec_for(rs)
+    secrets = tmp_path / "etc/dbrs/secrets.toml"
+    secrets.chmod(0o600)
+    secrets.write_bytes(SECRETS.replace(b"admin-pw-0", b"other-pw-0"))
+    r = CliRunner().invoke(main, ["bootstrap", "--config", path, "--wait", "5"])
+    assert r.exit_code == 1
+    assert "not with the admin password of secrets.toml" in r.output
+    created = [s for s in rs.log if s.name == "createUser"]
+    assert [s.user for s in created] == [None]  # one try through the closed localhost exception, refused
+
+
+def test_dbrs_install_bootstrap_step_reports_changed_then_unchanged(standin, spec_for):
+    rs = standin.start()
+    path = spec_for(rs)
+    spec = specmod.load(path)
+    target = Target(spec=spec, members=(spec.primary,), host_members=spec.members, spec_path=path)
+    step = _bootstrap()
+    first = step(target)
+    second = step(target)
+    assert first[0] == second[0] == "replica set"
+    assert (first[1], second[1]) == ("changed", "unchanged")
+    assert "initiate" in first[2] and second[2].startswith("mongodb://")
+    assert cluster.read_secrets(path).password("admin") not in first[2]

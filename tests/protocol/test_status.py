@@ -1,0 +1,79 @@
+"""`dbrs status` on replSetGetStatus replies for a healthy PSA set, a down secondary, a down arbiter."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from installer.cli import main
+
+from .test_bootstrap import PASSWORDS
+
+
+def status(path, *extra):
+    return CliRunner().invoke(main, ["status", "--config", path, *extra])
+
+
+def test_healthy_psa(standin, spec_for):
+    rs = standin.initiated().start()
+    path = spec_for(rs)
+    r = status(path, "--check")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0] == "replica set dbrs: primary mongod1"
+    assert any(line.split()[:3] == ["mongod2", rs.member("mongod2").address, "SECONDARY"] for line in lines)
+    assert any(line.split()[:3] == ["mongod3", rs.member("mongod3").address, "ARBITER"] for line in lines)
+    assert "oplog window: 50.0h" in r.output
+    assert "default write concern: w:majority, wtimeout 10 s" in r.output
+    assert "WARN" not in r.output and r.output.rstrip().endswith("all members healthy")
+    # least privilege: status reads as the monitor user only
+    assert {s.user for s in rs.log if s.name != "endSessions"} == {"monitor"}
+    assert not any(pw in r.output for pw in PASSWORDS.values())
+
+
+def test_down_secondary_is_explained_with_what_to_do(standin, spec_for):
+    rs = standin.initiated().start()
+    rs.member("mongod2").stop()
+    path = spec_for(rs)
+    r = status(path)
+    assert r.exit_code == 0
+    assert "WARN secondary mongod2 is down (Error connecting to" in r.output
+    assert "majority writes time out after 10 s; run `dbrs degrade mongod2` if it stays down" in r.output
+    assert status(path, "--check").exit_code == 1
+    data = json.loads(status(path, "--json").output)
+    assert data["ok"] is False
+    states = {m["name"]: (m["state"], m["health"]) for m in data["members"]}
+    assert states == {"mongod1": ("PRIMARY", True), "mongod2": ("DOWN", False), "mongod3": ("ARBITER", True)}
+    assert len(data["problems"]) == 1 and "dbrs degrade mongod2" in data["problems"][0]
+    assert not any(pw in json.dumps(data) for pw in PASSWORDS.values())
+
+
+def test_down_arbiter_warns_that_one_more_loss_stops_elections(standin, spec_for):
+    rs = standin.initiated().start()
+    rs.member("mongod3").stop()
+    path = spec_for(rs)
+    r = status(path, "--check")
+    assert r.exit_code == 1
+    assert "WARN arbiter mongod3 is down" in r.output and "start dbrs-mongod@mongod3 again" in r.output
+    assert "degrade" not in r.output
+
+
+def test_status_finds_the_primary_when_the_primary_role_member_is_down(standin, spec_for):
+    rs = standin.initiated(primary="mongod2").start()
+    rs.member("mongod1").stop()
+    r = status(spec_for(rs), "--json")
+    data = json.loads(r.output)
+    assert data["primary"] == "mongod2"
+    assert {s.member for s in rs.log} == {"mongod2"}
+
+
+def test_wrong_monitor_password_is_one_line(standin, spec_for, tmp_path):
+    rs = standin.initiated().start()
+    path = spec_for(rs)
+    secrets = tmp_path / "etc/dbrs/secrets.toml"
+    secrets.chmod(0o600)
+    secrets.write_text(secrets.read_text().replace("monitor-pw-0", "monitor-pw-X"))
+    r = status(path)
+    assert r.exit_code == 1
+    assert r.output.count("\n") == 1 and "monitor cannot log in to mongod1" in r.output
