@@ -294,7 +294,7 @@ def desired(target):
     Under --root (target.live False) there are no
     users, packages or services: the staging tree gets the files only.
     """
-    from . import firewall, mongo_express, mongod, packages, tuning
+    from . import firewall, mongo_express, mongod, packages, timers, tuning
 
     items = []
     if target.live:
@@ -303,11 +303,13 @@ def desired(target):
         items += packages.items(target)
     items.append(Dir(str(target.etc), 0o755))
     items += target.secret_files
-    items += tuning.items(target)
-    items += firewall.items(target)
-    items += mongod.items(target)
+    items += tuning.items(target, on_failure=timers.ON_FAILURE)
+    items += firewall.items(target, on_failure=timers.ON_FAILURE)
+    items += mongod.items(target, on_failure=timers.ON_FAILURE)
+    items += timers.items(target, on_failure=timers.ON_FAILURE)
     if target.live:
         items += tuning.services(target) + firewall.services(target) + mongod.services(target)
+        items += timers.services(target)
     items += mongo_express.items(target) + (mongo_express.services(target) if target.live else [])
     _check_unique(items)
     return items

@@ -13,6 +13,11 @@ from .. import __version__
 # name -> (module under installer.cli, attribute, one-line help for `dbrs --help`)
 COMMANDS = {
     "init": ("init", "init", "Write a new cluster spec, keyfile, secrets and bundle."),
+    "backup": ("backup", "backup", "Take a full backup; list and verify backups."),
+    "oplog": ("backup", "oplog", "Save an oplog slice for point-in-time restore."),
+    "prune": ("backup", "prune", "Delete backups past their retention."),
+    "restore": ("backup", "restore", "Restore a backup, or the cluster as of a point in time."),
+    "alert": ("backup", "alert", "Record and report a failed dbrs unit (used by dbrs-alert@)."),
     "bootstrap": ("cluster", "bootstrap", "Initiate the replica set, create users, set the write concern."),
     "status": ("cluster", "status", "Show the replica set's health and what needs doing."),
     "uri": ("cluster", "uri", "Print the connection strings (no password)."),

@@ -14,7 +14,7 @@ import pytest
 from ..conftest import write_cluster
 
 pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
-MONGOD_MISSING = re.compile(r"Command /usr/bin/mongod is not executable")
+MONGOD_MISSING = re.compile(r"Command /usr/bin/(mongod|dbrs) is not executable")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,289 @@
+"""The on-disk form of a backup: one streamed pass, hashed, optionally encrypted, visible only when whole.
+
+A backup file is written as `NAME.partial` (0600, O_EXCL), fsync'd, renamed
+to NAME and its folder fsync'd; only then does the caller write the
+manifest. Anything without a manifest, or still named `.partial`, is not a
+backup, so a killed or failed run can never leave a file that looks good.
+
+Encrypted files ("DBRSENC1") are AES-256-GCM in chunks, the STREAM
+construction: a per-file key derived by HKDF from backup.key and a random
+salt, a nonce made of the chunk counter and a "last chunk" flag, the header
+as associated data. Reordered, dropped, repeated or appended chunks and a
+cut-off end all fail authentication, not only a flipped bit. The sha256 in
+the manifest covers the stored bytes, so `sha256sum NAME` checks a file
+without the key.
+
+Hashing and writing run in a second thread (hashlib and the kernel copy
+release the GIL) so the pipeline keeps up with the dump instead of adding
+its own time to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import struct
+import threading
+from dataclasses import dataclass
+
+from .errors import DbrsError
+
+MAGIC = b"DBRSENC1"
+CHUNK = 1 << 20
+TAG = 16
+_HEADER = struct.Struct(">8sI16s8s")     # magic, chunk size, salt, key id
+HEADER_SIZE = _HEADER.size
+PARTIAL = ".partial"
+_READ = 1 << 20
+
+
+class ArchiveError(DbrsError):
+    """A backup file that is not what its manifest says (corrupt, cut off, wrong key)."""
+
+
+def key_id(key):
+    """A short public fingerprint of backup.key, so "wrong key" is told apart from "corrupt"."""
+    return hashlib.sha256(b"dbrs-backup-key-id\0" + key).digest()[:8]
+
+
+def _file_key(key, salt):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"dbrs-backup-v1").derive(key)
+
+
+def _nonce(counter, last):
+    return struct.pack(">7xIB", counter, 1 if last else 0)
+
+
+@dataclass(frozen=True)
+class Written:
+    path: str
+    bytes: int          # stored bytes (what sha256 covers)
+    sha256: str
+    plain_bytes: int    # bytes of the dump stream itself
+    encrypted: bool
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Disk(threading.Thread):
+    """Hashes and writes queued blocks; the first error is kept and re-raised to the producer."""
+
+    def __init__(self, fd):
+        super().__init__(daemon=True, name="dbrs-archive-writer")
+        self.fd = fd
+        self.sha = hashlib.sha256()
+        self.count = 0
+        self.error = None
+        self.q = queue.Queue(maxsize=8)
+
+    def run(self):
+        while True:
+            block = self.q.get()
+            if block is None:
+                return
+            if self.error is not None:
+                continue
+            try:
+                self.sha.update(block)
+                view = memoryview(block)
+                while view:
+                    n = os.write(self.fd, view)
+                    view = view[n:]
+                self.count += len(block)
+            except OSError as e:
+                self.error = e
+
+    def put(self, block):
+        if self.error is not None:
+            raise self.error
+        self.q.put(block)
+
+
+class Sink:
+    """Write one backup file: `with Sink(path, key) as s: s.write(...); s.commit()`.
+
+    Leaving the block without commit() (an exception, a signal turned into
+    one) removes the `.partial`; SIGKILL leaves it, named `.partial`, for the
+    next run under the lock to clear away.
+    """
+
+    def __init__(self, path, key=None, chunk=CHUNK, mode=0o600):
+        self.path = str(path)
+        self.partial = self.path + PARTIAL
+        self.key = key
+        self.chunk = chunk
+        self.plain = 0
+        self.done = False
+        if os.path.lexists(self.path):
+            raise DbrsError(f"{self.path} already exists; refusing to overwrite a backup")
+        self.fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        os.fchmod(self.fd, mode)
+        self.disk = _Disk(self.fd)
+        self.disk.start()
+        self.buf = bytearray()
+        self.counter = 0
+        if key is not None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            salt = os.urandom(16)
+            self.header = _HEADER.pack(MAGIC, chunk, salt, key_id(key))
+            self.aead = AESGCM(_file_key(key, salt))
+            self.disk.put(self.header)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if not self.done:
+            self.abort()
+        return False
+
+    def write(self, data):
+        self.plain += len(data)
+        if self.key is None:
+            self.disk.put(bytes(data))
+            return
+        self.buf += data
+        if len(self.buf) < self.chunk:
+            return
+        n = len(self.buf) - len(self.buf) % self.chunk
+        # leave at least the remainder (possibly empty) for the final chunk
+        view = memoryview(self.buf)
+        for off in range(0, n, self.chunk):
+            self._seal(view[off:off + self.chunk], last=False)
+        view.release()
+        del self.buf[:n]
+
+    def _seal(self, plain, last):
+        self.disk.put(self.aead.encrypt(_nonce(self.counter, last), bytes(plain), self.header))
+        self.counter += 1
+        if self.counter >= 2**32:
+            raise ArchiveError("backup stream longer than 4 Gi chunks; raise the chunk size")
+
+    def _finish_thread(self):
+        self.disk.q.put(None)
+        self.disk.join()
+        if self.disk.error is not None:
+            raise self.disk.error
+
+    def commit(self):
+        """Final chunk, fsync, rename into place, fsync the folder; returns what was written."""
+        if self.key is not None:
+            self._seal(self.buf, last=True)
+            self.buf = bytearray()
+        self._finish_thread()
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = None
+        os.rename(self.partial, self.path)
+        self.done = True
+        _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+        return Written(self.path, self.disk.count, self.disk.sha.hexdigest(), self.plain, self.key is not None)
+
+    def abort(self):
+        self.done = True
+        try:
+            self.disk.q.put(None)
+            self.disk.join()
+        finally:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+            try:
+                os.unlink(self.partial)
+            except FileNotFoundError:
+                pass
+
+
+# ------------------------------------------------------------------- reading
+
+def is_encrypted(path):
+    with open(path, "rb") as f:
+        return f.read(len(MAGIC)) == MAGIC
+
+
+def read_plain(path, key=None, expect_sha256=None, expect_bytes=None, block=_READ):
+    """Yield the dump stream of a backup file, checking as it goes.
+
+    Raises ArchiveError on a sha256/size mismatch (after the last block, so
+    callers that must not act on bad data read it all first: `verify`), a
+    failed chunk, a cut-off end or the wrong key.
+    """
+    name = os.path.basename(path)
+    sha = hashlib.sha256()
+    size = 0
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise ArchiveError(f"{name}: file is missing") from None
+    with f:
+        head = f.read(HEADER_SIZE)
+        sha.update(head)
+        size += len(head)
+        if head[:len(MAGIC)] != MAGIC:
+            yield head
+            while True:
+                data = f.read(block)
+                if not data:
+                    break
+                sha.update(data)
+                size += len(data)
+                yield data
+        else:
+            if len(head) < HEADER_SIZE:
+                raise ArchiveError(f"{name}: truncated header")
+            if key is None:
+                raise ArchiveError(f"{name}: is encrypted and no backup key was given (restore /etc/dbrs/backup.key)")
+            _, chunk, salt, kid = _HEADER.unpack(head)
+            if kid != key_id(key):
+                raise ArchiveError(f"{name}: encrypted with another backup key (key id {kid.hex()}, "
+                                   f"ours {key_id(key).hex()}); use that cluster's backup.key")
+            from cryptography.exceptions import InvalidTag
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            aead = AESGCM(_file_key(key, salt))
+            want = chunk + TAG
+            cur = f.read(want)
+            counter = 0
+            while True:
+                nxt = f.read(want)
+                last = not nxt
+                sha.update(cur)
+                size += len(cur)
+                if len(cur) < TAG:
+                    raise ArchiveError(f"{name}: truncated (ends inside chunk {counter})")
+                try:
+                    plain = aead.decrypt(_nonce(counter, last), cur, head)
+                except InvalidTag:
+                    what = "truncated or altered" if last else "altered or reordered"
+                    raise ArchiveError(f"{name}: chunk {counter} does not authenticate ({what}); "
+                                       "this backup cannot be trusted") from None
+                if plain:
+                    yield plain
+                if last:
+                    break
+                cur = nxt
+                counter += 1
+    got = sha.hexdigest()
+    if expect_bytes is not None and size != expect_bytes:
+        raise ArchiveError(f"{name}: {size} bytes, the manifest says {expect_bytes} (truncated or grown)")
+    if expect_sha256 is not None and got != expect_sha256:
+        raise ArchiveError(f"{name}: sha256 {got[:16]}… does not match the manifest's {expect_sha256[:16]}…")
+
+
+def verify(path, key=None, expect_sha256=None, expect_bytes=None):
+    """Read the whole file: checksum, size and (encrypted) every chunk. Returns the plain byte count."""
+    n = 0
+    for data in read_plain(path, key, expect_sha256, expect_bytes):
+        n += len(data)
+    return n

@@ -1,0 +1,418 @@
+"""`dbrs backup`: one full dump of the replica set, taken on one host, streamed into a checked file.
+
+Every data-bearing host runs the timer; exactly one of them dumps: the one
+holding the first healthy SECONDARY (spec order), or the primary's host
+when no secondary is healthy. The others skip with a reason and exit 0.
+The dump is `mongodump --oplog --archive --gzip` against the local member
+over loopback, as the backup user, its password through a pipe
+(tools.PasswordPipe). The stream goes through archive.Sink (sha256,
+optional encryption, `.partial` -> rename); the manifest comes last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import archive, catalog, tools
+from .errors import DbrsError
+
+USER = "backup"
+LOOPBACK = "127.0.0.1"
+_BLOCK = 1 << 20
+
+
+class Skip(Exception):
+    """This host is not the one to back up now (not an error: exit 0 with the reason)."""
+
+
+# ------------------------------------------------------------------ secrets
+
+def load_secrets(spec_path):
+    """Passwords and backup key: from systemd credentials when a unit passed them, else next to the spec.
+
+    Under the units, LoadCredential= hands secrets.toml and backup.key over
+    as $CREDENTIALS_DIRECTORY files, so the sandbox need not see /etc/dbrs.
+    """
+    from . import paths, secrets
+
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if creds and Path(creds, "secrets.toml").exists():
+        base = {"secrets": Path(creds, "secrets.toml"), "backup_key": Path(creds, "backup.key")}
+    else:
+        sib = paths.siblings(spec_path)
+        base = {"secrets": Path(sib["secrets"]), "backup_key": Path(sib["backup_key"])}
+    data = {}
+    for k, p in base.items():
+        try:
+            data[k] = p.read_bytes()
+        except FileNotFoundError:
+            from .errors import InputError
+
+            raise InputError(str(p), "is missing next to the spec",
+                             "copy the cluster over with `dbrs-install --bundle FILE`") from None
+        except PermissionError:
+            from .errors import InputError
+
+            raise InputError(str(p), "cannot be read", "run as root (sudo)") from None
+    return secrets.parse_secrets_toml(data["secrets"], b"", data["backup_key"], str(base["secrets"]))
+
+
+def backup_key(sec):
+    from .secrets import backup_key_bytes
+
+    return backup_key_bytes(sec.backup_key)
+
+
+# ------------------------------------------------------------- the source
+
+def local_members(spec, addresses=None, names=None):
+    """Data-bearing spec members whose host is this machine."""
+    from . import facts
+
+    addresses = facts.local_addresses() if addresses is None else addresses
+    names = {n.lower() for n in (facts.hostnames() if names is None else names)}
+    out = []
+    for m in spec.members:
+        if not m.data_bearing:
+            continue
+        if m.host.lower() in names or any(
+                ip in addresses or ip.startswith("127.") or ip == "::1" for ip in facts.resolve(m.host)):
+            out.append(m)
+    return out
+
+
+def member_states(spec, status):
+    """{member name: (state, healthy)} from a replSetGetStatus reply (read by replset.interpret_status)."""
+    from .replset import interpret_status
+
+    seen = {m.name: (m.state, bool(m.health)) for m in interpret_status(status, spec).members}
+    return {m.name: seen.get(m.name, ("UNKNOWN", False)) for m in spec.members}
+
+
+def choose_source(spec, local, states):
+    """The member to dump on this host, or Skip(reason). Pure.
+
+    One host dumps per run: the first healthy SECONDARY in spec order;
+    when none is healthy, the PRIMARY (a dump there competes with the
+    application, so it is the fallback, not the rule).
+    """
+    secondaries = [m for m in spec.members if states.get(m.name) == ("SECONDARY", True)]
+    if secondaries:
+        chosen, why = secondaries[0], "healthy secondary"
+    else:
+        primaries = [m for m in spec.members if states.get(m.name) == ("PRIMARY", True)]
+        if not primaries:
+            raise DbrsError("no healthy PRIMARY or SECONDARY in the replica set; nothing to back up from "
+                            "(check `dbrs status`)")
+        chosen, why = primaries[0], "primary, because no secondary is healthy"
+    if chosen.name in {m.name for m in local}:
+        return chosen, why
+    here = ", ".join(m.name for m in local) or "no data-bearing member"
+    raise Skip(f"{chosen.name} ({chosen.address}, {why}) takes the backup; this host has {here}")
+
+
+@contextlib.contextmanager
+def talking_to(what):
+    """pymongo's errors as one line naming the member and the user, with the likely fix."""
+    from pymongo.errors import OperationFailure, PyMongoError
+
+    try:
+        yield
+    except OperationFailure as e:
+        msg = (e.details or {}).get("errmsg") or str(e).split(", full error")[0]
+        fix = ""
+        if e.code == 18:
+            fix = " (the password in secrets.toml does not match the cluster's; `dbrs bootstrap` creates the users)"
+        elif e.code == 13:
+            fix = " (the user lacks a role; `dbrs bootstrap` grants backup, clusterMonitor and read on local)"
+        raise DbrsError(f"{what}: {msg}{fix}") from None
+    except PyMongoError as e:
+        raise DbrsError(f"{what}: {str(e).splitlines()[0][:300]}") from None
+
+
+def who(member):
+    return f"{member.name} ({LOOPBACK}:{member.port}) as {USER}"
+
+
+def connect(member, password, **kw):
+    from .mongo import client
+
+    return client(LOOPBACK, member.port, user=USER, password=password, **kw)
+
+
+def read_status(client):
+    return client.admin.command("replSetGetStatus")
+
+
+def server_version(client):
+    return client.admin.command("buildInfo").get("version", "unknown")
+
+
+def _oplog_edge(client, direction):
+    from bson.codec_options import CodecOptions
+    from bson.raw_bson import RawBSONDocument
+
+    coll = client.get_database("local", codec_options=CodecOptions(document_class=RawBSONDocument))["oplog.rs"]
+    docs = list(coll.find({}, {"ts": 1}).sort("$natural", direction).limit(1))
+    if not docs:
+        raise DbrsError("local.oplog.rs is empty; is this member part of an initiated replica set?")
+    ts = docs[0]["ts"]
+    return catalog.ts_int(ts.time, ts.inc)
+
+
+def newest_ts(client):
+    """The newest oplog entry's timestamp: the dump's bounds are read just before and just after it."""
+    return _oplog_edge(client, -1)
+
+
+def oplog_bounds(client):
+    """(oldest, newest) oplog entry timestamps as ints, read as raw BSON."""
+    return _oplog_edge(client, 1), _oplog_edge(client, -1)
+
+
+# ----------------------------------------------------------------- the dump
+
+def dump_argv(mongodump, port, config_path, user=USER, host=LOOPBACK):
+    """mongodump's argv. Pure: tests assert on the tuple.
+
+    No --password: it is in the --config file. --oplog makes the dump
+    consistent to one point in time (it needs the whole instance, so no
+    --db); --archive writes one stream to stdout for us to hash and seal.
+    """
+    return (
+        mongodump,
+        f"--host={host}",
+        f"--port={port}",
+        f"--username={user}",
+        "--authenticationDatabase=admin",
+        f"--config={config_path}",
+        "--oplog",
+        "--archive",
+        "--gzip",
+    )
+
+
+class Progress:
+    """Bytes and rate on a terminal, about once a second; silent in a unit."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, n):
+        if not self.tty:
+            return
+        now = time.monotonic()
+        if now - self.last >= 1:
+            self.last = now
+            rate = n / max(now - self.start, 1e-9)
+            self.stream.write(f"\r{human(n)} written, {human(rate)}/s   ")
+            self.stream.flush()
+
+    def done(self):
+        if self.tty:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def human(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def stream_dump(make_argv, password, sink, progress=None):
+    """Run mongodump and pour its stdout into `sink`; returns the per-collection counts.
+
+    If mongodump fails, or we fail (disk full), the other side is stopped
+    and the error raised: the caller's Sink then removes the `.partial`.
+    """
+    with tools.PasswordPipe(password) as pipe:
+        argv = make_argv(pipe.path)
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    pass_fds=pipe.fds, env=tools.child_env())
+        except OSError as e:
+            raise DbrsError(f"cannot run {argv[0]}: {e.strerror}") from None
+        pipe.close()
+        err = tools.Stderr(proc.stderr)
+        total = 0
+        try:
+            out = proc.stdout
+            while True:
+                data = out.read1(_BLOCK) if hasattr(out, "read1") else out.read(_BLOCK)
+                if not data:
+                    break
+                sink.write(data)
+                total += len(data)
+                if progress:
+                    progress(total)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+        rc = proc.wait()
+        err.join(5)
+        if rc != 0:
+            raise DbrsError(f"mongodump exited {rc}: {err.last() or 'no message'}")
+        return err.counts
+
+
+@dataclass
+class Result:
+    status: str                     # "done" | "skipped"
+    reason: str = ""
+    name: str = ""
+    path: str = ""
+    manifest: dict = field(default_factory=dict)
+
+    def line(self):
+        if self.status == "skipped":
+            return f"backup skipped: {self.reason}"
+        m = self.manifest
+        return (f"backup {self.name}: {human(m['bytes'])} from {m['member']} in {m['duration_s']:.1f} s, "
+                f"sha256 {m['sha256'][:16]}…, {'encrypted' if m['encrypted'] else 'not encrypted'}")
+
+
+def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostname=None, local=None):
+    """Take one full backup if this host is the one to; see the module docstring."""
+    connect_fn = connect_fn or connect
+    sec = load_secrets(spec_path)
+    password = sec.password(USER)
+    key = backup_key(sec) if spec.backup.encrypt else None
+    local = local_members(spec) if local is None else local
+    if not local:
+        return Result("skipped", "this host has no data-bearing member of the spec")
+    mongodump = tools.find("mongodump")
+    bdir = spec.backup.dir
+    with catalog.lock(bdir, catalog.FULL):
+        catalog.clear_partials(bdir, catalog.FULL)
+        client = connect_fn(local[0], password)
+        try:
+            with talking_to(who(local[0])):
+                states = member_states(spec, read_status(client))
+            try:
+                member, why = choose_source(spec, local, states)
+            except Skip as s:
+                return Result("skipped", str(s))
+            if member is not local[0]:
+                client.close()
+                client = connect_fn(member, password)
+            with talking_to(who(member)):
+                mongod_version = server_version(client)
+                oplog_start = newest_ts(client)
+            started = now()
+            name = catalog.file_name(spec.cluster.name, catalog.FULL, started)
+            path = catalog.kind_dir(bdir, catalog.FULL) / name
+            try:
+                with archive.Sink(path, key) as sink:
+                    counts = stream_dump(lambda cfg: dump_argv(mongodump, member.port, cfg), password, sink,
+                                         progress)
+                    with talking_to(who(member)):
+                        oplog_end = newest_ts(client)
+                    written = sink.commit()
+            except OSError as e:
+                raise DbrsError(f"writing {path}: {e.strerror or e}; nothing was kept (is {bdir} full?)") from None
+        finally:
+            client.close()
+        finished = now()
+        manifest = {
+            "format": catalog.FORMAT,
+            "kind": catalog.FULL,
+            "name": name,
+            "cluster": spec.cluster.name,
+            "member": member.name,
+            "member_state": why,
+            "host": hostname or socket.gethostname(),
+            "started": catalog.iso(started),
+            "finished": catalog.iso(finished),
+            "duration_s": round(finished - started, 3),
+            "bytes": written.bytes,
+            "plain_bytes": written.plain_bytes,
+            "sha256": written.sha256,
+            "encrypted": written.encrypted,
+            "key_id": archive.key_id(key).hex() if key else None,
+            "oplog_start": catalog.ts_json(oplog_start),
+            "oplog_end": catalog.ts_json(oplog_end),
+            "mongod_version": mongod_version,
+            "mongodump_version": tools.version(mongodump),
+            "collections": counts,
+        }
+        write_manifest_or_remove(path, manifest)
+    catalog.record_success(catalog.FULL, {"name": name, "bytes": written.bytes, "host": manifest["host"]})
+    _metrics(spec)
+    return Result("done", why, name, str(path), manifest)
+
+
+def write_manifest_or_remove(path, manifest):
+    """The manifest makes a file a backup; if it cannot be written, the data file goes too."""
+    try:
+        catalog.write_manifest(path, manifest)
+    except OSError as e:
+        catalog.remove(path)
+        raise DbrsError(f"writing the manifest of {path}: {e.strerror or e}; the backup was removed") from None
+
+
+def _metrics(spec):
+    from . import alert
+
+    try:
+        alert.write_metrics(spec)
+    except OSError:
+        pass  # metrics are a convenience; the backup itself succeeded
+
+
+# ------------------------------------------------------------------ status
+
+def status_summary(spec, config_dir=None, *, state_file=None, now=None):
+    """What `dbrs status` shows about backups. Reads the backup folder and the alert state only.
+
+    `config_dir` is accepted for symmetry with the other status hooks; the
+    backup side needs nothing from it.
+    """
+    from . import restore
+
+    now = time.time() if now is None else now
+    fulls, bad_full = catalog.scan(spec.backup.dir, catalog.FULL)
+    slices, bad_slices = catalog.scan(spec.backup.dir, catalog.OPLOG)
+    state = catalog.read_state(state_file)
+    last = fulls[-1] if fulls else None
+    window = restore.pitr_window(fulls, slices)
+    failures = state.get("failures", [])
+    return {
+        "backup_dir": spec.backup.dir,
+        "last_full": None if last is None else {
+            "name": last.name,
+            "finished": last.manifest["finished"],
+            "age_s": round(now - last.created),
+            "bytes": last.bytes,
+            "host": last.manifest.get("host"),
+            "member": last.manifest.get("member"),
+            "encrypted": last.encrypted,
+        },
+        "full_count": len(fulls),
+        "last_slice": None if not slices else {
+            "name": slices[-1].name,
+            "finished": slices[-1].manifest["finished"],
+            "age_s": round(now - slices[-1].created),
+            "last_ts": catalog.ts_iso(slices[-1].last),
+            "gap": bool(slices[-1].manifest.get("gap")),
+        },
+        "slice_count": len(slices),
+        "pitr_window": None if window is None else {"from": catalog.ts_iso(window[0]),
+                                                    "to": catalog.ts_iso(window[1])},
+        "incomplete": [b.name for b in bad_full + bad_slices],
+        "recent_failures": failures[-5:],
+        "last_verify": state.get("last_verify"),
+    }

@@ -1,0 +1,273 @@
+"""`dbrs backup | backup list | backup verify | oplog | prune | restore | alert`: thin wrappers over the library."""
+
+import sys
+import time
+
+import click
+
+from .common import config_option, emit_json, handle_errors
+
+
+def _spec(config):
+    from .. import spec as specmod
+
+    return specmod.load(config)
+
+
+@click.group("backup", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@config_option
+@click.pass_context
+@handle_errors
+def backup(ctx, as_json, config):
+    """Take a full backup now (on the host whose member is the backup source).
+
+    Other data-bearing hosts skip with the reason and exit 0, so the same
+    timer runs everywhere.
+    """
+    if ctx.invoked_subcommand:
+        return
+    from .. import backup as lib
+
+    spec = _spec(config)
+    progress = lib.Progress()
+    result = lib.run(spec, config, progress=progress)
+    progress.done()
+    if as_json:
+        emit_json({"status": result.status, "reason": result.reason, "name": result.name, "path": result.path,
+                   "manifest": result.manifest})
+    else:
+        click.echo(result.line())
+
+
+@backup.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifests as JSON.")
+@config_option
+@handle_errors
+def list_(as_json, config):
+    """List full backups, oplog slices, the point-in-time window and anything incomplete."""
+    from .. import backup as lib, catalog, restore
+
+    spec = _spec(config)
+    fulls, bad_f = catalog.scan(spec.backup.dir, catalog.FULL)
+    slices, bad_s = catalog.scan(spec.backup.dir, catalog.OPLOG)
+    window = restore.pitr_window(fulls, slices)
+    if as_json:
+        emit_json({
+            "full": [e.manifest for e in fulls],
+            "oplog": [e.manifest for e in slices],
+            "pitr_window": None if window is None else {"from": catalog.ts_iso(window[0]),
+                                                        "to": catalog.ts_iso(window[1])},
+            "incomplete": [{"name": b.name, "kind": b.kind, "reason": b.reason} for b in bad_f + bad_s],
+        })
+        return
+    if not fulls:
+        click.echo(f"no full backups in {spec.backup.dir}")
+    for e in fulls:
+        m = e.manifest
+        click.echo(f"{e.name}  {m['finished']}  {lib.human(m['bytes']):>10}  {m['member']}@{m['host']}  "
+                   f"oplog to {catalog.ts_iso(e.oplog_end)}  {'encrypted' if m['encrypted'] else 'plain'}")
+    if slices:
+        gaps = sum(1 for s in slices if s.manifest.get("gap"))
+        click.echo(f"{len(slices)} oplog slices, {catalog.ts_iso(slices[0].first)} .. {catalog.ts_iso(slices[-1].last)}"
+                   + (f", {gaps} with a gap" if gaps else ""))
+    if window:
+        click.echo(f"restore --to works from {catalog.ts_iso(window[0])} to {catalog.ts_iso(window[1])}")
+    for b in bad_f + bad_s:
+        click.echo(f"incomplete {b.name}: {b.reason}")
+
+
+@backup.command("verify")
+@click.argument("name", required=False)
+@click.option("--all", "all_", is_flag=True, help="Every full backup and every slice.")
+@click.option("--drill", is_flag=True, help="Also restore into a scratch mongod (when mongod is installed).")
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+@handle_errors
+def verify(name, all_, drill, as_json, config):
+    """Check checksums and decrypt NAME (default: the newest full backup), or --all."""
+    from .. import archive, backup as lib, catalog, restore
+    from ..errors import DbrsError, InputError
+
+    if name and all_:
+        raise InputError("--all", "and NAME both pick backups", "use one of them")
+    spec = _spec(config)
+    sec = lib.load_secrets(config)
+    key = lib.backup_key(sec)
+    fulls, _ = catalog.scan(spec.backup.dir, catalog.FULL)
+    if name:
+        chosen = [catalog.find(spec.backup.dir, name)]
+    elif all_:
+        chosen = fulls + catalog.scan(spec.backup.dir, catalog.OPLOG)[0]
+    else:
+        if not fulls:
+            raise DbrsError(f"no full backup in {spec.backup.dir} to verify (run `dbrs backup`)")
+        chosen = [fulls[-1]]
+    results, failed = [], 0
+    for e in chosen:
+        try:
+            restore.verify_entry(e, key)
+            results.append({"name": e.name, "ok": True, "detail": "checksum and size match"
+                            + (", every chunk authenticates" if e.encrypted else "")})
+        except archive.ArchiveError as err:
+            failed += 1
+            results.append({"name": e.name, "ok": False, "detail": str(err)})
+    if drill and not failed:
+        target = [e for e in chosen if e.kind == catalog.FULL][-1:] or fulls[-1:]
+        for e in target:
+            status, detail = restore.drill(e, key, sec.password("restore"))
+            results.append({"name": e.name, "ok": True, "drill": status, "detail": detail})
+    catalog.update_state(lambda s: s.__setitem__("last_verify", {
+        "time": catalog.iso(time.time()), "checked": len(chosen), "failed": failed,
+        "failures": [r["name"] for r in results if not r["ok"]]}))
+    if as_json:
+        emit_json({"results": results, "failed": failed})
+    else:
+        for r in results:
+            word = "ok    " if r["ok"] else "FAILED"
+            if "drill" in r:
+                word = "drill " + r["drill"]
+            click.echo(f"{word} {r['name']}: {r['detail']}")
+    if failed:
+        raise DbrsError(f"{failed} of {len(chosen)} backup file(s) failed verification; do not restore from them")
+
+
+@click.command("oplog")
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+@handle_errors
+def oplog(as_json, config):
+    """Save the oplog entries since the last slice (point-in-time recovery)."""
+    from .. import oplog as lib
+
+    result = lib.run(_spec(config), config)
+    if as_json:
+        emit_json({"status": result.status, "reason": result.reason, "name": result.name,
+                   "manifest": result.manifest})
+    else:
+        click.echo(result.line())
+
+
+@click.command("prune")
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted and stop.")
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+@handle_errors
+def prune(dry_run, as_json, config):
+    """Delete full backups past retention_days (keeping keep_min) and slices no kept backup needs."""
+    from .. import catalog, retention
+
+    spec = _spec(config)
+    b = spec.backup
+    with catalog.lock(b.dir, catalog.FULL), catalog.lock(b.dir, catalog.OPLOG):
+        fulls = catalog.scan(b.dir, catalog.FULL)[0]
+        slices = catalog.scan(b.dir, catalog.OPLOG)[0]
+        d = retention.decide(fulls, slices, time.time(), b.retention_days, b.keep_min)
+        if not dry_run:
+            for e in d.drop_full + d.drop_slices:
+                catalog.remove(e.path)
+    verb = "would delete" if dry_run else "deleted"
+    if as_json:
+        emit_json({"dry_run": dry_run, "deleted_full": [e.name for e in d.drop_full],
+                   "deleted_slices": [e.name for e in d.drop_slices],
+                   "kept_full": [e.name for e in d.keep_full], "kept_slices": len(d.keep_slices)})
+        return
+    for e in d.drop_full:
+        click.echo(f"{verb} {e.name} (older than {b.retention_days} days)")
+    if d.drop_slices:
+        click.echo(f"{verb} {len(d.drop_slices)} oplog slices older than the oldest kept backup")
+    click.echo(f"kept {len(d.keep_full)} full backups and {len(d.keep_slices)} slices")
+
+
+def parse_time(text):
+    """ISO 8601 (a time without a zone is this host's local time) or @EPOCH seconds."""
+    from datetime import datetime
+
+    from ..errors import InputError
+
+    if text.startswith("@"):
+        try:
+            return float(text[1:])
+        except ValueError:
+            pass
+    else:
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    raise InputError("--to", f"{text!r} is not a time", 'write it like "2026-11-28T10:15:00Z" or "@1764324900"')
+
+
+@click.command("restore")
+@click.argument("name", required=False)
+@click.option("--to", "to", metavar="TIME", help="Point in time (ISO 8601, e.g. 2026-11-28T10:15:00Z).")
+@click.option("--ns-include", multiple=True, metavar="PATTERN", help="Only these namespaces (db.coll, db.*).")
+@click.option("--drop", is_flag=True, help="Drop each collection before restoring it.")
+@click.option("--dry-run", is_flag=True, help="Verify and print the plan; change nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force-other-cluster", is_flag=True, help="Restore a backup taken of another cluster.")
+@config_option
+@handle_errors
+def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, config):
+    """Restore the full backup NAME, or the cluster as it was at --to TIME.
+
+    Every file is verified before anything is sent to the cluster; admin,
+    config and local are never restored over.
+    """
+    from .. import backup as lib, catalog, restore as rlib
+    from ..errors import InputError
+
+    if bool(name) == bool(to):
+        raise InputError("restore", "needs a backup NAME or --to TIME (not both)",
+                         "see `dbrs backup list` for names and the point-in-time window")
+    if to and ns_include:
+        raise InputError("--ns-include", "cannot be combined with --to", "a point-in-time restore is of everything")
+    rlib.check_ns_include(ns_include)
+    spec = _spec(config)
+    sec = lib.load_secrets(config)
+    key = lib.backup_key(sec)
+    if to:
+        fulls, slices = rlib.entries(spec)
+        plan = rlib.plan_pitr(fulls, slices, parse_time(to))
+    else:
+        entry = catalog.find(spec.backup.dir, name)
+        if entry.kind != catalog.FULL:
+            raise InputError("NAME", f"{entry.name} is an oplog slice", "name a full backup, or use --to TIME")
+        plan = rlib.plan_name(entry)
+    rlib.refuse_other_cluster(spec, plan, force_other_cluster)
+    for e in (plan.base, *plan.slices):
+        rlib.verify_entry(e, key)
+    click.echo(f"verified {1 + len(plan.slices)} file(s)")
+    for line in plan.lines():
+        click.echo(line)
+    excl = ", ".join(rlib.SYSTEM_DBS)
+    click.echo(f"into   {spec.cluster.name} ({', '.join(rlib.hosts_of(spec))}); never {excl}"
+               + ("; dropping each collection first" if drop else "")
+               + (f"; only {', '.join(ns_include)}" if ns_include else ""))
+    if dry_run:
+        click.echo("dry run: nothing restored")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InputError("--yes", "no terminal to confirm on", "pass --yes to restore without asking")
+        click.confirm("Restore now?", abort=True)
+    version = rlib.cluster_version(spec, sec.password(rlib.USER))
+    report = rlib.execute(spec, plan, sec.password(rlib.USER), key, drop=drop, ns_include=ns_include,
+                          server_version=version)
+    for step, tail in report.steps:
+        click.echo(f"{step}" + (f": {tail}" if tail else ""))
+    click.echo(f"restore finished in {report.seconds:.1f} s")
+
+
+@click.command("alert", hidden=True)
+@click.argument("unit")
+@config_option
+@handle_errors
+def alert(unit, config):
+    """Record and report the failure of UNIT (run by dbrs-alert@UNIT.service)."""
+    from .. import alert as lib
+
+    spec = _spec(config)
+    ev, problems = lib.handle(spec, unit)
+    click.echo(ev["message"])
+    lib.raise_problems(problems)

@@ -1,0 +1,197 @@
+"""`dbrs oplog`: a point-in-time-recovery slice, the oplog entries since the last one.
+
+Entries come from `local.oplog.rs` as raw BSON (pymongo's RawBSONDocument:
+the bytes the server sent, never decoded and re-encoded) and are written as
+a gzip'd `oplog.bson` (BSON documents back to back, what `mongorestore
+--oplogReplay` reads), through the same Sink as full backups.
+
+Slices chain: each starts after the previous one's last entry ("after"),
+the first after the newest full backup's oplog start. If the oldest entry
+still in the oplog is newer than "after", entries were overwritten before
+they were saved: a gap. PITR across it is impossible; the run saves what
+is there, marks the slice, and fails so the alert fires. A full backup
+taken after the gap re-anchors the chain and ends the failure.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import zlib
+from dataclasses import dataclass
+
+from . import archive, backup, catalog
+from .errors import DbrsError
+
+
+class Gap(DbrsError):
+    """The oplog rolled over before a slice saved it."""
+
+
+@dataclass(frozen=True)
+class SlicePlan:
+    after: int          # save entries with ts > after
+    gap: bool           # entries between after and the oldest oplog entry are lost
+    reanchored: bool    # the chain restarts at a full backup taken after an older gap
+
+
+def plan(fulls, slices, oldest):
+    """Where the next slice starts and whether there is a gap. Pure.
+
+    `fulls`/`slices` are good catalog entries (oldest first); `oldest` is
+    the oldest ts in the member's oplog right now.
+    """
+    chain = slices[-1].last if slices else None
+    if chain is None:
+        if not fulls:
+            raise backup.Skip("no full backup yet; slices start after the first one (run `dbrs backup`)")
+        chain = fulls[-1].oplog_start
+        if oldest > chain:
+            raise Gap(f"the oplog no longer reaches the newest full backup ({catalog.ts_iso(chain)}); "
+                      "take a new full backup")
+        return SlicePlan(chain, False, False)
+    if oldest <= chain:
+        return SlicePlan(chain, False, False)
+    anchors = [f.oplog_start for f in fulls if f.oplog_start is not None and f.oplog_start >= oldest]
+    if anchors:
+        return SlicePlan(min(anchors), False, True)
+    return SlicePlan(chain, True, False)
+
+
+def committed_ts(status):
+    """The majority-committed point, so a slice never holds entries a rollback could undo."""
+    try:
+        ts = status["optimes"]["lastCommittedOpTime"]["ts"]
+    except (KeyError, TypeError):
+        return None
+    return catalog.ts_int(ts.time, ts.inc)
+
+
+def read_entries(client, after, until=None, batch_size=2000):
+    """Yield raw BSON bytes of oplog entries with after < ts (<= until), in oplog order."""
+    from bson.codec_options import CodecOptions
+    from bson.raw_bson import RawBSONDocument
+    from bson.timestamp import Timestamp
+
+    coll = client.get_database("local", codec_options=CodecOptions(document_class=RawBSONDocument))["oplog.rs"]
+    query = {"$gt": Timestamp(after >> 32, after & 0xFFFFFFFF)}
+    if until is not None:
+        query["$lte"] = Timestamp(until >> 32, until & 0xFFFFFFFF)
+    cursor = coll.find({"ts": query}, sort=[("$natural", 1)], batch_size=batch_size)
+    for doc in cursor:
+        yield doc
+
+
+def write_slice(docs, sink):
+    """gzip the raw entries into `sink`; returns (first ts, last ts, count)."""
+    z = zlib.compressobj(6, zlib.DEFLATED, 31)
+    first = last = None
+    count = 0
+    pending = []
+    size = 0
+    for doc in docs:
+        raw = doc.raw
+        if first is None:
+            ts = doc["ts"]
+            first = catalog.ts_int(ts.time, ts.inc)
+        last_doc = doc
+        pending.append(raw)
+        size += len(raw)
+        count += 1
+        if size >= 1 << 20:
+            sink.write(z.compress(b"".join(pending)))
+            pending, size = [], 0
+    if count:
+        ts = last_doc["ts"]
+        last = catalog.ts_int(ts.time, ts.inc)
+    sink.write(z.compress(b"".join(pending)) + z.flush())
+    return first, last, count
+
+
+@dataclass
+class Result:
+    status: str
+    reason: str = ""
+    name: str = ""
+    manifest: dict = None
+
+    def line(self):
+        if self.status == "skipped":
+            return f"oplog slice skipped: {self.reason}"
+        m = self.manifest
+        return (f"oplog slice {self.name}: {m['count']} entries {catalog.ts_iso(catalog.ts_from_json(m['first']))}"
+                f" .. {catalog.ts_iso(catalog.ts_from_json(m['last']))}, {backup.human(m['bytes'])}")
+
+
+def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local=None):
+    connect_fn = connect_fn or backup.connect
+    sec = backup.load_secrets(spec_path)
+    password = sec.password(backup.USER)
+    key = backup.backup_key(sec) if spec.backup.encrypt else None
+    local = backup.local_members(spec) if local is None else local
+    if not local:
+        return Result("skipped", "this host has no data-bearing member of the spec")
+    bdir = spec.backup.dir
+    with catalog.lock(bdir, catalog.OPLOG):
+        catalog.clear_partials(bdir, catalog.OPLOG)
+        client = connect_fn(local[0], password)
+        try:
+            with backup.talking_to(backup.who(local[0])):
+                status = backup.read_status(client)
+            try:
+                member, _ = backup.choose_source(spec, local, backup.member_states(spec, status))
+                fulls = catalog.scan(bdir, catalog.FULL)[0]
+                slices = catalog.scan(bdir, catalog.OPLOG)[0]
+                if member is not local[0]:
+                    client.close()
+                    client = connect_fn(member, password)
+                    with backup.talking_to(backup.who(member)):
+                        status = backup.read_status(client)
+                with backup.talking_to(backup.who(member)):
+                    oldest, _newest = backup.oplog_bounds(client)
+                p = plan(fulls, slices, oldest)
+            except backup.Skip as s:
+                return Result("skipped", str(s))
+            started = now()
+            name = catalog.file_name(spec.cluster.name, catalog.OPLOG, started)
+            path = catalog.kind_dir(bdir, catalog.OPLOG) / name
+            try:
+                with archive.Sink(path, key) as sink, backup.talking_to(backup.who(member)):
+                    first, last, count = write_slice(read_entries(client, p.after, committed_ts(status)), sink)
+                    if not count:
+                        sink.abort()
+                        return Result("skipped", f"no new oplog entries after {catalog.ts_iso(p.after)}")
+                    written = sink.commit()
+            except OSError as e:
+                raise DbrsError(f"writing {path}: {e.strerror or e}; nothing was kept (is {bdir} full?)") from None
+        finally:
+            client.close()
+        manifest = {
+            "format": catalog.FORMAT,
+            "kind": catalog.OPLOG,
+            "name": name,
+            "cluster": spec.cluster.name,
+            "member": member.name,
+            "host": hostname or socket.gethostname(),
+            "started": catalog.iso(started),
+            "finished": catalog.iso(now()),
+            "after": catalog.ts_json(p.after),
+            "first": catalog.ts_json(first),
+            "last": catalog.ts_json(last),
+            "count": count,
+            "gap": p.gap,
+            "reanchored": p.reanchored,
+            "bytes": written.bytes,
+            "plain_bytes": written.plain_bytes,
+            "sha256": written.sha256,
+            "encrypted": written.encrypted,
+            "key_id": archive.key_id(key).hex() if key else None,
+        }
+        backup.write_manifest_or_remove(path, manifest)
+    if p.gap:
+        raise Gap(f"oplog gap: entries after {catalog.ts_iso(p.after)} up to {catalog.ts_iso(first)} were "
+                  f"overwritten before a slice saved them; point-in-time restore is broken until the next "
+                  f"full backup (run `dbrs backup`, and raise the oplog size or slice more often)")
+    catalog.record_success(catalog.OPLOG, {"name": name, "last": catalog.ts_iso(last), "count": count})
+    backup._metrics(spec)
+    return Result("done", "", name, manifest)

@@ -1,0 +1,75 @@
+"""The backup units: timers and services for backup, oplog slices and verification, and the alert handler. Pure.
+
+The timers go to hosts with a data-bearing member only (an arbiter has no
+data to dump); every host gets dbrs-alert@.service, since every dbrs unit
+names it in OnFailure=.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sysconfig
+
+from . import catalog
+from .plan import Dir, File, Service, unit_path
+from .render import render
+
+ALERT = "dbrs-alert@.service"
+ON_FAILURE = "dbrs-alert@%n.service"
+PACKAGED = "/usr/bin/dbrs"
+TIMERS = ("dbrs-backup.timer", "dbrs-oplog.timer", "dbrs-verify.timer")
+
+
+def dbrs_path():
+    """The absolute path of the `dbrs` console script of this installation (units need one)."""
+    here = os.path.join(sysconfig.get_path("scripts"), "dbrs")
+    if os.access(here, os.X_OK):
+        return here
+    return shutil.which("dbrs") or PACKAGED
+
+
+def _values(target, on_failure, dbrs):
+    spec = target.spec
+    return dict(
+        cluster=spec.cluster,
+        dbrs=dbrs,
+        spec_path=target.spec_path,
+        etc=target.etc,
+        backup_dir=spec.backup.dir,
+        state_dir=catalog.STATE_DIR,
+        textfile_dir=spec.alerts.textfile_dir,
+        on_failure=on_failure,
+    )
+
+
+def items(target, on_failure=None, dbrs=None):
+    # A --root staging tree is for a host that gets the packaged dbrs in /usr/bin.
+    dbrs = dbrs or (dbrs_path() if target.live else PACKAGED)
+    v = _values(target, on_failure, dbrs)
+    out = [
+        Dir(str(catalog.STATE_DIR), 0o700),
+        File(unit_path(ALERT), render(f"systemd/{ALERT}.j2", **v), 0o644),
+    ]
+    if not target.data_bearing:
+        return out
+    b = target.spec.backup
+    out += [
+        Dir(b.dir, 0o700),
+        File(unit_path("dbrs-backup.service"), render("systemd/dbrs-backup.service.j2", **v), 0o644),
+        File(unit_path("dbrs-backup.timer"), render("systemd/dbrs-backup.timer.j2", schedule=b.schedule, **v), 0o644,
+             notify=("dbrs-backup.timer",)),
+        File(unit_path("dbrs-oplog.service"), render("systemd/dbrs-oplog.service.j2", **v), 0o644),
+        File(unit_path("dbrs-oplog.timer"), render("systemd/dbrs-oplog.timer.j2", every=b.oplog_every, **v), 0o644,
+             notify=("dbrs-oplog.timer",)),
+        File(unit_path("dbrs-verify.service"), render("systemd/dbrs-verify.service.j2", **v), 0o644),
+        File(unit_path("dbrs-verify.timer"), render("systemd/dbrs-verify.timer.j2", schedule=b.verify_schedule, **v),
+             0o644, notify=("dbrs-verify.timer",)),
+    ]
+    return out
+
+
+def services(target):
+    if not target.data_bearing:
+        return []
+    return [Service(t, start=target.start) for t in TIMERS]

@@ -1,0 +1,114 @@
+"""MongoDB Database Tools (mongodump, mongorestore): finding them, handing them a password, their output.
+
+The tools come from PATH (MongoDB's packages put them in /usr/bin), so an
+operator can use a newer tools release and the tests can put stand-ins first.
+The password reaches them as a `--config` YAML file that is a pipe
+(`/dev/fd/N`, mode 0600 by the kernel): it never touches argv, a child's
+environment or the disk, and nothing is left behind if dbrs is killed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+from collections import deque
+
+from .errors import DbrsError, InputError
+
+_SECRETISH = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL", re.I)
+_VERSION = re.compile(r"version:?\s*r?(\d+\.\d+\.\d+\S*)")
+_DONE = re.compile(r"done dumping (\S+) \((\d+) documents?\)")
+
+
+def find(tool):
+    from .facts import which
+
+    path = which(tool)
+    if not path:
+        raise InputError("PATH", f"{tool} not found",
+                         "install mongodb-database-tools (MongoDB's apt repository) or put it on PATH")
+    return path
+
+
+def version(path):
+    """`mongodump --version` -> "100.10.0"; the first line names the tools release."""
+    try:
+        r = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, env=child_env())
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise DbrsError(f"{path} --version failed: {e}") from None
+    m = _VERSION.search(r.stdout + r.stderr)
+    if r.returncode != 0 or not m:
+        raise DbrsError(f"{path} --version did not print a version; is it MongoDB's {os.path.basename(path)}?")
+    return m.group(1)
+
+
+def same_release(a, b):
+    """Tools versions agree on major.minor (100.10.x vs 100.10.y)."""
+    return a.split(".")[:2] == b.split(".")[:2]
+
+
+def child_env():
+    """Our environment minus anything that looks like a secret: the tools need PATH and locale only."""
+    return {k: v for k, v in os.environ.items() if not _SECRETISH.search(k)}
+
+
+def config_text(password):
+    from .render import render
+
+    return render("mongotools/config.yaml.j2", password=password)
+
+
+class PasswordPipe:
+    """`with PasswordPipe(pw) as p: Popen([... f"--config={p.path}"], pass_fds=p.fds)`."""
+
+    def __init__(self, password):
+        data = config_text(password)
+        r, w = os.pipe()
+        try:
+            if len(data) > 60000:  # a pipe holds 64 KiB; a password never comes near
+                raise DbrsError("password config larger than a pipe buffer")
+            os.write(w, data)
+        finally:
+            os.close(w)
+        self.fd = r
+        self.path = f"/dev/fd/{r}"
+        self.fds = (r,)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class Stderr(threading.Thread):
+    """Drains a child's stderr so it never blocks; keeps the tail for the error message."""
+
+    def __init__(self, stream, keep=50):
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.lines = deque(maxlen=keep)
+        self.counts = {}
+        self.start()
+
+    def run(self):
+        for raw in iter(self.stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip()
+            m = _DONE.search(line)
+            if m:
+                self.counts[m.group(1)] = int(m.group(2))
+            self.lines.append(line)
+
+    def last(self):
+        for line in reversed(self.lines):
+            if line.strip():
+                return line.split("\t")[-1].strip()
+        return ""
