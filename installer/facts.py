@@ -107,17 +107,20 @@ def npm_version(root, prefix, name):
 def parse_systemctl_show(text):
     """ServiceFact from `systemctl show -p UnitFileState,ActiveState,ConditionResult,LoadState`."""
     values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    # A unit whose conditions were never checked (never started) also says ConditionResult=no.
+    checked = values.get("ConditionTimestampMonotonic", "1") != "0"
     return ServiceFact(
         enabled=values.get("UnitFileState", ""),
         active=values.get("ActiveState", ""),
-        condition=values.get("ConditionResult", ""),
+        condition=values.get("ConditionResult", "") if checked else "",
         loaded=values.get("LoadState", "") == "loaded",
     )
 
 
 def service(unit):
     r = subprocess.run(
-        ["systemctl", "show", "-p", "UnitFileState,ActiveState,ConditionResult,LoadState", unit],
+        ["systemctl", "show", "-p", "UnitFileState,ActiveState,ConditionResult,ConditionTimestampMonotonic,LoadState",
+         unit],
         capture_output=True, text=True,
     )
     return parse_systemctl_show(r.stdout) if r.returncode == 0 else ServiceFact(loaded=False)
