@@ -105,7 +105,7 @@ def npm_version(root, prefix, name):
 
 
 def parse_systemctl_show(text):
-    """ServiceFact from `systemctl show -p UnitFileState,ActiveState,ConditionResult,LoadState`."""
+    """ServiceFact from `systemctl show -p UnitFileState,ActiveState,ConditionResult,ConditionTimestampMonotonic,LoadState`."""
     values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
     # A unit whose conditions were never checked (never started) also says ConditionResult=no.
     checked = values.get("ConditionTimestampMonotonic", "1") != "0"

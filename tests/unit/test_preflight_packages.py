@@ -74,5 +74,11 @@ def test_fact_parsers():
     assert parse_dpkg_query("nftables installed\nmongodb-org-server not-installed\n") == {"nftables"}
     fact = parse_systemctl_show("UnitFileState=enabled\nActiveState=active\nConditionResult=yes\nLoadState=loaded\n")
     assert (fact.enabled, fact.active, fact.loaded) == ("enabled", "active", True)
+    skipped = parse_systemctl_show("UnitFileState=enabled\nActiveState=inactive\nConditionResult=no\n"
+                                   "ConditionTimestampMonotonic=123\nLoadState=loaded\n")
+    assert skipped.condition == "no"
+    never_started = parse_systemctl_show("UnitFileState=disabled\nActiveState=inactive\nConditionResult=no\n"
+                                         "ConditionTimestampMonotonic=0\nLoadState=loaded\n")
+    assert never_started.condition == "", "a unit never started was not skipped by its condition"
     osr = parse_os_release('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n')
     assert osr == OsRelease("debian", "12", "bookworm")
