@@ -151,21 +151,27 @@ class Sink:
     def write(self, data):
         self.plain += len(data)
         if self.key is None:
-            self.disk.put(bytes(data))
+            self.disk.put(data if isinstance(data, bytes) else bytes(data))
             return
-        self.buf += data
-        if len(self.buf) < self.chunk:
-            return
-        n = len(self.buf) - len(self.buf) % self.chunk
-        # leave at least the remainder (possibly empty) for the final chunk
-        view = memoryview(self.buf)
-        for off in range(0, n, self.chunk):
+        view = memoryview(data)
+        if self.buf:
+            # top up the pending partial chunk first
+            need = self.chunk - len(self.buf)
+            self.buf += view[:need]
+            view = view[need:]
+            if len(self.buf) < self.chunk:
+                return
+            self._seal(self.buf, last=False)
+            self.buf = bytearray()
+        whole = len(view) - len(view) % self.chunk
+        if whole == len(view) and whole:
+            whole -= self.chunk   # keep the stream's possible last chunk back: it may be the final one
+        for off in range(0, whole, self.chunk):
             self._seal(view[off:off + self.chunk], last=False)
-        view.release()
-        del self.buf[:n]
+        self.buf += view[whole:]
 
     def _seal(self, plain, last):
-        self.disk.put(self.aead.encrypt(_nonce(self.counter, last), bytes(plain), self.header))
+        self.disk.put(self.aead.encrypt(_nonce(self.counter, last), plain, self.header))
         self.counter += 1
         if self.counter >= 2**32:
             raise ArchiveError("backup stream longer than 4 Gi chunks; raise the chunk size")

@@ -25,7 +25,7 @@ from .errors import DbrsError
 
 USER = "backup"
 LOOPBACK = "127.0.0.1"
-_BLOCK = 1 << 20
+_BLOCK = 4 << 20
 
 
 class Skip(Exception):
@@ -246,10 +246,11 @@ def stream_dump(make_argv, password, sink, progress=None):
         pipe.close()
         err = tools.Stderr(proc.stderr)
         total = 0
+        fd = proc.stdout.fileno()
+        tools.widen_pipe(fd)
         try:
-            out = proc.stdout
             while True:
-                data = out.read1(_BLOCK) if hasattr(out, "read1") else out.read(_BLOCK)
+                data = os.read(fd, _BLOCK)
                 if not data:
                     break
                 sink.write(data)
@@ -306,7 +307,7 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
                 member, why = choose_source(spec, local, states)
             except Skip as s:
                 return Result("skipped", str(s))
-            if member is not local[0]:
+            if member != local[0]:
                 client.close()
                 client = connect_fn(member, password)
             with talking_to(who(member)):
@@ -415,4 +416,30 @@ def status_summary(spec, config_dir=None, *, state_file=None, now=None):
         "incomplete": [b.name for b in bad_full + bad_slices],
         "recent_failures": failures[-5:],
         "last_verify": state.get("last_verify"),
+        "next_runs": next_runs(),
     }
+
+
+def next_runs(units=("dbrs-backup.timer", "dbrs-oplog.timer", "dbrs-verify.timer")):
+    """{timer: next elapse as systemd prints it}, from systemctl; {} where there is no systemd."""
+    import subprocess
+
+    try:
+        r = subprocess.run(["systemctl", "show", "-p", "Id", "-p", "NextElapseUSecRealtime", "--", *units],
+                           capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if r.returncode != 0:
+        return {}
+    return parse_next_runs(r.stdout)
+
+
+def parse_next_runs(text):
+    out, unit = {}, None
+    for line in text.splitlines():
+        k, _, v = line.partition("=")
+        if k == "Id":
+            unit = v
+        elif k == "NextElapseUSecRealtime" and unit and v:
+            out[unit] = v
+    return out

@@ -22,6 +22,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -77,12 +78,14 @@ def ts_iso(v):
 
 @dataclass(frozen=True)
 class Entry:
+    """A good backup or slice; timestamps are parsed once (planning walks thousands of slices)."""
+
     kind: str
     name: str
     path: str
     manifest: dict
 
-    @property
+    @cached_property
     def created(self):
         return parse_iso(self.manifest["finished"])
 
@@ -98,24 +101,24 @@ class Entry:
     def encrypted(self):
         return self.manifest["encrypted"]
 
-    @property
+    @cached_property
     def oplog_start(self):
         return ts_from_json(self.manifest.get("oplog_start"))
 
-    @property
+    @cached_property
     def oplog_end(self):
         return ts_from_json(self.manifest.get("oplog_end"))
 
     # slices
-    @property
+    @cached_property
     def after(self):
         return ts_from_json(self.manifest.get("after"))
 
-    @property
+    @cached_property
     def first(self):
         return ts_from_json(self.manifest.get("first"))
 
-    @property
+    @cached_property
     def last(self):
         return ts_from_json(self.manifest.get("last"))
 
@@ -206,21 +209,28 @@ def ensure_dirs(backup_dir):
 
 
 @contextlib.contextmanager
-def lock(backup_dir, kind):
+def lock(backup_dir, kind, wait=0):
     """An flock per kind: full backups never overlap, a slice may run during a full backup.
 
     The lock file holds the holder's pid for the error message; the kernel
-    drops the lock when the process dies, even by SIGKILL.
+    drops the lock when the process dies, even by SIGKILL. `wait` seconds
+    are for prune, which may meet a slice that ends in a moment.
     """
     ensure_dirs(backup_dir)
     path = Path(backup_dir) / f".{kind}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise DbrsError(f"another dbrs {kind} run holds {path} (pid {holder}); wait for it to finish") from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise DbrsError(f"another dbrs {kind} run holds {path} (pid {holder}); wait for it to finish") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield

@@ -142,7 +142,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
                 member, _ = backup.choose_source(spec, local, backup.member_states(spec, status))
                 fulls = catalog.scan(bdir, catalog.FULL)[0]
                 slices = catalog.scan(bdir, catalog.OPLOG)[0]
-                if member is not local[0]:
+                if member != local[0]:
                     client.close()
                     client = connect_fn(member, password)
                     with backup.talking_to(backup.who(member)):

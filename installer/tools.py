@@ -60,6 +60,16 @@ def config_text(password):
     return render("mongotools/config.yaml.j2", password=password)
 
 
+def widen_pipe(fd, size=1 << 20):
+    """A 1 MiB pipe (Linux F_SETPIPE_SZ) lets the dump hand over bigger blocks per wake-up; best effort."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except OSError:
+        pass
+
+
 class PasswordPipe:
     """`with PasswordPipe(pw) as p: Popen([... f"--config={p.path}"], pass_fds=p.fds)`."""
 

@@ -111,7 +111,8 @@ def verify(name, all_, drill, as_json, config):
                             + (", every chunk authenticates" if e.encrypted else "")})
         except archive.ArchiveError as err:
             failed += 1
-            results.append({"name": e.name, "ok": False, "detail": str(err)})
+            detail = str(err)
+            results.append({"name": e.name, "ok": False, "detail": detail.removeprefix(f"{e.name}: ")})
     if drill and not failed:
         target = [e for e in chosen if e.kind == catalog.FULL][-1:] or fulls[-1:]
         for e in target:
@@ -159,7 +160,7 @@ def prune(dry_run, as_json, config):
 
     spec = _spec(config)
     b = spec.backup
-    with catalog.lock(b.dir, catalog.FULL), catalog.lock(b.dir, catalog.OPLOG):
+    with catalog.lock(b.dir, catalog.FULL, wait=300), catalog.lock(b.dir, catalog.OPLOG, wait=300):
         fulls = catalog.scan(b.dir, catalog.FULL)[0]
         slices = catalog.scan(b.dir, catalog.OPLOG)[0]
         d = retention.decide(fulls, slices, time.time(), b.retention_days, b.keep_min)

@@ -364,3 +364,32 @@ def test_status_summary_shape(bed):
     assert s["pitr_window"] == {"from": catalog.iso(T0 + 50), "to": catalog.iso(T0 + 70)}
     assert s["recent_failures"] == [{"unit": "dbrs-oplog.service"}] and s["incomplete"] == []
     json.dumps(s)
+
+
+def test_prune_waits_briefly_for_a_running_slice_instead_of_failing(bed):
+    with catalog.lock(bed.bdir, catalog.OPLOG):
+        t = time.monotonic()
+        with pytest.raises(DbrsError, match="another dbrs oplog run holds"):
+            with catalog.lock(bed.bdir, catalog.OPLOG, wait=0.5):
+                pass
+        assert time.monotonic() - t >= 0.5
+    held = threading.Event()
+
+    def hold():
+        with catalog.lock(bed.bdir, catalog.OPLOG):
+            held.set()
+            time.sleep(0.3)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    t = time.monotonic()
+    with catalog.lock(bed.bdir, catalog.OPLOG, wait=5):
+        assert time.monotonic() - t >= 0.1     # it did wait, then got the lock
+    holder.join()
+
+
+def test_next_runs_parses_systemctl_show():
+    text = ("Id=dbrs-backup.timer\nNextElapseUSecRealtime=Sun 2026-11-29 02:07:31 UTC\n"
+            "Id=dbrs-oplog.timer\nNextElapseUSecRealtime=\n")
+    assert backup.parse_next_runs(text) == {"dbrs-backup.timer": "Sun 2026-11-29 02:07:31 UTC"}

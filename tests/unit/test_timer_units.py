@@ -51,6 +51,7 @@ def test_units_carry_the_spec(spec):
     assert "OnUnitActiveSec=10min" in u["dbrs-oplog.timer"]
     assert "OnCalendar=Sun *-*-* 04:00:00\nPersistent=true" in u["dbrs-verify.timer"]
     assert f'ExecStart="{DBRS}" backup --config "/etc/dbrs/cluster.toml"' in u["dbrs-backup.service"]
+    assert f'ExecStartPost="{DBRS}" prune --config "/etc/dbrs/cluster.toml"' in u["dbrs-backup.service"]
     assert f'ExecStart="{DBRS}" alert --config "/etc/dbrs/cluster.toml" %i' in u["dbrs-alert@.service"]
     for name in ("dbrs-backup.service", "dbrs-oplog.service", "dbrs-verify.service"):
         assert "OnFailure=dbrs-alert@%n.service" in u[name]
