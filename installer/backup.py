@@ -443,3 +443,42 @@ def parse_next_runs(text):
         elif k == "NextElapseUSecRealtime" and unit and v:
             out[unit] = v
     return out
+
+
+def summary_problems(summary):
+    """What in the backup summary needs a person: failures since the last good backup, an oplog gap."""
+    problems = []
+    last = summary.get("last_full")
+    since = catalog.parse_iso(last["finished"]) if last else 0
+    for f in summary.get("recent_failures", []):
+        if catalog.parse_iso(f["time"]) > since:
+            problems.append(f"{f['unit']} failed at {f['time']} on {f.get('host', '?')}: {f.get('message') or f.get('result', '')}"
+                            .rstrip(": "))
+    if summary.get("last_slice") and summary["last_slice"].get("gap"):
+        problems.append("the oplog rolled over before a slice saved it: point-in-time restore is broken until the "
+                        "next full backup (`dbrs backup`)")
+    return problems
+
+
+def render_summary(summary):
+    """The backup lines of `dbrs status`."""
+    from .replset import _ago as ago
+
+    lines = []
+    last = summary.get("last_full")
+    if last:
+        lines.append(f"last full backup: {last['name']}, {ago(last['age_s'])} ago, {last['bytes'] / 2**20:.1f} MiB, "
+                     f"from {last.get('member')} on {last.get('host')}")
+    else:
+        lines.append(f"last full backup: none in {summary['backup_dir']} on this host "
+                     "(backups are kept on the host that took them)")
+    s = summary.get("last_slice")
+    lines.append(f"last oplog slice: {s['name']}, {ago(s['age_s'])} ago, up to {s['last_ts']}" if s
+                 else "last oplog slice: none")
+    w = summary.get("pitr_window")
+    lines.append(f"restore --to window: {w['from']} .. {w['to']}" if w else "restore --to window: none yet")
+    for timer, when in sorted(summary.get("next_runs", {}).items()):
+        lines.append(f"next {timer}: {when}")
+    for p in summary_problems(summary):
+        lines.append(f"WARN {p}")
+    return lines

@@ -65,13 +65,19 @@ def status(config, as_json, check):
     """Members, lag, commit point, oplog window, write concern and what needs doing."""
     from .. import replset
 
+    from .. import backup
+
     spec, secrets = _load(config)
     st = replset.read_status(spec, secrets)
+    backups = backup.status_summary(spec)
+    backup_problems = backup.summary_problems(backups)
     if as_json:
-        emit_json(st.to_json())
+        emit_json({**st.to_json(), "backups": {**backups, "problems": backup_problems}})
     else:
         click.echo(replset.render_status(st))
-    if check and not st.ok:
+        for line in backup.render_summary(backups):
+            click.echo(line)
+    if check and (not st.ok or backup_problems):
         sys.exit(1)
 
 

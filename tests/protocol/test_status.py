@@ -26,7 +26,8 @@ def test_healthy_psa(standin, spec_for):
     assert any(line.split()[:3] == ["mongod3", rs.member("mongod3").address, "ARBITER"] for line in lines)
     assert "oplog window: 50.0h" in r.output
     assert "default write concern: w:majority, wtimeout 10 s" in r.output
-    assert "WARN" not in r.output and r.output.rstrip().endswith("all members healthy")
+    assert "WARN" not in r.output and "all members healthy" in lines
+    assert "last full backup: none in /var/backups/dbrs on this host" in r.output
     # least privilege: status reads as the monitor user only
     assert {s.user for s in rs.log if s.name != "endSessions"} == {"monitor"}
     assert not any(pw in r.output for pw in PASSWORDS.values())
