@@ -15,7 +15,6 @@ BUNDLE = ETC / "bundle.dbrs"
 FIREWALL = ETC / "firewall.nft"
 DATA = P("/var/lib/dbrs")
 LOG = P("/var/log/dbrs")
-STATE = DATA / ".state"
 UNIT_DIR = P("/etc/systemd/system")
 SYSCTL = P("/etc/sysctl.d/60-dbrs.conf")
 LOGROTATE = P("/etc/logrotate.d/dbrs")
