@@ -27,6 +27,7 @@ import struct
 import threading
 from dataclasses import dataclass
 
+from .apply import fsync_dir as _fsync_dir
 from .errors import DbrsError
 
 MAGIC = b"DBRSENC1"
@@ -65,14 +66,6 @@ class Written:
     sha256: str
     plain_bytes: int    # bytes of the dump stream itself
     encrypted: bool
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _Disk(threading.Thread):
