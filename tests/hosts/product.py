@@ -1,0 +1,134 @@
+"""Put dbrs into test-bed hosts the way a user would: the built wheel in a venv, plus the stand-ins.
+
+- ``wheelhouse()`` builds the wheel of this working tree and collects its dependencies as wheels, once
+  per tree hash (cached under the test-bed cache dir), because the hosts have no network.
+- ``member_rootfs()`` is the test-bed rootfs with what a member host needs beyond the base recipe.
+- ``install_product(host, wheels, mongodb_version)`` creates ``/opt/dbrs/venv``, installs dbrs from the
+  wheelhouse with ``pip --no-index``, links ``/usr/local/bin/dbrs`` and ``dbrs-install``, and installs
+  the stand-ins (``tests/standins/mongod`` at ``/usr/bin/mongod``, mongodump/mongorestore if present).
+
+Nothing here changes how the product installs or runs; it only replaces what cannot exist on these
+machines (MongoDB's packages) with stand-ins named as such.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .testbed import CACHE_DIR, ensure_rootfs
+
+REPO = Path(__file__).resolve().parents[2]
+STANDINS = REPO / "tests" / "standins"
+# A member host beyond the test bed's base recipe: dbrs-install creates the mongodb user with adduser,
+# runs nft and writes a logrotate snippet; the venv needs python3-venv (already in the base recipe).
+MEMBER_PACKAGES = ("adduser", "logrotate", "nftables", "python3-venv")
+VENV = "/opt/dbrs/venv"
+WHEELS_IN_HOST = "/var/tmp/dbrs-wheels"
+STANDIN_DIR = "/usr/lib/dbrs-standin"
+# Patch release reported by the mongod stand-in for the spec's major.minor.
+PATCH = {"7.0": "7.0.14", "8.0": "8.0.4"}
+_BUILD_FILES = ("pyproject.toml", "README.md")
+_BUILD_DIRS = ("installer", "templates")
+
+
+def member_rootfs(log=None) -> Path:
+    return ensure_rootfs(extra_packages=MEMBER_PACKAGES, log=log)
+
+
+def _tree_files() -> list[Path]:
+    files = [REPO / f for f in _BUILD_FILES if (REPO / f).exists()]
+    for d in _BUILD_DIRS:
+        files += sorted(p for p in (REPO / d).rglob("*")
+                        if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc"))
+    return files
+
+
+def tree_hash() -> str:
+    h = hashlib.sha256()
+    for p in _tree_files():
+        h.update(str(p.relative_to(REPO)).encode() + b"\0" + p.read_bytes() + b"\0")
+    h.update(sys.version.split()[0].encode())
+    return h.hexdigest()[:16]
+
+
+def wheelhouse(log=None) -> Path:
+    """A directory with the dbrs wheel of this tree and every dependency as a wheel (cached by tree hash)."""
+    base = CACHE_DIR / "wheels"
+    base.mkdir(parents=True, exist_ok=True)
+    out = base / tree_hash()
+    if (out / ".ok").exists():
+        return out
+    with open(base / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (out / ".ok").exists():
+            return out
+        if log:
+            log(f"dbrs-hosts: building the dbrs wheel and its wheelhouse in {out}")
+        shutil.rmtree(out, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix="wheelhouse-", dir=base))
+        with tempfile.TemporaryDirectory() as src:
+            # Build from a copy: an in-tree build would leave build/ and *.egg-info in the working tree.
+            for p in _tree_files():
+                dst = Path(src) / p.relative_to(REPO)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(p, dst)
+            pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+            for argv in (pip + ["wheel", "--no-deps", "-w", str(tmp), src],):
+                subprocess.run(argv, check=True, capture_output=True, text=True)
+        built = next(tmp.glob("dbrs-*.whl"))
+        r = subprocess.run(pip + ["wheel", "-w", str(tmp), str(built)], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"pip wheel of the dependencies failed: {r.stderr[-2000:]}")
+        (tmp / ".ok").write_text(built.name + "\n")
+        os.rename(tmp, out)
+    for old in base.iterdir():  # keep the cache small: only the newest few trees
+        if old.is_dir() and old != out and old.name != "lock" and not old.name.startswith("wheelhouse-"):
+            if len(list(base.iterdir())) > 6:
+                shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def install_product(host, wheels: Path, mongodb_version: str = "8.0", hosts_file: dict | None = None) -> None:
+    """The wheel into /opt/dbrs/venv, the CLI links, the stand-ins and /etc/hosts names."""
+    host.copy_in(wheels, WHEELS_IN_HOST)
+    host.run(f"python3 -m venv {VENV} && {VENV}/bin/pip install -q --disable-pip-version-check --no-index "
+             f"--find-links {WHEELS_IN_HOST} dbrs && ln -sf {VENV}/bin/dbrs /usr/local/bin/dbrs && "
+             f"ln -sf {VENV}/bin/dbrs-install /usr/local/bin/dbrs-install && rm -rf {WHEELS_IN_HOST}",
+             timeout=300)
+    install_standins(host, mongodb_version)
+    if hosts_file:
+        lines = "".join(f"{ip}\t{name}\n" for name, ip in hosts_file.items())
+        host.run(["sh", "-c", "cat >> /etc/hosts"], input=lines)
+
+
+def install_standins(host, mongodb_version: str = "8.0") -> None:
+    """Stand-ins live in /usr/lib/dbrs-standin, linked from the paths the product runs (/usr/bin/mongod …)."""
+    host.write_file(f"{STANDIN_DIR}/version", PATCH.get(mongodb_version, mongodb_version + ".0") + "\n", 0o644)
+    links = []
+    for tool in ("mongod", "mongodump", "mongorestore", "_standin_common.py"):
+        if (STANDINS / tool).exists():
+            mode = 0o644 if tool.endswith(".py") else 0o755
+            host.write_file(f"{STANDIN_DIR}/{tool}", (STANDINS / tool).read_bytes(), mode)
+            if mode == 0o755:
+                links.append(f"ln -sf {STANDIN_DIR}/{tool} /usr/bin/{tool}")
+    host.run(" && ".join(links))
+
+
+def infra_checks():
+    """tests/infra/checks.py (the testinfra checks shared with the Vagrant tier), imported by path."""
+    import importlib.util
+
+    name = "dbrs_infra_checks"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "infra" / "checks.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
