@@ -14,35 +14,17 @@ from ..conftest import write_cluster
 GOLDEN = Path(__file__).parent / "golden"
 SECRET = {"etc/dbrs/keyfile", "etc/dbrs/secrets.toml", "etc/dbrs/backup.key"}
 
-SINGLE = """\
-[cluster]
-name = "dbrs"
-mongodb_version = "7.0"
+def single_host_7():
+    from installer import cluster, spec
 
-[[members]]
-name = "mongod1"
-host = "127.0.0.1"
-port = 27017
-role = "primary"
+    return cluster.spec_text(spec.single_host(mongodb_version="7.0")).decode()
 
-[[members]]
-name = "mongod2"
-host = "127.0.0.1"
-port = 27018
-role = "secondary"
-
-[[members]]
-name = "mongod3"
-host = "127.0.0.1"
-port = 27019
-role = "arbiter"
-"""
 
 CASES = {
     "psa-primary": (None, ["--role", "primary"]),
     "psa-secondary": (None, ["--role", "secondary"]),
     "psa-arbiter": (None, ["--role", "arbiter"]),
-    "single-host-7.0": (SINGLE, []),
+    "single-host-7.0": (single_host_7, []),
 }
 
 
@@ -59,7 +41,7 @@ def tree(root):
 def test_rendered_tree_matches_golden(case, staging, run_install):
     spec_text, args = CASES[case]
     if spec_text:
-        write_cluster(staging, spec_text)
+        write_cluster(staging, spec_text())
     else:
         write_cluster(staging)
     result = run_install("--root", str(staging), *args)
