@@ -82,3 +82,20 @@ def test_fact_parsers():
     assert never_started.condition == "", "a unit never started was not skipped by its condition"
     osr = parse_os_release('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n')
     assert osr == OsRelease("debian", "12", "bookworm")
+
+
+def test_unreachable_repository_key_is_a_clear_step_failure(tmp_path):
+    """No MongoDB repository (air-gapped host): the step says so and suggests --packages-from."""
+    import socket
+
+    from installer.apply import fetch_key
+    from installer.errors import StepFailed
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(StepFailed) as e:
+        fetch_key(f"http://127.0.0.1:{port}/server-8.0.asc", str(tmp_path), "/usr/share/keyrings/k.asc")
+    assert "--packages-from" in str(e.value) and "apt key" in str(e.value)
+    assert not (tmp_path / "usr/share/keyrings/k.asc").exists()
