@@ -2,7 +2,9 @@
 
 - ``wheelhouse()`` builds the wheel of this working tree and collects its dependencies as wheels, once
   per tree hash (cached under the test-bed cache dir), because the hosts have no network.
-- ``member_rootfs()`` is the test-bed rootfs with what a member host needs beyond the base recipe.
+- ``member_rootfs()`` is the test bed's one rootfs (its base recipe holds what a member host needs).
+- ``mongo_express_tree()`` is mongo-express 1.0.0 installed with dbrs's own npm argv outside the hosts
+  (cached; the tree is copied into a host at ``/opt/dbrs/mongo-express``).
 - ``install_product(host, wheels, mongodb_version)`` creates ``/opt/dbrs/venv``, installs dbrs from the
   wheelhouse with ``pip --no-index``, links ``/usr/local/bin/dbrs`` and ``dbrs-install``, and installs
   the stand-ins (``tests/standins/mongod`` at ``/usr/bin/mongod``, mongodump/mongorestore if present).
@@ -22,13 +24,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .testbed import CACHE_DIR, ensure_rootfs
+from .testbed import CACHE_DIR, PACKAGES, TestbedError, ensure_rootfs
 
 REPO = Path(__file__).resolve().parents[2]
 STANDINS = REPO / "tests" / "standins"
-# A member host beyond the test bed's base recipe: dbrs-install creates the mongodb user with adduser,
-# runs nft and writes a logrotate snippet; the venv needs python3-venv (already in the base recipe).
-MEMBER_PACKAGES = ("adduser", "logrotate", "nftables", "python3-venv")
+# What a member host needs (dbrs-install creates the mongodb user with adduser, runs nft, writes a
+# logrotate snippet; the venv needs python3-venv; Mongo Express runs on node). All of it is in the test
+# bed's base recipe (testbed.PACKAGES), so every user gets the same cached image.
+MEMBER_PACKAGES = ("adduser", "logrotate", "nftables", "python3-venv", "nodejs")
 VENV = "/opt/dbrs/venv"
 WHEELS_IN_HOST = "/var/tmp/dbrs-wheels"
 STANDIN_DIR = "/usr/lib/dbrs-standin"
@@ -39,7 +42,12 @@ _BUILD_DIRS = ("installer", "templates")
 
 
 def member_rootfs(log=None) -> Path:
-    return ensure_rootfs(extra_packages=MEMBER_PACKAGES, log=log)
+    """The test bed's one rootfs: the member packages are part of its base recipe (no second image, so
+    the bed's own tests and the member hosts never evict each other's cache)."""
+    missing = set(MEMBER_PACKAGES) - set(PACKAGES)
+    if missing:
+        raise TestbedError(f"testbed.PACKAGES lacks the member packages {sorted(missing)}")
+    return ensure_rootfs(log=log)
 
 
 def _tree_files() -> list[Path]:
@@ -119,6 +127,52 @@ def install_standins(host, mongodb_version: str = "8.0") -> None:
             if mode == 0o755:
                 links.append(f"ln -sf {STANDIN_DIR}/{tool} /usr/bin/{tool}")
     host.run(" && ".join(links))
+
+
+class Unavailable(Exception):
+    """Something the test needs from outside (npm, its registry) is not reachable on this machine."""
+
+
+def mongo_express_tree(log=None) -> Path:
+    """``mongo-express@1.0.0`` installed outside the hosts (they have no network) with the very npm argv
+    dbrs-install uses (``--ignore-scripts``), into the cache the unit tier uses too; the returned prefix is
+    what ``/opt/dbrs/mongo-express`` holds on a member host. Raises ``Unavailable`` (one line) only when npm
+    or its registry cannot be reached."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from installer import facts, mongo_express
+
+    cache = Path(os.environ.get("DBRS_TEST_CACHE", Path.home() / ".cache/dbrs-tests")) / \
+        f"{mongo_express.NAME}-{mongo_express.VERSION}"
+    if facts.npm_version(None, str(cache), mongo_express.NAME) == mongo_express.VERSION:
+        return cache
+    if not shutil.which("npm"):
+        raise Unavailable("npm is not installed on this machine (apt-get install npm)")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.parent / f".{cache.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if facts.npm_version(None, str(cache), mongo_express.NAME) == mongo_express.VERSION:
+            return cache
+        ping = subprocess.run(["npm", "ping"], capture_output=True, text=True, timeout=60)
+        if ping.returncode != 0:
+            raise Unavailable("npm registry unreachable: "
+                              + (ping.stderr.strip().splitlines() or ["npm ping failed"])[-1])
+        if log:
+            log(f"dbrs-hosts: npm install {mongo_express.NAME}@{mongo_express.VERSION} into {cache}")
+        # Into a temp prefix renamed into place: an interrupted install never looks finished.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}-", dir=cache.parent))
+        tmp.chmod(0o755)  # as npm leaves a prefix it creates: the unit's dynamic user must read it
+        try:
+            r = subprocess.run(mongo_express.npm_argv(mongo_express.NAME, mongo_express.VERSION, str(tmp)),
+                               capture_output=True, text=True, timeout=600)
+            if r.returncode != 0:
+                raise RuntimeError(f"npm install of {mongo_express.NAME} failed: {r.stderr[-2000:]}")
+            shutil.rmtree(cache, ignore_errors=True)
+            os.rename(tmp, cache)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    assert facts.npm_version(None, str(cache), mongo_express.NAME) == mongo_express.VERSION
+    return cache
 
 
 def infra_checks():

@@ -12,6 +12,7 @@ import concurrent.futures
 import json
 import re
 import time
+import tomllib
 
 import pytest
 
@@ -273,10 +274,67 @@ def test_backup_timer_and_failure_alert(cluster):
                "&& systemctl reset-failed dbrs-backup.service", check=False)
 
 
-def test_mongo_express(cluster):
-    pytest.skip("Mongo Express needs mongo-express@1.0.0 from npm inside the host, and the test-bed hosts have no "
-                "network; its 127.0.0.1-only / 401 / 200 behaviour is covered by tests/unit/test_mongo_express.py "
-                "and the Vagrant tier")
+def test_mongo_express_on_loopback_behind_basic_auth(cluster, request):
+    """Enabled later on the primary's host, the documented way (cluster.toml, dbrs-install --no-packages):
+    the bootstrap creates the express user, the unit runs mongo-express 1.0.0 (npm-installed outside: the
+    hosts have no network) on the image's node, bound to 127.0.0.1 only, 401 without credentials, 200 with
+    those of secrets.toml, and the page shows what the stand-in's serverStatus returned to `express`."""
+    hosts, _ = cluster
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        tree = product.mongo_express_tree(log=(lambda m: reporter.write_line(m)) if reporter else None)
+    except product.Unavailable as e:
+        pytest.skip(f"Mongo Express scenario: {e}")
+    m1, port, unit = hosts["m1"], 8081, "dbrs-mongo-express.service"
+    assert m1.run("node --version").stdout.startswith("v"), "nodejs missing from the host image"
+    m1.copy_in(tree, "/opt/dbrs/mongo-express")
+    spec = m1.read_file("/etc/dbrs/cluster.toml").decode()
+    spec, n = re.subn(r"(?ms)^\[mongo_express\]\n.*?(?=^\[|\Z)",
+                      f"[mongo_express]\nenabled = true\nport = {port}\n\n", spec)
+    if not n:
+        spec += f"\n[mongo_express]\nenabled = true\nport = {port}\n"
+    m1.write_file("/etc/dbrs/cluster.toml", spec, 0o644)
+    out = m1.run(["dbrs-install", "--no-packages", "--role", "primary"], timeout=300).stdout
+    assert "express" in out, f"the bootstrap did not create the express user:\n{out}"
+
+    try:
+        _wait(lambda: m1.run(f"systemctl is-active {unit}", check=False).stdout.strip() == "active"
+              and m1.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"], check=False).returncode == 0,
+              60, what=f"{unit} answering on 127.0.0.1:{port}")
+    except AssertionError as e:
+        journal = m1.run(f"systemctl status {unit} --no-pager; journalctl -u {unit} -n 40 --no-pager", check=False)
+        raise AssertionError(f"{e}\n{journal.stdout[-4000:]}") from None
+    listeners = m1.run(f"ss -ltnH 'sport = :{port}'").stdout.split()
+    assert [a for a in listeners if a.endswith(f":{port}")] == [f"127.0.0.1:{port}"], listeners
+
+    def code(host, url, *curl):
+        r = host.run(["curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", *curl, url], check=False)
+        return r.returncode, r.stdout.strip()
+
+    local = f"http://127.0.0.1:{port}/"
+    sec = tomllib.loads(m1.read_file("/etc/dbrs/secrets.toml").decode())["mongo_express"]
+    creds = f"{sec['basic_auth_user']}:{sec['basic_auth_password']}"
+    assert code(m1, local) == (0, "401")
+    assert code(m1, local, "-u", f"{sec['basic_auth_user']}:wrong") == (0, "401")
+    assert code(m1, local, "-u", creds) == (0, "200")
+    # The page embeds the serverStatus the stand-in answered the `express` user (SCRAM, clusterMonitor).
+    page = m1.run(["curl", "-s", "-m", "10", "-u", creds, local]).stdout
+    version = m1.run("cat /usr/lib/dbrs-standin/version").stdout.strip()
+    assert "Mongo Express" in page and version in page and "m1:27017" in page, page[-2000:]
+    for db in ("admin", "config", "local"):  # listDatabases + listCollections, as the user may see them
+        assert f"/db/{db}/" in page, f"database {db} not listed"
+    log = m1.run("grep -rh 'Successfully authenticated' /var/log/dbrs", check=False).stdout
+    assert re.search(r'"user": "express"', log), "express never authenticated to the stand-in"
+    # Not on the host's bridge address, neither from the host itself nor from another host.
+    for src in (m1, hosts["client"], hosts["m2"]):
+        rc, http = code(src, f"http://{NET['m1']}:{port}/", "-u", creds)
+        assert rc != 0 and http == "000", f"{src.name} reached mongo-express on {NET['m1']}:{port} ({rc}, {http})"
+    # The env file holds the passwords: root 0600; the process runs as a dynamic user, not root.
+    assert m1.run("stat -c '%a %U' /etc/dbrs/mongo-express.env").stdout.split() == ["600", "root"]
+    pid = m1.run(f"systemctl show -p MainPID --value {unit}").stdout.strip()
+    assert m1.run(f"ps -o user= -p {pid}").stdout.strip() not in ("root", "0", "")
+    again = m1.run(["dbrs-install", "--no-packages", "--role", "primary"], timeout=300).stdout
+    assert re.search(r"^0 changed, \d+ unchanged$", again, re.M), again
 
 
 def test_single_host_default(bed):

@@ -55,6 +55,35 @@ def test_rootfs_is_prepared_for_hosts(rootfs):
     assert os.readlink(rootfs / "etc/systemd/system/apt-daily.timer") == "/dev/null"
 
 
+def test_one_image_for_every_user(rootfs):
+    """The member hosts (test_scenarios, tests/packaging) boot the very image the bed's own tests use: one
+    debootstrap per recipe, and no user's ensure_rootfs prunes another's image."""
+    from . import product
+
+    marker = rootfs / ".dbrs-testbed-ok"
+    built = marker.stat().st_mtime_ns
+    assert product.member_rootfs() == rootfs
+    assert marker.stat().st_mtime_ns == built, "member_rootfs() rebuilt the image"
+    assert set(product.MEMBER_PACKAGES) <= set(tbmod.PACKAGES)
+    for tool in ("usr/sbin/adduser", "usr/sbin/logrotate", "usr/sbin/nft", "usr/bin/node"):
+        assert os.path.lexists(rootfs / tool), tool
+    assert (rootfs / "usr/lib/python3.11/ensurepip").is_dir()  # python3-venv
+
+
+def test_prune_drops_old_images_only(tmp_path, monkeypatch):
+    """A new recipe's build removes older images, never the caches that share the dir (wheelhouse, apt
+    downloads of the packaging tier), which would otherwise be rebuilt after every image build."""
+    monkeypatch.setattr(tbmod, "CACHE_DIR", tmp_path)
+    keep, old = tmp_path / tbmod.recipe_hash(tbmod.recipe()), tmp_path / "0123456789abcdef"
+    others = [tmp_path / "wheels" / "0f0f0f0f0f0f0f0f", tmp_path / "packaging-apt" / "27a26263329ce1a6"]
+    for d in (keep / "rootfs", old / "rootfs", *others):
+        d.mkdir(parents=True)
+    (tmp_path / "wheels" / "lock").write_text("")
+    tbmod._prune_cache(keep=keep)
+    assert keep.is_dir() and not old.exists()
+    assert all(d.is_dir() for d in others)
+
+
 def test_recipe_hash_follows_the_recipe():
     base = tbmod.recipe()
     assert tbmod.recipe_hash(base) == tbmod.recipe_hash(tbmod.recipe())

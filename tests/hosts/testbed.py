@@ -45,9 +45,14 @@ SUITE = "bookworm"
 VARIANT = "minbase"
 # Documented default only; the mirror actually used is read from this machine's apt sources.
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# One image for every user of the bed (test_testbed, test_scenarios, tests/packaging): what a dbrs member
+# host needs is part of the base recipe, so a run debootstraps once and no user's image evicts another's.
 PACKAGES = (
-    "systemd", "systemd-sysv", "dbus", "iproute2", "nftables", "python3", "python3-venv",
-    "python3-pip", "ca-certificates", "procps", "netcat-openbsd", "curl",
+    "systemd", "systemd-sysv", "dbus", "iproute2", "python3", "python3-pip", "ca-certificates", "procps",
+    "netcat-openbsd", "curl",
+    # a member host: dbrs-install creates the mongodb user with adduser, runs nft, writes a logrotate
+    # snippet, the product's venv needs python3-venv, and Mongo Express runs on the distribution's node.
+    "adduser", "logrotate", "nftables", "python3-venv", "nodejs",
 )  # testinfra needs only python3 (encoding probe), coreutils, systemctl and ss (iproute2).
 # Units that only cost boot time or fail in a container without a network uplink.
 MASKED_UNITS = (
@@ -165,6 +170,9 @@ def recipe(extra_packages: Sequence[str] = ()) -> dict:
     }
 
 
+_RECIPE_DIR = re.compile(r"^[0-9a-f]{16}$")
+
+
 def recipe_hash(rec: Mapping) -> str:
     return hashlib.sha256(json.dumps(rec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -212,11 +220,15 @@ def ensure_rootfs(extra_packages: Sequence[str] = (), log=None) -> Path:
 
 
 def _prune_cache(keep: Path) -> None:
-    """Drop rootfs trees of older recipes (≈250 MB each) that no overlay uses and no build holds."""
+    """Drop rootfs trees of older recipes (≈330 MB each) that no overlay uses and no build holds.
+
+    Only recipe dirs (named by ``recipe_hash``): the other caches that share CACHE_DIR (the wheelhouse,
+    the packaging tier's apt downloads) are not images and stay.
+    """
     with open("/proc/mounts") as f:
         mounts = f.read()
     for d in CACHE_DIR.iterdir():
-        if d == keep or not d.is_dir() or str(d) + "/" in mounts:
+        if d == keep or not d.is_dir() or not _RECIPE_DIR.match(d.name) or str(d) + "/" in mounts:
             continue
         try:
             with open(d / "lock", "a") as lock:
