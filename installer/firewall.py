@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 
-from . import paths
 from .errors import DbrsError
 from .plan import File, Service, unit_path
 from .render import render

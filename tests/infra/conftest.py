@@ -60,3 +60,21 @@ def pytest_collection_modifyitems(config, items):
                 reason=f"no hosts: pass --hosts (testinfra) or set {SSH_CONFIG_ENV} to `vagrant ssh-config` output"))
         if item.get_closest_marker("real_mongod") and not real:
             item.add_marker(pytest.mark.skip(reason="real_mongod: runs only against real MongoDB (DBRS_REAL_MONGOD=1)"))
+
+
+@pytest.fixture(scope="module")
+def real():
+    """The real replica set of the Vagrant tier: (spec, secrets, spec path), or a skip saying what is missing."""
+    if os.environ.get("DBRS_REAL_MONGOD") != "1":
+        pytest.skip("needs a real replica set: set DBRS_REAL_MONGOD=1 (the Vagrant helper does)")
+    from installer import cluster, replset, spec as specmod
+
+    path = os.environ.get("DBRS_CONFIG", "/etc/dbrs/cluster.toml")
+    if not os.path.exists(path):
+        pytest.skip(f"DBRS_CONFIG {path} does not exist")
+    spec = specmod.load(path)
+    secrets = cluster.read_secrets(path)
+    primary, _ = replset.find_primary(spec)
+    if primary is None:
+        pytest.skip("no member of the real set answers as PRIMARY")
+    return spec, secrets, path

@@ -23,22 +23,6 @@ pytestmark = pytest.mark.real_mongod
 DB = "dbrs_backup_test"
 
 
-@pytest.fixture(scope="module")
-def real():
-    if os.environ.get("DBRS_REAL_MONGOD") != "1":
-        pytest.skip("needs a real replica set: set DBRS_REAL_MONGOD=1 (the Vagrant helper does)")
-    from installer import cluster, replset, spec as specmod
-
-    path = os.environ.get("DBRS_CONFIG", "/etc/dbrs/cluster.toml")
-    if not os.path.exists(path):
-        pytest.skip(f"DBRS_CONFIG {path} does not exist")
-    spec = specmod.load(path)
-    primary, _ = replset.find_primary(spec)
-    if primary is None:
-        pytest.skip("no member of the real set answers as PRIMARY")
-    return spec, cluster.read_secrets(path), path
-
-
 def host_of(member):
     import testinfra
 

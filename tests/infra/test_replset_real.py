@@ -23,23 +23,6 @@ pytestmark = pytest.mark.real_mongod
 FAILOVER_LIMIT_S = 12
 
 
-@pytest.fixture(scope="module")
-def real():
-    if os.environ.get("DBRS_REAL_MONGOD") != "1":
-        pytest.skip("needs a real replica set: set DBRS_REAL_MONGOD=1 (the Vagrant helper does)")
-    from installer import cluster, replset, spec as specmod
-
-    path = os.environ.get("DBRS_CONFIG", "/etc/dbrs/cluster.toml")
-    if not os.path.exists(path):
-        pytest.skip(f"DBRS_CONFIG {path} does not exist")
-    spec = specmod.load(path)
-    secrets = cluster.read_secrets(path)
-    primary, _ = replset.find_primary(spec)
-    if primary is None:
-        pytest.skip("no member of the real set answers as PRIMARY")
-    return spec, secrets
-
-
 def host_of(member):
     import testinfra
 
@@ -79,7 +62,7 @@ def test_primary_kill_fails_over_within_12_s_and_keeps_majority_writes(real):
 
     from installer import replset
 
-    spec, secrets = real
+    spec, secrets, _ = real
     with set_client(spec, secrets) as c:
         coll = c.dbrs_test.get_collection("failover", write_concern=pymongo.WriteConcern("majority"))
         marker = {"_id": f"before-kill-{time.time()}"}
@@ -114,7 +97,7 @@ def test_degrade_unblocks_majority_writes_and_recover_restores_the_vote(real):
 
     from installer import replset
 
-    spec, secrets = real
+    spec, secrets, _ = real
     primary, _ = replset.find_primary(spec)
     secondary = next(m for m in spec.members if m.data_bearing and m.name != primary.name)
     host = host_of(secondary)
@@ -138,7 +121,7 @@ def test_degrade_unblocks_majority_writes_and_recover_restores_the_vote(real):
 def test_status_as_monitor_sees_the_oplog_window(real):
     from installer import replset
 
-    spec, secrets = real
+    spec, secrets, _ = real
     st = replset.read_status(spec, secrets, user="monitor")
     assert st.oplog_window_s is not None, "clusterMonitor could not read local.oplog.rs"
     assert st.write_concern and str(st.write_concern["w"]) == str(replset.rw_concern(spec.cluster)["w"])

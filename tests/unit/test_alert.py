@@ -1,10 +1,8 @@
 """dbrs-alert@: a failed unit is recorded for `dbrs status`, told to the operator, and exported to Prometheus."""
 
 import json
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from installer import archive, backup, catalog, oplog, restore
 from installer.cli import main
-from installer.errors import DbrsError, InputError
+from installer.errors import DbrsError
 
 from .backup_env import BACKUP_PW, RESTORE_PW, STANDINS, T0, Bed, bed, entry  # noqa: F401
 
@@ -294,7 +294,7 @@ def test_restore_refuses_ns_include_with_to_and_into_system_dbs(bed):
 
 
 def test_oplog_slice_then_restore_to_a_point_in_time(bed, monkeypatch):
-    r = bed.backup()
+    bed.backup()
     base_start = T0 + 50
     bed.member.oplog += [entry(T0 + s, 1) for s in (60, 70, 80, 90, 100, 110, 120)]
     bed.member.oplog += [entry(T0 + 85, 2, ns="admin.system.users"), entry(T0 + 86, 1, ns="config.transactions")]

@@ -4,7 +4,7 @@ import json
 import stat
 from pathlib import Path
 
-from ..conftest import PSA, snapshot, write_cluster
+from ..conftest import PSA, snapshot
 
 
 def test_second_run_changes_nothing(psa_root, run_install):

@@ -18,7 +18,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ import pytest
 from installer import facts, mongo_express, secrets
 from installer import spec as specmod
 from installer.apply import apply
-from installer.errors import InputError
 from installer.plan import NpmPackage, compare
 from installer.target import Target
 

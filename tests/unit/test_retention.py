@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 
 from installer import retention
 
-from .backup_records import chain, full, ts
+from .backup_records import chain, full
 
 DAY = 86400
 NOW = 2_000_000_000
