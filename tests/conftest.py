@@ -112,3 +112,36 @@ def run_dbrs():
 
 def need(tool):
     return pytest.mark.skipif(shutil.which(tool) is None, reason=f"{tool} not installed")
+
+
+# ------------------------------------------------------- where claims were shown
+
+_TIERS = {}
+
+
+def pytest_runtest_logreport(report):
+    """Remember, per test, whether it ran on real systemd hosts or is kept for a real mongod."""
+    if report.when == "call" or (report.when == "setup" and report.skipped):
+        _TIERS[report.nodeid] = report.outcome
+
+
+def pytest_collection_modifyitems(config, items):
+    config._dbrs_markers = {item.nodeid: {m.name for m in item.iter_markers()} for item in items}
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Name what was proved on real systemd hosts here and what only the Vagrant VMs can show."""
+    markers = getattr(config, "_dbrs_markers", {})
+    hosts = sorted(n for n, m in markers.items() if "hosts" in m and n in _TIERS)
+    vagrant = sorted(n for n, m in markers.items() if "real_mongod" in m)
+    if not hosts and not vagrant:
+        return
+    tr = terminalreporter
+    tr.section("where the claims were shown")
+    tr.write_line(f"on real systemd hosts (nspawn): {sum(_TIERS[n] == 'passed' for n in hosts)} passed, "
+                  f"{sum(_TIERS[n] == 'failed' for n in hosts)} failed, {sum(_TIERS[n] == 'skipped' for n in hosts)} skipped")
+    for n in hosts:
+        tr.write_line(f"  {_TIERS[n]:8} {n}")
+    tr.write_line(f"Vagrant-only (need a real mongod, DBRS_REAL_MONGOD=1): {len(vagrant)}")
+    for n in vagrant:
+        tr.write_line(f"  {_TIERS.get(n, 'not run'):8} {n}")
