@@ -355,6 +355,11 @@ def refuse_other_cluster(spec, plan, force):
 
 # -------------------------------------------------------------------- drill
 
+DRILL_CACHE_GB = "0.25"
+# a gzip'd dump expands several times once restored into WiredTiger files
+DRILL_SPACE_FACTOR = 6
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -372,10 +377,19 @@ def drill(entry, key, password, timeout=120):
     if not mongod:
         return "skipped", "mongod is not installed here; checksums only"
     mongorestore = tools.find("mongorestore")
-    tmp = tempfile.mkdtemp(prefix="dbrs-drill-")
+    scratch_parent = str(catalog.STATE_DIR) if os.path.isdir(catalog.STATE_DIR) else None
+    free = shutil.disk_usage(scratch_parent or tempfile.gettempdir()).free
+    need = DRILL_SPACE_FACTOR * entry.bytes
+    if free < need:
+        return "skipped", (f"the drill needs about {need >> 20} MiB free next to {scratch_parent or 'the temp folder'}, "
+                           f"{free >> 20} MiB are; checksums only")
+    tmp = tempfile.mkdtemp(prefix="dbrs-drill-", dir=scratch_parent)
     port = free_port()
+    # A small cache: the live member on this host keeps its memory (MongoDB's default
+    # takes half the RAM, twice over with the member running).
     proc = subprocess.Popen([mongod, "--dbpath", tmp, "--port", str(port), "--bind_ip", "127.0.0.1",
-                             "--nounixsocket", "--logpath", os.path.join(tmp, "mongod.log")],
+                             "--nounixsocket", "--wiredTigerCacheSizeGB", DRILL_CACHE_GB,
+                             "--logpath", os.path.join(tmp, "mongod.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tools.child_env())
     try:
         from .mongo import client

@@ -203,7 +203,7 @@ def parse_time(text):
 @click.argument("name", required=False)
 @click.option("--to", "to", metavar="TIME", help="Point in time (ISO 8601, e.g. 2026-11-28T10:15:00Z).")
 @click.option("--ns-include", multiple=True, metavar="PATTERN", help="Only these namespaces (db.coll, db.*).")
-@click.option("--drop", is_flag=True, help="Drop each collection before restoring it.")
+@click.option("--drop", is_flag=True, help="Drop each collection before restoring it (always with --to).")
 @click.option("--dry-run", is_flag=True, help="Verify and print the plan; change nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force-other-cluster", is_flag=True, help="Restore a backup taken of another cluster.")
@@ -223,6 +223,10 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, confi
                          "see `dbrs backup list` for names and the point-in-time window")
     if to and ns_include:
         raise InputError("--ns-include", "cannot be combined with --to", "a point-in-time restore is of everything")
+    if to:
+        # mongorestore only inserts: without dropping, today's documents would stay and the
+        # replayed oplog would land on top of them, giving neither today nor TIME.
+        drop = True
     rlib.check_ns_include(ns_include)
     spec = _spec(config)
     sec = lib.load_secrets(config)
@@ -243,7 +247,8 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, confi
         click.echo(line)
     excl = ", ".join(rlib.SYSTEM_DBS)
     click.echo(f"into   {spec.cluster.name} ({', '.join(rlib.hosts_of(spec))}); never {excl}"
-               + ("; dropping each collection first" if drop else "")
+               + ("; dropping each restored collection first" if drop else
+                  "; without --drop documents already there are kept (mongorestore only inserts)")
                + (f"; only {', '.join(ns_include)}" if ns_include else ""))
     if dry_run:
         click.echo("dry run: nothing restored")

@@ -310,6 +310,9 @@ def test_oplog_slice_then_restore_to_a_point_in_time(bed, monkeypatch):
     assert f"--oplogLimit={T0 + 91}:0" in res.output
     base_run, replay = bed.records("mongorestore")
     assert "--archive" in base_run["argv"]
+    # mongorestore only inserts: the state at TIME needs today's collections dropped first
+    assert "--drop" in base_run["argv"] and "--drop" not in replay["argv"]
+    assert "dropping each restored collection first" in res.output
     assert f"--oplogLimit={T0 + 91}:0" in replay["argv"] and "--oplogReplay" in replay["argv"]
     # replayed: after the base's oplog start, before the limit, none for admin's collections or config
     assert replay["oplog_entries"] == 4 and replay["oplog_first"] == [T0 + 60, 1]
