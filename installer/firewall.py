@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from .errors import DbrsError
+from .errors import InputError
 from .plan import File, Service, unit_path
 from .render import render
 
@@ -19,14 +19,14 @@ def ruleset(spec, host_members, addresses):
     `addresses`; a member without an address would be locked out silently.
     """
     members4, members6 = set(), set()
-    for m in spec.members:
+    for i, m in enumerate(spec.members):
         ips = addresses.get(m.host)
         if not ips:
             try:
                 ips = (str(ipaddress.ip_address(m.host)),)
             except ValueError:
-                raise DbrsError(f"member {m.name}: host {m.host!r} does not resolve; the firewall needs its "
-                                "address (add it to /etc/hosts or use the IP in the spec)") from None
+                raise InputError(f"members[{i}].host", f"{m.host!r} does not resolve here, and the firewall needs "
+                                 "its address", "add it to /etc/hosts or use the IP in the spec") from None
         for ip in ips:
             addr = ipaddress.ip_address(ip)
             if addr.is_loopback:

@@ -7,6 +7,7 @@ this module only sequences the steps and gathers the result the CLI prints.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,9 +92,28 @@ def select(spec, opts, local):
         if not chosen:
             raise InputError("--role", "no member of the spec lives on this host",
                              "pass --role primary|secondary|arbiter|all or --member NAME")
+    if opts.root is None and (opts.member or opts.role):
+        flag = "--member" if opts.member else "--role"
+        for m in chosen:
+            if not _is_local(m.host, local):
+                raise InputError(flag, f"member {m.name} lives on {m.host}, which is not this host",
+                                 f"run dbrs-install on {m.host}, or fix members[{spec.members.index(m)}].host")
     hosts = {m.host.lower() for m in chosen}
     host_members = [m for m in spec.members if m.host.lower() in hosts]
     return tuple(chosen), tuple(host_members)
+
+
+def check_reachable(spec, members, addresses):
+    """A member named by a hostname that resolves only to loopback here (Debian's 127.0.1.1
+    line in /etc/hosts) would bind loopback only: the other hosts could never reach it."""
+    if len({m.host.lower() for m in spec.members}) == 1:
+        return
+    for m in members:
+        ips = addresses.get(m.host, ())
+        if ips and all(ipaddress.ip_address(ip).is_loopback for ip in ips):
+            raise InputError(f"members[{spec.members.index(m)}].host",
+                             f"{m.host} resolves only to {', '.join(ips)} on this host, so the other members could "
+                             "not reach this mongod", "put this host's own address for it in /etc/hosts, or use the IP")
 
 
 def _is_local(host, local):
@@ -108,6 +128,8 @@ def build_target(opts, files):
     local = (facts.local_addresses(), facts.hostnames()) if live else (set(), {"localhost"})
     members, host_members = select(files.spec, opts, local)
     addresses = {m.host: facts.resolve(m.host) for m in files.spec.members}
+    if live:
+        check_reachable(files.spec, members, addresses)
     with_packages = live and opts.packages
     target = Target(
         spec=files.spec,

@@ -34,6 +34,8 @@ _SETNAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
+# Paths go into ReadWritePaths= and friends, which split on spaces and expand %.
+_UNIT_PATH_RE = re.compile(r"^/[A-Za-z0-9._+@:/-]*$")
 _SPAN_UNITS = {
     "us": 1e-6, "usec": 1e-6, "ms": 1e-3, "msec": 1e-3,
     "s": 1, "sec": 1, "second": 1, "seconds": 1,
@@ -288,6 +290,9 @@ def _check(kind, value):
     elif kind == "abspath":
         if not PurePosixPath(value).is_absolute() or ".." in PurePosixPath(value).parts:
             return f"{value!r} is not an absolute path", "start it with / and leave out '..'"
+        if not _UNIT_PATH_RE.match(value):
+            return (f"{value!r} has characters systemd units cannot take unquoted (space, %, quotes, \\)",
+                    "use letters, digits and . _ - + @ : / only")
     elif kind == "positive":
         if value < 1:
             return f"{value} is less than 1", "use 1 or more"

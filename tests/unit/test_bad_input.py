@@ -43,6 +43,8 @@ SPECS = [
     ("no members", PSA.split("[[members]]")[0], "members"),
     ("relative backup dir", PSA + '[backup]\ndir = "backups"\n', "backup.dir"),
     ("dotdot backup dir", PSA + '[backup]\ndir = "/var/../tmp"\n', "backup.dir"),
+    ("space in backup dir", PSA + '[backup]\ndir = "/srv/my backups"\n', "backup.dir"),
+    ("percent in textfile dir", PSA + '[alerts]\ntextfile_dir = "/var/lib/%i"\n', "alerts.textfile_dir"),
     ("bad schedule", PSA + '[backup]\nschedule = "every night"\n', "backup.schedule"),
     ("retention zero", PSA + "[backup]\nretention_days = 0\n", "backup.retention_days"),
     ("keep_min negative", PSA + "[backup]\nkeep_min = -1\n", "backup.keep_min"),

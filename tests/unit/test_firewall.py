@@ -34,8 +34,9 @@ def test_resolved_hostnames_used():
 
 def test_unresolvable_member_is_an_error():
     spec = specmod.loads(PSA.replace('host = "10.0.0.12"', 'host = "db2.invalid"'))
-    with pytest.raises(DbrsError, match="db2.invalid"):
+    with pytest.raises(DbrsError, match="db2.invalid") as e:
         firewall.ruleset(spec, spec.members[:1], {})
+    assert e.value.exit_code == 2 and e.value.field == "members[1].host"
 
 
 @ROOT_ONLY

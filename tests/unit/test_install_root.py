@@ -117,3 +117,39 @@ def test_init_generates_passphrase_once(staging, run_dbrs):
     assert r.exit_code == 0
     assert "bundle passphrase" in r.stderr
     assert Path(staging / "etc/dbrs/bundle.dbrs").stat().st_mode & 0o777 == 0o600
+
+
+def test_live_role_on_another_host_is_refused_before_anything():
+    """--role primary on the wrong host would enable a mongod that can never bind its address."""
+    import pytest
+
+    from installer import install, spec as specmod
+    from installer.errors import InputError
+
+    spec = specmod.loads(PSA)
+    here = ({"10.0.0.12", "127.0.0.1"}, {"db2"})
+    with pytest.raises(InputError) as e:
+        install.select(spec, install.Options(role="primary"), here)
+    assert e.value.field == "--role" and "members[0].host" in e.value.fix
+    chosen, _ = install.select(spec, install.Options(role="secondary"), here)
+    assert [m.name for m in chosen] == ["mongod2"]
+    # staging (--root) renders any member: the host cannot be told
+    chosen, _ = install.select(spec, install.Options(role="primary", root="/tmp/x"), (set(), set()))
+    assert [m.name for m in chosen] == ["mongod1"]
+
+
+def test_member_hostname_resolving_to_loopback_only_is_refused():
+    import pytest
+
+    from installer import install, spec as specmod
+    from installer.errors import InputError
+
+    spec = specmod.loads(PSA.replace('host = "10.0.0.11"', 'host = "db1.example.com"'))
+    with pytest.raises(InputError) as e:
+        install.check_reachable(spec, spec.members[:1], {"db1.example.com": ("127.0.1.1",)})
+    assert e.value.field == "members[0].host" and "/etc/hosts" in e.value.fix
+    install.check_reachable(spec, spec.members[:1], {"db1.example.com": ("10.0.0.11",)})
+    from installer.spec import single_host
+
+    one = single_host()
+    install.check_reachable(one, one.members, {"127.0.0.1": ("127.0.0.1",)})
