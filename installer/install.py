@@ -143,10 +143,17 @@ def build_target(opts, files):
         debs_from=opts.packages_from if with_packages else None,
         start=opts.start,
         live=live,
+        memory_bytes=_memory() if live else None,
     )
     from dataclasses import replace
 
     return replace(target, secret_files=cluster.secret_items(paths.ETC, files, live), secrets=files.secrets)
+
+
+def _memory():
+    import psutil
+
+    return psutil.virtual_memory().total
 
 
 def run(opts, bootstrap=None, progress=None):

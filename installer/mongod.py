@@ -35,6 +35,24 @@ def _is_ip(text):
         return False
 
 
+GIB = 1024**3
+
+
+def cache_size_gb(target, member):
+    """WiredTiger cache for members sharing a host, or None for MongoDB's own default.
+
+    Each mongod takes 50% of (RAM - 1 GB) by default; two data-bearing
+    members on one host (the single-host layout) would claim it all. MongoDB
+    says to lower cacheSizeGB then: split that half between them.
+    """
+    if not target.memory_bytes or member.arbiter:
+        return None
+    sharing = [m for m in target.host_members if m.data_bearing and m.host.lower() == member.host.lower()]
+    if len(sharing) < 2:
+        return None
+    return max(0.25, round(0.5 * (target.memory_bytes - GIB) / len(sharing) / GIB, 2))
+
+
 def conf(target, member):
     ips = bind_ips(member, target.addresses)
     return render(
@@ -47,6 +65,7 @@ def conf(target, member):
         bind_ip=ips,
         ipv6=any(":" in ip for ip in ips),
         keyfile=target.etc / "keyfile",
+        cache_gb=cache_size_gb(target, member),
     )
 
 

@@ -347,6 +347,10 @@ def test_single_host_default(bed):
         assert h.run(f"systemctl is-active dbrs-mongod@{m}.service", check=False).stdout.strip() == "active"
     st = json.loads(_wait(lambda: _status_json(h), 30, what="single-host dbrs status"))
     assert sorted(m["state"] for m in st["members"]) == ["ARBITER", "PRIMARY", "SECONDARY"]
+    # two data-bearing mongods share the host: each gets its split of the WiredTiger cache
+    confs = {m: h.read_file(f"/etc/dbrs/{m}/mongod.conf").decode() for m in ("mongod1", "mongod2", "mongod3")}
+    assert "cacheSizeGB:" in confs["mongod1"] and "cacheSizeGB:" in confs["mongod2"]
+    assert "cacheSizeGB:" not in confs["mongod3"]
     checks.check_member(h.testinfra())
 
 

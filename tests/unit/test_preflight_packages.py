@@ -99,3 +99,20 @@ def test_unreachable_repository_key_is_a_clear_step_failure(tmp_path):
         fetch_key(f"http://127.0.0.1:{port}/server-8.0.asc", str(tmp_path), "/usr/share/keyrings/k.asc")
     assert "--packages-from" in str(e.value) and "apt key" in str(e.value)
     assert not (tmp_path / "usr/share/keyrings/k.asc").exists()
+
+
+def test_wiredtiger_cache_is_split_between_members_sharing_a_host():
+    from installer import mongod
+    from installer.spec import single_host
+
+    one = single_host()
+    t = Target(spec=one, members=one.members, host_members=one.members, memory_bytes=9 * GIB)
+    assert [mongod.cache_size_gb(t, m) for m in one.members] == [2.0, 2.0, None]
+    assert b"cacheSizeGB: 2.0" in mongod.conf(t, one.members[0])
+    small = Target(spec=one, members=one.members, host_members=one.members, memory_bytes=GIB + GIB // 4)
+    assert mongod.cache_size_gb(small, one.members[0]) == 0.25
+    psa = target()
+    assert mongod.cache_size_gb(Target(spec=psa.spec, members=psa.members, host_members=psa.members,
+                                       memory_bytes=9 * GIB), psa.members[0]) is None
+    staged = Target(spec=one, members=one.members, host_members=one.members)
+    assert b"cacheSizeGB" not in mongod.conf(staged, one.members[0])
