@@ -38,6 +38,7 @@ def write_file(root, path, content, mode, owner="root", group="root", chown=True
     """Atomically make `path` hold `content` with `mode` (and owner when chown)."""
     target = under(root, path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(target)
     tmp = target.parent / f".{target.name}.{os.urandom(4).hex()}.dbrs-new"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
@@ -61,6 +62,22 @@ def write_file(root, path, content, mode, owner="root", group="root", chown=True
             pass
         raise
     fsync_dir(target.parent)
+
+
+STALE_S = 3600
+
+
+def sweep_stale(target, now=None):
+    """Remove temporaries of `target` that a killed run left (older than an hour, so never a live one)."""
+    import time
+
+    now = time.time() if now is None else now
+    for p in target.parent.glob(f".{target.name}.*.dbrs-new"):
+        try:
+            if now - p.lstat().st_mtime > STALE_S:
+                p.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def set_attrs(root, path, mode, owner, group, chown):

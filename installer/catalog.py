@@ -26,7 +26,7 @@ from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import paths
+from . import locks, paths
 from .errors import DbrsError
 
 FULL = "full"
@@ -212,30 +212,11 @@ def ensure_dirs(backup_dir):
 def lock(backup_dir, kind, wait=0):
     """An flock per kind: full backups never overlap, a slice may run during a full backup.
 
-    The lock file holds the holder's pid for the error message; the kernel
-    drops the lock when the process dies, even by SIGKILL. `wait` seconds
-    are for prune, which may meet a slice that ends in a moment.
+    `wait` seconds are for prune, which may meet a slice that ends in a moment.
     """
     ensure_dirs(backup_dir)
-    path = Path(backup_dir) / f".{kind}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() < deadline:
-                    time.sleep(0.2)
-                    continue
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                raise DbrsError(f"another dbrs {kind} run holds {path} (pid {holder}); wait for it to finish") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    with locks.held(Path(backup_dir) / f".{kind}.lock", f"dbrs {kind} run", wait):
         yield
-    finally:
-        os.close(fd)
 
 
 def clear_partials(backup_dir, kind):

@@ -156,9 +156,26 @@ def _memory():
     return psutil.virtual_memory().total
 
 
+INSTALL_LOCK = "/run/lock/dbrs-install.lock"
+
+
 def run(opts, bootstrap=None, progress=None):
-    """Do the whole install; `bootstrap(target)` runs after apply on the primary host."""
+    """Do the whole install; `bootstrap(target)` runs after apply on the primary host.
+
+    On a real host one run at a time (an flock): two runs planning from the
+    same facts would fight over the same files and units.
+    """
     check_options(opts)
+    if opts.root is None and not opts.dry_run:
+        from . import locks
+
+        os.makedirs(os.path.dirname(INSTALL_LOCK), exist_ok=True)
+        with locks.held(INSTALL_LOCK, "dbrs-install"):
+            return _run(opts, bootstrap, progress)
+    return _run(opts, bootstrap, progress)
+
+
+def _run(opts, bootstrap, progress):
     files = load_cluster(opts)
     target = build_target(opts, files)
     result = Result(target, files.origin)

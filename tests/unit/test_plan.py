@@ -53,3 +53,36 @@ def test_packages_missing():
 def test_summary_counts():
     changes = [Change(File("/a", b""), "changed"), Change(File("/b", b""), "unchanged")]
     assert summary(changes) == {"changed": 1, "unchanged": 1}
+
+
+def test_writer_sweeps_temporaries_a_killed_run_left(tmp_path):
+    import os
+    import time
+
+    from installer.apply import write_file
+
+    old = tmp_path / "etc/dbrs/.firewall.nft.deadbeef.dbrs-new"
+    fresh = tmp_path / "etc/dbrs/.firewall.nft.cafebabe.dbrs-new"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"another run writing now")
+    hour_ago = time.time() - 7200
+    os.utime(old, (hour_ago, hour_ago))
+    write_file(str(tmp_path), "/etc/dbrs/firewall.nft", b"table inet dbrs {}\n", 0o644, chown=False)
+    assert not old.exists() and fresh.exists()
+    assert (tmp_path / "etc/dbrs/firewall.nft").read_bytes() == b"table inet dbrs {}\n"
+
+
+def test_second_install_run_is_refused_while_one_holds_the_lock(tmp_path):
+    import pytest
+
+    from installer import locks
+    from installer.errors import DbrsError
+
+    path = tmp_path / "dbrs-install.lock"
+    with locks.held(path, "dbrs-install"):
+        with pytest.raises(DbrsError, match=r"another dbrs-install holds .* \(pid \d+\)"):
+            with locks.held(path, "dbrs-install"):
+                pass
+    with locks.held(path, "dbrs-install"):
+        pass
