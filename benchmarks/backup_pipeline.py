@@ -194,7 +194,7 @@ def main():
                                           "samples": {"raw": traw_s, "encrypted": tenc_s}}
         print(f"1b. same with the producer at 200 MiB/s: raw {traw:.2f} s, ours {tenc:.2f} s -> {tenc / traw:.3f}x",
               flush=True)
-        e2, _ = env(seed_size)
+        e2, bin_dir2 = env(seed_size)
         seed, seed_s = median(lambda: seed_way(work, e2), runs)
         ours2, ours2_s = median(lambda: ours(work, e2, KEY), runs)
         result["vs_seed"] = {"bytes": seed_size, "seed_s": round(seed, 3), "ours_s": round(ours2, 3),
@@ -203,6 +203,7 @@ def main():
         print(f"2. {seed_size >> 20} MiB: seed's dump+tar -czf+rm {seed:.2f} s, ours {ours2:.2f} s "
               f"-> {seed / ours2:.1f}x faster", flush=True)
         shutil.rmtree(bin_dir)
+        shutil.rmtree(bin_dir2)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["pitr"] = pitr_planning()
