@@ -72,20 +72,12 @@ def backup_key(sec):
 
 # ------------------------------------------------------------- the source
 
-def local_members(spec, addresses=None, names=None):
+def local_members(spec):
     """Data-bearing spec members whose host is this machine."""
     from . import facts
 
-    addresses = facts.local_addresses() if addresses is None else addresses
-    names = {n.lower() for n in (facts.hostnames() if names is None else names)}
-    out = []
-    for m in spec.members:
-        if not m.data_bearing:
-            continue
-        if m.host.lower() in names or any(
-                ip in addresses or ip.startswith("127.") or ip == "::1" for ip in facts.resolve(m.host)):
-            out.append(m)
-    return out
+    here = facts.this_host()
+    return [m for m in spec.members if m.data_bearing and facts.is_local(m.host, here)]
 
 
 def member_states(spec, status):

@@ -172,6 +172,33 @@ def hostnames():
     return names
 
 
+def this_host():
+    """(addresses, lowercased names) of this machine: what `is_local` compares member hosts with."""
+    return local_addresses(), {n.lower() for n in hostnames()}
+
+
+def is_local(host, here):
+    """Does spec host `host` (IP or name) denote this machine, given `here` from this_host()?"""
+    addresses, names = here
+    if host.lower() in names:
+        return True
+    return any(ip in addresses or ip.startswith("127.") or ip == "::1" for ip in resolve(host))
+
+
+def dbrs_bin():
+    """Absolute path of this installation's `dbrs` script, for the units' ExecStart= (None if not found)."""
+    import sysconfig
+
+    here = os.path.join(sysconfig.get_path("scripts"), "dbrs")
+    return here if os.access(here, os.X_OK) else which("dbrs")
+
+
+def memory_total():
+    import psutil
+
+    return psutil.virtual_memory().total
+
+
 def resolve(host):
     """IP addresses of a member host: itself when it is an IP, else what the resolver says."""
     import ipaddress

@@ -88,14 +88,14 @@ def select(spec, opts, local):
         if not chosen:
             raise InputError("--role", f"the spec has no {opts.role} member", "pick a role the spec lists, or all")
     else:
-        chosen = [m for m in spec.members if _is_local(m.host, local)]
+        chosen = [m for m in spec.members if facts.is_local(m.host, local)]
         if not chosen:
             raise InputError("--role", "no member of the spec lives on this host",
                              "pass --role primary|secondary|arbiter|all or --member NAME")
     if opts.root is None and (opts.member or opts.role):
         flag = "--member" if opts.member else "--role"
         for m in chosen:
-            if not _is_local(m.host, local):
+            if not facts.is_local(m.host, local):
                 raise InputError(flag, f"member {m.name} lives on {m.host}, which is not this host",
                                  f"run dbrs-install on {m.host}, or fix members[{spec.members.index(m)}].host")
     hosts = {m.host.lower() for m in chosen}
@@ -116,16 +116,9 @@ def check_reachable(spec, members, addresses):
                              "not reach this mongod", "put this host's own address for it in /etc/hosts, or use the IP")
 
 
-def _is_local(host, local):
-    addresses, names = local
-    if host.lower() in {n.lower() for n in names}:
-        return True
-    return any(ip in addresses or ip.startswith("127.") or ip == "::1" for ip in facts.resolve(host))
-
-
 def build_target(opts, files):
     live = opts.root is None
-    local = (facts.local_addresses(), facts.hostnames()) if live else (set(), {"localhost"})
+    local = facts.this_host() if live else (set(), {"localhost"})
     members, host_members = select(files.spec, opts, local)
     addresses = {m.host: facts.resolve(m.host) for m in files.spec.members}
     if live:
@@ -143,17 +136,12 @@ def build_target(opts, files):
         debs_from=opts.packages_from if with_packages else None,
         start=opts.start,
         live=live,
-        memory_bytes=_memory() if live else None,
+        memory_bytes=facts.memory_total() if live else None,
+        dbrs_bin=facts.dbrs_bin() if live else None,
     )
     from dataclasses import replace
 
     return replace(target, secret_files=cluster.secret_items(paths.ETC, files, live), secrets=files.secrets)
-
-
-def _memory():
-    import psutil
-
-    return psutil.virtual_memory().total
 
 
 INSTALL_LOCK = "/run/lock/dbrs-install.lock"

@@ -310,7 +310,8 @@ def desired(target):
     if target.live:
         items += tuning.services(target) + firewall.services(target) + mongod.services(target)
         items += timers.services(target)
-    items += mongo_express.items(target) + (mongo_express.services(target) if target.live else [])
+    items += mongo_express.items(target, on_failure=timers.ON_FAILURE)
+    items += mongo_express.services(target) if target.live else []
     _check_unique(items)
     return items
 

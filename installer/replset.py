@@ -425,15 +425,8 @@ def hello(host, port, timeout_ms=HELLO_TIMEOUT_MS):
 def _local_first(spec):
     from . import facts
 
-    local = facts.local_addresses()
-    names = {n.lower() for n in facts.hostnames()}
-
-    def is_local(m):
-        if m.host.lower() in names:
-            return True
-        return any(ip in local or ip.startswith("127.") or ip == "::1" for ip in facts.resolve(m.host))
-
-    return sorted(spec.members, key=lambda m: not is_local(m))
+    here = facts.this_host()
+    return sorted(spec.members, key=lambda m: not facts.is_local(m.host, here))
 
 
 def _say(progress, text):

@@ -38,6 +38,7 @@ class Target:
     live: bool = True                   # the real host: users, packages, systemctl, chown (not --root)
     secret_files: tuple = ()            # File items for spec/keyfile/secrets/backup key
     memory_bytes: Optional[int] = None  # RAM of the real host (None under --root)
+    dbrs_bin: Optional[str] = None      # this installation's dbrs script (None under --root)
     secrets: Optional[object] = None    # secrets.Secrets, for files that embed a password (mongo-express env)
 
     @property

@@ -7,10 +7,6 @@ names it in OnFailure=.
 
 from __future__ import annotations
 
-import os
-import shutil
-import sysconfig
-
 from . import catalog
 from .plan import Dir, File, Service, unit_path
 from .render import render
@@ -19,14 +15,6 @@ ALERT = "dbrs-alert@.service"
 ON_FAILURE = "dbrs-alert@%n.service"
 PACKAGED = "/usr/bin/dbrs"
 TIMERS = ("dbrs-backup.timer", "dbrs-oplog.timer", "dbrs-verify.timer")
-
-
-def dbrs_path():
-    """The absolute path of the `dbrs` console script of this installation (units need one)."""
-    here = os.path.join(sysconfig.get_path("scripts"), "dbrs")
-    if os.access(here, os.X_OK):
-        return here
-    return shutil.which("dbrs") or PACKAGED
 
 
 def _values(target, on_failure, dbrs):
@@ -45,7 +33,7 @@ def _values(target, on_failure, dbrs):
 
 def items(target, on_failure=None, dbrs=None):
     # A --root staging tree is for a host that gets the packaged dbrs in /usr/bin.
-    dbrs = dbrs or (dbrs_path() if target.live else PACKAGED)
+    dbrs = dbrs or target.dbrs_bin or PACKAGED
     v = _values(target, on_failure, dbrs)
     out = [
         Dir(str(catalog.STATE_DIR), 0o700),

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from installer import plan, spec as specmod, timers
+from installer import facts, plan, secrets as secrets_mod, spec as specmod, timers
 from installer.target import Target
 
 from .backup_env import spec_text
 
-DBRS = shutil.which("dbrs") or timers.dbrs_path()
+DBRS = shutil.which("dbrs") or facts.dbrs_bin()
 
 
 @pytest.fixture
@@ -61,15 +61,21 @@ def test_units_carry_the_spec(spec):
 
 
 def test_render_time_path_of_dbrs_is_absolute_and_staging_uses_the_packaged_one(spec):
-    assert timers.dbrs_path().startswith("/")
+    assert facts.dbrs_bin().startswith("/")
+    live = rendered(timers.items(replace(target(spec, "mongod2"), dbrs_bin="/opt/dbrs/venv/bin/dbrs"),
+                                 timers.ON_FAILURE))
+    assert 'ExecStart="/opt/dbrs/venv/bin/dbrs" backup' in live["dbrs-backup.service"]
     staged = rendered(timers.items(target(spec, "mongod2", live=False), timers.ON_FAILURE))
     assert 'ExecStart="/usr/bin/dbrs" backup' in staged["dbrs-backup.service"]
 
 
 def test_plan_wires_on_failure_into_every_dbrs_unit(spec):
-    t = replace(target(spec, "mongod1", live=False), members=(spec.member("mongod1"),))
+    express = replace(spec, mongo_express=replace(spec.mongo_express, enabled=True))
+    t = replace(target(express, "mongod1", live=False), members=(express.member("mongod1"),),
+                secrets=secrets_mod.generate())
     units = rendered(plan.desired(t))
-    for name in ("dbrs-mongod@.service", "dbrs-tuning.service", "dbrs-firewall.service", "dbrs-backup.service"):
+    for name in ("dbrs-mongod@.service", "dbrs-tuning.service", "dbrs-firewall.service", "dbrs-backup.service",
+                 "dbrs-mongo-express.service"):
         assert "OnFailure=dbrs-alert@%n.service" in units[name], name
 
 
