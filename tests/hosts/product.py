@@ -120,9 +120,9 @@ def install_standins(host, mongodb_version: str = "8.0") -> None:
     """Stand-ins live in /usr/lib/dbrs-standin, linked from the paths the product runs (/usr/bin/mongod …)."""
     host.write_file(f"{STANDIN_DIR}/version", PATCH.get(mongodb_version, mongodb_version + ".0") + "\n", 0o644)
     links = []
-    for tool in ("mongod", "mongodump", "mongorestore", "_standin_common.py"):
+    for tool in ("mongod", "mongodump", "mongorestore", "_standin_common.py", "tool_options.json"):
         if (STANDINS / tool).exists():
-            mode = 0o644 if tool.endswith(".py") else 0o755
+            mode = 0o644 if tool.endswith((".py", ".json")) else 0o755
             host.write_file(f"{STANDIN_DIR}/{tool}", (STANDINS / tool).read_bytes(), mode)
             if mode == 0o755:
                 links.append(f"ln -sf {STANDIN_DIR}/{tool} /usr/bin/{tool}")

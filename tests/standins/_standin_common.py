@@ -13,10 +13,9 @@ import stat
 import sys
 import time
 
-VERSION = os.environ.get("DBRS_STANDIN_TOOLS_VERSION", "100.10.0")
+VERSION = os.environ.get("DBRS_STANDIN_TOOLS_VERSION", "100.10.0")   # the release tool_options.json is of
 MAGIC = b"STANDIN-MONGODUMP-ARCHIVE v1\n"
 BAD_OPTIONS = 3          # the tools' util.ExitBadOptions
-CONFIG_KEYS = ("password", "uri", "sslPEMKeyPassword")
 
 
 def stamp():
@@ -33,36 +32,59 @@ def die(msg, code=1):
     sys.exit(code)
 
 
-def parse(argv, with_value, flags, multi=(), optional_value=()):
-    """--opt=value, --opt value, --flag; the tools' unknown-option error otherwise."""
+def options_table():
+    """The option tables derived from mongo-tools' sources (see tool_options.json's _source)."""
+    with open(os.path.join(os.path.dirname(os.path.realpath(__file__)), "tool_options.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def parse_tool(argv, tool):
+    """Parse argv as the real `tool` of the tables' release would: exactly its options, else its error.
+
+    go-flags forms: --opt=value, --opt value, --flag, -x value, -xvalue; an
+    optional-value option (--archive, --verbose) takes a value only with `=`.
+    A password in argv is refused: dbrs promises it never puts one there.
+    """
+    table = options_table()["tools"][tool]
+    short = {o["short"]: name for name, o in table.items() if "short" in o}
     opts, positional = {}, []
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a in ("-p", "--password") or a.startswith("--password="):
+        if a == "--password" or a.startswith("--password=") or (a.startswith("-p") and not a.startswith("--")):
             die("a password was passed in argv (the stand-in refuses it: it would show in ps and the journal)",
                 BAD_OPTIONS)
-        if not a.startswith("--"):
+        if a == "--" or not a.startswith("-") or a == "-":
             positional.append(a)
             i += 1
             continue
-        name, eq, value = a[2:].partition("=")
-        if name in flags or (name in optional_value and not eq):
-            if eq and name in flags:
-                die(f"error parsing command line options: --{name} takes no value", BAD_OPTIONS)
+        if a.startswith("--"):
+            name, eq, value = a[2:].partition("=")
+        else:
+            name, eq, value = short.get(a[1:2], a[1:2]), bool(a[2:]), a[2:]
+            if name == "verbose" and set(value) <= {"v"}:
+                eq, value = True, str(len(value) + 1)
+        opt = table.get(name)
+        if opt is None:
+            die(f'error parsing command line options: unknown option "{name}"', BAD_OPTIONS)
+        kind = opt["kind"]
+        if kind == "flag":
+            if eq:
+                die(f"error parsing command line options: bool flag `--{name}' cannot have an argument",
+                    BAD_OPTIONS)
             opts[name] = True
-        elif name in with_value or name in multi or name in optional_value:
+        elif kind == "optional":
+            opts[name] = value if eq else True
+        else:
             if not eq:
                 i += 1
                 if i >= len(argv):
                     die(f"error parsing command line options: expected argument for flag `--{name}'", BAD_OPTIONS)
                 value = argv[i]
-            if name in multi:
+            if kind == "multi":
                 opts.setdefault(name, []).append(value)
             else:
                 opts[name] = value
-        else:
-            die(f"error parsing command line options: unknown option \"{name}\"", BAD_OPTIONS)
         i += 1
     return opts, positional
 
@@ -87,7 +109,7 @@ def read_config(opts):
             continue
         key, sep, value = line.partition(":")
         key, value = key.strip(), value.strip()
-        if not sep or key not in CONFIG_KEYS:
+        if not sep or key not in options_table()["config_keys"]:
             die(f"error parsing config file {path}: unknown key {key!r}", BAD_OPTIONS)
         if value.startswith('"'):
             value = json.loads(value)
