@@ -94,12 +94,26 @@ def check_listening(host, members):
             assert host.socket(f"tcp://{where}:{m['port']}").is_listening, f"{m['name']} not listening on {ip}:{m['port']}"
 
 
+def guarded_ports(ruleset):
+    """The ports `nft list table inet dbrs` sends to the mongod chain (`tcp dport { a, b } jump mongod`)."""
+    import re
+
+    ports = set()
+    for line in ruleset.splitlines():
+        m = re.search(r"tcp dport (\{[^}]*\}|\d+) jump mongod", line)
+        if m:
+            ports |= {int(p) for p in re.findall(r"\d+", m.group(1))}
+    return ports
+
+
 def check_firewall(host, members):
     with as_root(host):
         table = host.run("nft list table inet dbrs")
     assert table.rc == 0, f"nft table inet dbrs missing: {table.stderr.strip()}"
+    assert " drop" in table.stdout, "the mongod chain drops nobody"
+    guarded = guarded_ports(table.stdout)
     for m in members:
-        assert str(m["port"]) in table.stdout, f"firewall does not guard port {m['port']}"
+        assert m["port"] in guarded, f"firewall does not guard port {m['port']} (guards {sorted(guarded)})"
 
 
 def check_mongo_express(host, spec_, members):

@@ -9,6 +9,7 @@ from installer import firewall, spec as specmod
 from installer.errors import DbrsError
 
 from ..conftest import PSA, ROOT_ONLY
+from ..infra import checks as infra_checks
 
 SPEC = specmod.loads(PSA.replace('["10.0.0.0/24"]', '["192.168.7.0/24", "2001:db8::/48"]'))
 
@@ -67,6 +68,12 @@ def test_ruleset_loads_and_reloads_in_a_namespace(tmp_path):
         nft("-f", str(path))
         tables = nft("list", "tables").stdout
         assert "table inet dbrs" in tables and "table inet other" in tables
-        assert nft("list", "table", "inet", "dbrs").stdout.count("chain mongod") == 1
+        listing = nft("list", "table", "inet", "dbrs").stdout
+        assert listing.count("chain mongod") == 1
+        # the testinfra check reads nft's own listing: it must find the guarded port there, and none
+        # once the jump is gone (so a firewall that judges nothing fails the check)
+        assert infra_checks.guarded_ports(listing) == {27017}
+        unguarded = "\n".join(line for line in listing.splitlines() if "jump mongod" not in line)
+        assert infra_checks.guarded_ports(unguarded) == set()
     finally:
         subprocess.run(["ip", "netns", "del", ns])
