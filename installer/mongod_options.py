@@ -44,6 +44,14 @@ OWNED_PREFIXES = {
 # Option families whose IDL files are not in the generated table yet: say so instead of "not an option".
 NOT_COVERED = ("net.tls.", "net.ssl.", "security.sasl.", "security.ldap.", "security.kmip.", "security.enableEncryption",
                "security.encryption", "sharding.", "auditLog.", "storage.inMemory.", "cloud.")
+# String options whose IDL entry validates through a C++ callback: the values those callbacks accept.
+_COMPRESSORS = ("none", "snappy", "zlib", "zstd")
+VALUES = {
+    "storage.wiredTiger.engineConfig.journalCompressor": _COMPRESSORS,  # validateWiredTigerCompressor
+    "storage.wiredTiger.collectionConfig.blockCompressor": _COMPRESSORS,
+    "operationProfiling.mode": ("off", "slowOp", "all"),               # validateOperationProfilingModeSetting
+}
+NETWORK_COMPRESSORS = ("snappy", "zlib", "zstd")  # net.compression.compressors: a comma list, or "disabled"
 MIN_OPLOG_MB, MAX_OPLOG_MB = 990, 1024 * 1024 * 1024  # replSetResizeOplog: 990 MB .. 1 PB
 _TYPE_NAMES = {"bool": "true or false", "int": "an integer", "float": "a number", "string": "a string",
                "string_list": "a list of strings", "any": "a string, number or boolean"}
@@ -91,6 +99,12 @@ def _value_problem(key, value, entry):
     for text in ([value] if isinstance(value, str) else value if isinstance(value, list) else []):
         if any(ord(c) < 32 for c in text) or len(text) > 4096:
             return "has control characters or is over 4096 characters", "write it on one line"
+    if key in VALUES and value not in VALUES[key]:
+        return f"{value!r} is not one of {', '.join(VALUES[key])}", f"use one of {', '.join(VALUES[key])}"
+    if key == "net.compression.compressors" and value != "disabled":
+        bad = [c for c in value.split(",") if c.strip() not in NETWORK_COMPRESSORS]
+        if bad or not value.strip():
+            return (f"{value!r} names an unknown compressor", 'write a comma list of snappy, zlib, zstd, or "disabled"')
     if "min" in entry and value < entry["min"]:
         return f"{value} is below mongod's minimum {entry['min']}", f"use {entry['min']} or more"
     if "max" in entry and value > entry["max"]:
@@ -152,7 +166,7 @@ def oplog_size_problem(value):
     """None, or (problem, fix) for cluster.oplog_size_mb (the bounds replSetResizeOplog enforces)."""
     if not MIN_OPLOG_MB <= value <= MAX_OPLOG_MB:
         return (f"{value} MB is outside what MongoDB accepts",
-                f"use {MIN_OPLOG_MB} to {MAX_OPLOG_MB} MB (it bounds how far back point-in-time restore reaches)")
+                f"use {MIN_OPLOG_MB} to {MAX_OPLOG_MB} MB; it bounds how far back point-in-time restore reaches")
     return None
 
 

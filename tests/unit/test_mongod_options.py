@@ -44,6 +44,10 @@ def test_a_typo_names_the_key_and_the_option_meant():
      "deprecated name (write security.clusterIpSourceAllowlist)"),
     ("storage.journal.enabled = true", "mongod.storage.journal.enabled", "not a mongod option"),
     ('net.tls.mode = "requireTLS"', "mongod.net.tls.mode", "does not check yet"),
+    ('net.compression.compressors = "zstd,snapy"', "mongod.net.compression.compressors", "unknown compressor"),
+    ('storage.wiredTiger.collectionConfig.blockCompressor = "lz4"', "mongod.storage.wiredTiger.collectionConfig.blockCompressor",
+     "not one of none, snappy, zlib, zstd"),
+    ('operationProfiling.mode = "slow"', "mongod.operationProfiling.mode", "not one of off, slowOp, all"),
     ('net.compression.compressors = "zstd\\nfork: true"', "mongod.net.compression.compressors", "control characters"),
 ])
 def test_wrong_types_bounds_and_unknown_parameters_are_named(line, where, words):
@@ -159,6 +163,7 @@ def test_the_rendered_conf_passes_the_strict_standin_and_yaml():
     ("setParameter:\n  diagnosticDataColectionEnabled: false\n", "Unknown --setParameter 'diagnosticDataColectionEnabled'"),
     ("setParameter:\n  wiredTigerFileHandleCloseIdleTime: lots\n", "not a number"),
     ("storage:\n  journal:\n    enabled: true\n", "Unrecognized option: storage.journal.enabled"),
+    ("net:\n  compression:\n    compressors: zstd,snapy\n", "Invalid network message compressor"),
 ])
 def test_the_standin_refuses_what_the_table_refuses(extra, message):
     mod, _ = _standin_parse("storage:\n  dbPath: /tmp\n")
