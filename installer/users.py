@@ -265,3 +265,17 @@ def write_password_file(path, password):
     from .apply import write_file
 
     write_file("/", path, (password + "\n").encode(), 0o600, chown=False)
+
+
+LOCK_WAIT_S = 30
+
+
+def secrets_lock(wait=None):
+    """dbrs-install's lock: it rewrites secrets.toml from what it read, so a user change must not interleave."""
+    import os
+
+    from . import locks
+    from .install import INSTALL_LOCK
+
+    os.makedirs(os.path.dirname(INSTALL_LOCK), exist_ok=True)
+    return locks.held(INSTALL_LOCK, "dbrs-install or dbrs user run", LOCK_WAIT_S if wait is None else wait)

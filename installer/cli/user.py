@@ -110,12 +110,13 @@ def add(name, roles, password_file, passphrase_file, config):
 
     users.check_name(name)
     wanted = users.parse_roles(roles)
-    spec, sec, out, passphrase = _prepare(config, password_file, passphrase_file)
-    store = users.Store(config, sec)
-    with _primary_client(spec, sec) as client:
-        with users.talking(f"user add {name}"):
-            outcome = users.add(client, store, name, wanted)
-    _finish(config, store, outcome, out, passphrase)
+    with users.secrets_lock():
+        spec, sec, out, passphrase = _prepare(config, password_file, passphrase_file)
+        store = users.Store(config, sec)
+        with _primary_client(spec, sec) as client:
+            with users.talking(f"user add {name}"):
+                outcome = users.add(client, store, name, wanted)
+        _finish(config, store, outcome, out, passphrase)
 
 
 @user.command("rotate")
@@ -129,12 +130,13 @@ def rotate(name, password_file, passphrase_file, config):
     from .. import users
 
     users.check_name(name)
-    spec, sec, out, passphrase = _prepare(config, password_file, passphrase_file)
-    store = users.Store(config, sec)
-    with _primary_client(spec, sec) as client:
-        with users.talking(f"user rotate {name}"):
-            outcome = users.rotate(client, store, name)
-    _finish(config, store, outcome, out, passphrase)
+    with users.secrets_lock():
+        spec, sec, out, passphrase = _prepare(config, password_file, passphrase_file)
+        store = users.Store(config, sec)
+        with _primary_client(spec, sec) as client:
+            with users.talking(f"user rotate {name}"):
+                outcome = users.rotate(client, store, name)
+        _finish(config, store, outcome, out, passphrase)
 
 
 @user.command("remove")
@@ -154,11 +156,13 @@ def remove(name, yes, passphrase_file, config):
         if not sys.stdin.isatty():
             raise InputError("--yes", "is needed without a terminal", f"pass --yes to remove {name}")
         click.confirm(f"remove user {name}? Applications logging in as {name} will fail", abort=True)
-    store = users.Store(config, sec)
-    with _primary_client(spec, sec) as client:
-        with users.talking(f"user remove {name}"):
-            outcome = users.remove(client, store, name)
-    _finish(config, store, outcome, None, passphrase)
+    with users.secrets_lock():
+        sec = _prepare(config)[1]  # again, under the lock
+        store = users.Store(config, sec)
+        with _primary_client(spec, sec) as client:
+            with users.talking(f"user remove {name}"):
+                outcome = users.remove(client, store, name)
+        _finish(config, store, outcome, None, passphrase)
 
 
 @user.command("list")
@@ -194,5 +198,6 @@ def seal(passphrase_file, config):
     """Re-seal bundle.dbrs with the secrets of this host (after user changes)."""
     from .. import users
 
-    _, sec, _, passphrase = _prepare(config, None, passphrase_file)
-    click.echo(f"re-sealed {users.reseal(config, sec, passphrase)}")
+    with users.secrets_lock():
+        _, sec, _, passphrase = _prepare(config, None, passphrase_file)
+        click.echo(f"re-sealed {users.reseal(config, sec, passphrase)}")

@@ -205,3 +205,15 @@ def test_uri_names_an_application_user_without_its_password(rs_path):
     assert r.exit_code == 0
     assert r.stdout.splitlines()[0].startswith(MONGODB_URI_HOSTS) and "authSource=admin" in r.stdout
     assert secrets_of(path).app_users["app"] not in r.stdout
+
+
+def test_a_user_change_waits_for_dbrs_install_and_says_who_holds_the_lock(rs_path, monkeypatch):
+    from installer import locks, users
+    from installer.install import INSTALL_LOCK
+
+    rs, path = rs_path
+    monkeypatch.setattr(users, "LOCK_WAIT_S", 0.3)
+    with locks.held(INSTALL_LOCK, "test"):
+        r = dbrs("user", "add", "app", "--role", "readWrite@shop", "--config", path)
+    assert r.exit_code == 1 and f"holds {INSTALL_LOCK} (pid {os.getpid()})" in r.stderr
+    assert not sent(rs, "createUser") and "app" not in secrets_of(path).app_users
