@@ -256,7 +256,11 @@ def reseal(spec_path, sec, passphrase):
     except OSError as e:
         raise InputError("--passphrase-file", f"{path}: {e.strerror}", "re-seal on the host where `dbrs init` ran") from None
     bundle = secretsmod.open_bundle(old, passphrase, where=str(path))
-    write_file("/", str(path), secretsmod.seal_bundle(bundle.spec_text, sec, passphrase), 0o600, chown=False)
+    try:
+        write_file("/", str(path), secretsmod.seal_bundle(bundle.spec_text, sec, passphrase), 0o600, chown=False)
+    except OSError as e:
+        raise DbrsError(f"re-sealing {path}: {e.strerror}; secrets.toml has the change: run "
+                        "`dbrs user seal --passphrase-file FILE` again") from None
     return str(path)
 
 
@@ -264,7 +268,11 @@ def write_password_file(path, password):
     """The password alone in PATH, mode 0600, replaced atomically."""
     from .apply import write_file
 
-    write_file("/", path, (password + "\n").encode(), 0o600, chown=False)
+    try:
+        write_file("/", path, (password + "\n").encode(), 0o600, chown=False)
+    except OSError as e:
+        raise DbrsError(f"--password-file {path}: {e.strerror}; the password is kept in secrets.toml "
+                        "([users]); copy it from there") from None
 
 
 LOCK_WAIT_S = 30

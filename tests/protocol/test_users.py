@@ -217,3 +217,15 @@ def test_a_user_change_waits_for_dbrs_install_and_says_who_holds_the_lock(rs_pat
         r = dbrs("user", "add", "app", "--role", "readWrite@shop", "--config", path)
     assert r.exit_code == 1 and f"holds {INSTALL_LOCK} (pid {os.getpid()})" in r.stderr
     assert not sent(rs, "createUser") and "app" not in secrets_of(path).app_users
+
+
+def test_a_password_file_that_cannot_be_written_is_one_line_and_the_password_is_kept(rs_path, tmp_path):
+    rs, path = rs_path
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (folder / "pw").mkdir()  # after the checks, a directory appears where the file goes
+    from installer import users
+
+    with pytest.raises(users.DbrsError) as e:
+        users.write_password_file(str(folder / "pw"), "secret-0000")
+    assert "kept in secrets.toml" in str(e.value) and "secret-0000" not in str(e.value)
