@@ -53,8 +53,32 @@ def cache_size_gb(target, member):
     return max(0.25, round(0.5 * (target.memory_bytes - GIB) / len(sharing) / GIB, 2))
 
 
+def extra_options(target, member):
+    """(nested options, comments by dotted key) that go into the member's mongod.conf beyond dbrs' own.
+
+    The spec's [mongod] table, the member's own on top, the oplog size, and
+    the cache split unless the operator chose a cache size.
+    """
+    from . import mongod_options
+
+    flat = mongod_options.merged(target.spec.mongod, member.mongod)
+    notes = {}
+    key = "storage.wiredTiger.engineConfig.cacheSizeGB"
+    if key not in flat:
+        gb = cache_size_gb(target, member)
+        if gb:
+            flat[key] = gb
+            notes[key] = "%.2f GB: this host runs more than one data-bearing member" % gb
+    if target.spec.cluster.oplog_size_mb:
+        flat["replication.oplogSizeMB"] = target.spec.cluster.oplog_size_mb
+        notes["replication.oplogSizeMB"] = ("cluster.oplog_size_mb; mongod reads it only when it creates the oplog, "
+                                            "a running member is resized with replSetResizeOplog")
+    return mongod_options.nest(flat), notes
+
+
 def conf(target, member):
     ips = bind_ips(member, target.addresses)
+    extra, notes = extra_options(target, member)
     return render(
         "mongod/mongod.conf.j2",
         member=member,
@@ -65,7 +89,8 @@ def conf(target, member):
         bind_ip=ips,
         ipv6=any(":" in ip for ip in ips),
         keyfile=target.etc / "keyfile",
-        cache_gb=cache_size_gb(target, member),
+        extra=extra,
+        notes=notes,
     )
 
 

@@ -39,10 +39,12 @@ class Secrets:
     backup_key: bytes
     express_user: str = "dbrs"
     express_password: str = ""
+    app_users: dict = field(default_factory=dict)    # application users (`dbrs user add`): name -> password
+    app_pending: dict = field(default_factory=dict)  # a rotation under way: name -> the new password
 
     def password(self, user):
         try:
-            return self.passwords[user]
+            return self.passwords[user] if user in self.passwords else self.app_users[user]
         except KeyError:
             raise InputError("secrets.toml", f"no password for user {user!r}", "restore the file from the bundle") from None
 
@@ -80,7 +82,16 @@ def secrets_toml(sec):
         passwords=sec.passwords,
         express_user=sec.express_user,
         express_password=sec.express_password,
+        app_users=sec.app_users,
+        app_pending=sec.app_pending,
     )
+
+
+def _string_table(raw, name, where):
+    table = raw.get(name, {})
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise InputError(f"{where}: {name}", "is not a table of strings", "restore it from the bundle")
+    return dict(table)
 
 
 def parse_secrets_toml(data, keyfile, backup_key, where="secrets.toml"):
@@ -98,6 +109,8 @@ def parse_secrets_toml(data, keyfile, backup_key, where="secrets.toml"):
         backup_key=backup_key,
         express_user=express.get("basic_auth_user", "dbrs"),
         express_password=express.get("basic_auth_password", ""),
+        app_users=_string_table(raw, "users", where),
+        app_pending=_string_table(raw, "users_rotating", where),
     )
 
 

@@ -63,6 +63,7 @@ class Member:
     host: str
     port: int
     role: str
+    mongod: tuple = ()  # (dotted option, value) pairs from [members.mongod], over the spec's [mongod]
 
     @property
     def arbiter(self):
@@ -90,6 +91,7 @@ class Cluster:
     allow: tuple = ()
     write_concern: str = "majority"
     write_timeout: str = "10s"
+    oplog_size_mb: int = 0  # 0: MongoDB's default (5% of the disk, 990 MB to 50 GB)
 
     @property
     def write_timeout_ms(self):
@@ -127,6 +129,7 @@ class Spec:
     backup: Backup = field(default_factory=Backup)
     alerts: Alerts = field(default_factory=Alerts)
     mongo_express: MongoExpress = field(default_factory=MongoExpress)
+    mongod: tuple = ()  # (dotted option, value) pairs from [mongod], for every member
 
     def member(self, name):
         for m in self.members:
@@ -175,12 +178,14 @@ SCHEMA = {
         "allow": (_strlist, "a list of CIDR strings", "cidrs"),
         "write_concern": (lambda v: _str(v) or _int(v), '"majority" or "1"', "write_concern"),
         "write_timeout": (_str, 'a time span like "10s"', "timespan"),
+        "oplog_size_mb": (_int, "an integer (MB)", "oplog_size"),
     },
     "members": {
         "name": (_str, "a string", "member_name"),
         "host": (_str, "a hostname or IP address", "host"),
         "port": (_int, "an integer", "port"),
         "role": (_str, "one of " + ", ".join(ROLES), "role"),
+        "mongod": (lambda v: isinstance(v, dict), "a table of mongod.conf options", None),
     },
     "backup": {
         "dir": (_str, "an absolute path", "abspath"),
@@ -202,6 +207,8 @@ SCHEMA = {
     },
 }
 REQUIRED_MEMBER_KEYS = ("name", "host", "role")
+# [mongod] is free-form: its keys are checked against mongod's own option table (mongod_options).
+TOP_LEVEL = list(SCHEMA) + ["mongod"]
 
 
 def timespan_seconds(text):
@@ -302,6 +309,10 @@ def _check(kind, value):
     elif kind == "command":
         if value and not PurePosixPath(value[0]).is_absolute():
             return f"{value[0]!r} is not an absolute program path", "give the program's full path first"
+    elif kind == "oplog_size":
+        from .mongod_options import oplog_size_problem
+
+        return oplog_size_problem(value)
     elif kind == "url":
         if value and not re.match(r"^https?://[^\s/]+", value):
             return f"{value!r} is not an http(s) URL", "write it like https://hooks.example.com/dbrs"
@@ -349,8 +360,8 @@ def parse(raw, source="cluster.toml"):
     """Turn a TOML document (a dict) into a Spec, or raise SpecErrors listing every problem."""
     errors = []
     for key in raw:
-        if key not in SCHEMA:
-            errors.append(_unknown("", key, list(SCHEMA)))
+        if key not in TOP_LEVEL:
+            errors.append(_unknown("", key, TOP_LEVEL))
     tables = {}
     for name in ("cluster", "backup", "alerts", "mongo_express"):
         value = raw.get(name, {})
@@ -372,7 +383,17 @@ def parse(raw, source="cluster.toml"):
             errors.append(InputError(f"{path}.{k}", "is missing", f"add {k} = ..."))
         if len(values) == len(rm) and not missing:
             values.setdefault("port", DEFAULT_PORT)
+            if "mongod" in values:
+                values["mongod"] = _options(values["mongod"])
             members.append(Member(**values))
+
+    version = tables["cluster"].get("mongodb_version", Cluster.mongodb_version)
+    mongod = raw.get("mongod", {})
+    if version in VERSIONS:
+        errors.extend(_check_mongod(mongod, version, "mongod"))
+        for i, rm in enumerate(raw_members):
+            if "mongod" in rm:
+                errors.extend(_check_mongod(rm["mongod"], version, f"members[{i}].mongod"))
 
     if not errors:
         errors.extend(_cross_checks(members))
@@ -384,7 +405,21 @@ def parse(raw, source="cluster.toml"):
         backup=Backup(**tables["backup"]),
         alerts=Alerts(**tables["alerts"]),
         mongo_express=MongoExpress(**tables["mongo_express"]),
+        mongod=_options(mongod),
     )
+
+
+def _check_mongod(raw, version, where):
+    from . import mongod_options
+
+    return mongod_options.check(raw, version, where)
+
+
+def _options(raw):
+    """A checked [mongod] table as sorted, hashable (dotted key, value) pairs."""
+    from .mongod_options import flatten
+
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in flatten(raw).items()))
 
 
 def _cross_checks(members):

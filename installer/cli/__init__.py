@@ -24,6 +24,7 @@ COMMANDS = {
     "degrade": ("cluster", "degrade", "Take a down secondary's vote away so majority writes succeed."),
     "recover": ("cluster", "recover", "Give a degraded member its vote and priority back."),
     "stepdown": ("cluster", "stepdown", "Step the primary down and time the failover."),
+    "user": ("user", "user", "Application users: add, list, remove, rotate their passwords."),
 }
 
 

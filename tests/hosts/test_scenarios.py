@@ -217,6 +217,33 @@ def test_standin_is_strict_under_the_real_unit(cluster):
     _wait(lambda: h.run(f"systemctl is-active {unit}", check=False).returncode == 0, 20, what="mongod back")
 
 
+def test_mongod_options_from_the_spec_reach_the_running_member(cluster):
+    """A bad [mongod] key stops dbrs-install before anything changes; a good one reaches mongod.conf and the
+    strict stand-in (the same option table) runs with it under the real unit."""
+    hosts, _ = cluster
+    h, unit, conf = hosts["m2"], "dbrs-mongod@mongod2.service", "/etc/dbrs/mongod2/mongod.conf"
+    spec = h.read_file("/etc/dbrs/cluster.toml").decode()
+    before = h.read_file(conf)
+    install = ["dbrs-install", "--no-packages", "--role", "secondary"]
+    pid = h.run(f"systemctl show -p MainPID --value {unit}").stdout.strip()
+    try:
+        h.write_file("/etc/dbrs/cluster.toml", spec + '\n[mongod]\nnet.compresion.compressors = "zstd"\n', 0o644)
+        r = h.run(install, check=False, timeout=300)
+        assert r.returncode == 2 and "mongod.net.compresion.compressors: not a mongod option of MongoDB 8.0" in r.stderr
+        assert h.read_file(conf) == before
+        h.write_file("/etc/dbrs/cluster.toml", spec + '\n[mongod]\nnet.compression.compressors = "zstd"\n'
+                     "setParameter.diagnosticDataCollectionEnabled = false\n", 0o644)
+        h.run(install, timeout=300)
+        text = h.read_file(conf).decode()
+        assert 'compressors: "zstd"' in text and "diagnosticDataCollectionEnabled: false" in text
+        _wait(lambda: h.run(f"systemctl is-active {unit}", check=False).returncode == 0, 20, what="mongod2 active")
+        assert h.run(f"systemctl show -p MainPID --value {unit}").stdout.strip() not in (pid, "0"), "not restarted"
+        _wait(lambda: _status_json(hosts["m1"]), 30, what="the set healthy with mongod2's new options")
+    finally:
+        h.write_file("/etc/dbrs/cluster.toml", spec, 0o644)
+        h.run(install, timeout=300)
+
+
 def test_backup_timer_and_failure_alert(cluster):
     hosts, _ = cluster
     if hosts["m2"].run("test -e /etc/systemd/system/dbrs-backup.timer", check=False).returncode != 0:

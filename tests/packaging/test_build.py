@@ -71,6 +71,8 @@ def test_private_directory_holds_dbrs_its_templates_and_pymongo4(listing):
     for t in templates:
         assert f"/usr/lib/dbrs/installer/templates/{t}" in listing, t
     assert "/usr/lib/dbrs/installer/cli/__init__.py" in listing
+    for table in sorted((REPO / "installer" / "data").glob("*.json")):  # the mongod option tables
+        assert f"/usr/lib/dbrs/installer/data/{table.name}" in listing, table.name
     versions = [m.group(1) for p in listing if (m := re.match(r"/usr/lib/dbrs/pymongo-([\d.]+)\.dist-info/$", p))]
     assert len(versions) == 1 and tuple(map(int, versions[0].split("."))) >= (4, 4), versions
     # Nothing public: "installer" in dist-packages would clash with python3-installer.

@@ -29,13 +29,18 @@ WIRE = {"minWireVersion": 0, "maxWireVersion": 25}
 ELECTION_S = 0.3
 NO_AUTH = {"hello", "ismaster", "saslstart", "saslcontinue", "endsessions", "ping", "buildinfo"}
 LOCALHOST_EXCEPTION = {"createuser", "createrole", "replsetinitiate", "replsetgetstatus", "replsetreconfig"}
-BUILTIN_ROLES = {"root", "backup", "restore", "clusterMonitor", "read", "readWriteAnyDatabase", "readAnyDatabase"}
+BUILTIN_ROLES = {"root", "backup", "restore", "clusterMonitor", "read", "readWriteAnyDatabase", "readAnyDatabase",
+                 "readWrite", "dbAdmin", "dbOwner", "userAdmin", "clusterAdmin", "clusterManager", "hostManager",
+                 "userAdminAnyDatabase", "dbAdminAnyDatabase"}
+ADMIN_ONLY_ROLES = BUILTIN_ROLES - {"read", "readWrite", "dbAdmin", "dbOwner", "userAdmin"}
 ROLE_COMMANDS = {
     "clusterMonitor": {"replsetgetstatus", "replsetgetconfig", "getdefaultrwconcern", "serverstatus", "find:local.oplog.rs"},
     "backup": {"find:local.oplog.rs"},
     "read@local": {"find:local.oplog.rs"},
 }
-WRITES = {"createuser", "createrole", "setdefaultrwconcern", "replsetreconfig", "replsetstepdown"}
+WRITES = {"createuser", "createrole", "setdefaultrwconcern", "replsetreconfig", "replsetstepdown", "updateuser",
+          "dropuser"}
+OPLOG_DEFAULT_BYTES = 990 * 1024 * 1024
 
 
 def now():
@@ -79,6 +84,7 @@ class StandInSet:
         self.commit_lag = 0
         self.started = now() - dt.timedelta(hours=50)
         self.log = []
+        self.oplog_bytes = {}          # member -> its oplog's maxSize (replSetResizeOplog)
 
     # -------------------------------------------------------------- test helpers
     def start(self):
@@ -422,6 +428,8 @@ class StandInMember:
 
     def cmd_usersinfo(self, request, doc):
         wanted = doc["usersInfo"]
+        if wanted == 1:  # every user of the database the command runs on (all of them live in admin here)
+            wanted = sorted(self.rs.users) if doc.get("$db") == "admin" else []
         wanted = [wanted] if isinstance(wanted, (str, dict)) else wanted
         names = [w if isinstance(w, str) else w["user"] for w in wanted]
         users = [{"_id": f"admin.{n}", "user": n, "db": "admin", "roles": self.rs.users[n]["roles"],
@@ -442,10 +450,57 @@ class StandInMember:
         if doc.get("mechanisms") != ["SCRAM-SHA-256"] or not doc.get("pwd"):
             return request.command_err(code=2, codeName="BadValue", errmsg="stand-in: dbrs must send pwd and SCRAM-SHA-256 only")
         for role in doc["roles"]:
-            if role["role"] not in BUILTIN_ROLES and role["role"] not in rs.custom_roles:
+            known = (role["role"] in BUILTIN_ROLES and (role["db"] == "admin" or role["role"] not in ADMIN_ONLY_ROLES)
+                     or role["role"] in rs.custom_roles)
+            if not known:
                 return request.command_err(code=31, codeName="RoleNotFound",
                                            errmsg=f"Could not find role: {role['role']}@{role['db']}")
         rs.users[name] = {"roles": doc["roles"], "creds": scram.credentials(doc["pwd"], iterations=4096)}
+        return request.ok()
+
+    def cmd_updateuser(self, request, doc):
+        rs = self.rs
+        name = doc["updateUser"]
+        if name not in rs.users:
+            return request.command_err(code=11, codeName="UserNotFound", errmsg=f"User {name}@admin not found")
+        if set(doc) - {"updateUser", "pwd", "mechanisms", "roles", "$db", "lsid", "$clusterTime",
+                       "$readPreference", "writeConcern", "digestPassword"}:
+            return request.command_err(code=40415, codeName="Location40415", errmsg="unknown field in updateUser")
+        if "pwd" in doc:
+            if not doc["pwd"] or doc.get("mechanisms") not in (None, ["SCRAM-SHA-256"]):
+                return request.command_err(code=2, codeName="BadValue", errmsg="stand-in: pwd with SCRAM-SHA-256 only")
+            rs.users[name]["creds"] = scram.credentials(doc["pwd"], iterations=4096)
+        if "roles" in doc:
+            rs.users[name]["roles"] = doc["roles"]
+        return request.ok()
+
+    def cmd_dropuser(self, request, doc):
+        name = doc["dropUser"]
+        if name not in self.rs.users:
+            return request.command_err(code=11, codeName="UserNotFound", errmsg=f"User {name}@admin not found")
+        del self.rs.users[name]
+        return request.ok()
+
+    def cmd_aggregate(self, request, doc):
+        """$collStats on local.oplog.rs only: the member's own oplog size."""
+        if (doc.get("$db"), doc["aggregate"]) != ("local", "oplog.rs") or list(doc["pipeline"][0]) != ["$collStats"]:
+            return request.command_err(code=2, codeName="BadValue", errmsg="stand-in: only $collStats on local.oplog.rs")
+        if self.role == "arbiter":
+            return request.command_err(code=26, codeName="NamespaceNotFound", errmsg="local.oplog.rs does not exist")
+        size = self.rs.oplog_bytes.get(self.name, OPLOG_DEFAULT_BYTES)
+        return request.reply({"cursor": {"id": Int64(0), "ns": "local.oplog.rs", "firstBatch": [
+            {"ns": "local.oplog.rs", "storageStats": {"capped": True, "maxSize": Int64(size), "size": Int64(size // 3)}}]},
+            "ok": 1})
+
+    def cmd_replsetresizeoplog(self, request, doc):
+        """As MongoDB: size is MB as a double, 990 MB .. 1 PB, on the member that runs it; arbiters have no oplog."""
+        size = doc.get("size")
+        if self.role == "arbiter":
+            return request.command_err(code=20, codeName="IllegalOperation", errmsg="arbiters have no oplog")
+        if not isinstance(size, float) or not 990 <= size <= 1024 ** 3:
+            return request.command_err(code=2, codeName="BadValue",
+                                       errmsg="BSON field 'size' must be a double between 990 MB and 1 PB")
+        self.rs.oplog_bytes[self.name] = int(size * 1024 * 1024)
         return request.ok()
 
     def cmd_createrole(self, request, doc):
