@@ -39,6 +39,7 @@ class Secrets:
     backup_key: bytes
     express_user: str = "dbrs"
     express_password: str = ""
+    offsite: dict = field(default_factory=dict)   # target name -> {credential: value}; see offsite_credentials
 
     def password(self, user):
         try:
@@ -80,6 +81,7 @@ def secrets_toml(sec):
         passwords=sec.passwords,
         express_user=sec.express_user,
         express_password=sec.express_password,
+        offsite=sec.offsite,
     )
 
 
@@ -98,7 +100,26 @@ def parse_secrets_toml(data, keyfile, backup_key, where="secrets.toml"):
         backup_key=backup_key,
         express_user=express.get("basic_auth_user", "dbrs"),
         express_password=express.get("basic_auth_password", ""),
+        offsite=offsite_credentials(raw.get("offsite", {}), where),
     )
+
+
+# Off-site credentials (issue 12): [offsite.NAME] tables in secrets.toml, so
+# the bundle carries them to a brand-new host along with the backup key.
+OFFSITE_KEYS = {"key_pem", "access_key_id", "secret_access_key"}
+
+
+def offsite_credentials(raw, where="secrets.toml"):
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise InputError(f"{where}: offsite", "is not a table of [offsite.NAME] tables", "write [offsite.NAME]")
+    out = {}
+    for name, table in raw.items():
+        for key, value in table.items():
+            if key not in OFFSITE_KEYS or not isinstance(value, str):
+                raise InputError(f"{where}: offsite.{name}.{key}", "is not a known credential string",
+                                 "use " + ", ".join(sorted(OFFSITE_KEYS)))
+        out[name] = dict(table)
+    return out
 
 
 def check_keyfile(data, where="keyfile"):

@@ -24,6 +24,7 @@ COMMANDS = {
     "degrade": ("cluster", "degrade", "Take a down secondary's vote away so majority writes succeed."),
     "recover": ("cluster", "recover", "Give a degraded member its vote and priority back."),
     "stepdown": ("cluster", "stepdown", "Step the primary down and time the failover."),
+    "offsite": ("offsite", "offsite", "Copy backups off-site; list, verify, prune and fetch them there."),
 }
 
 

@@ -1,0 +1,199 @@
+"""Off-site copies end to end with Debian's rclone: a `path` target and S3 over HTTP (the moto stand-in).
+
+Backups are made by the real pipeline with the mongodump stand-in, queued
+through the seam (`offsite.enqueue`) and pushed with rclone; faults are real
+(a killed push, a flipped byte on the remote, wrong S3 keys).
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from installer import archive, backup, catalog, offsite, restore
+from installer.cli import main
+
+from .backup_env import T0
+from .offsite_env import OffsiteBed, client_for, path_target, s3_standin, s3_target
+
+pytestmark = pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (apt-get install rclone)")
+
+
+def dbrs(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def sha(p):
+    return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def usb(tmp_path, monkeypatch):
+    dest = tmp_path / "usb"
+    dest.mkdir()
+    b = OffsiteBed(tmp_path, monkeypatch, path_target(dest))
+    b.dest = dest / "dbrs"
+    return b
+
+
+def test_path_target_gets_backup_and_slices_byte_for_byte_manifest_last(usb):
+    full = usb.backup_and_queue()
+    sl = usb.slice_and_queue()
+    assert len(offsite.read_queue(usb.spool)) == 2
+    report = usb.push()
+    assert report.ok and [c[1] for c in report.copied] == [full, sl]
+    assert offsite.read_queue(usb.spool) == []          # drained: every target has both
+    for kind, name in (("full", full), ("oplog", sl)):
+        local = usb.bdir / kind / name
+        remote = usb.dest / kind / name
+        assert sha(remote) == sha(local) == json.loads((remote.parent / (name + ".manifest.json")).read_text())["sha256"]
+    # the data is already encrypted: the remote never holds the dump in the clear
+    assert usb.dump_bytes()[:4096] not in (usb.dest / "full" / full).read_bytes()
+    # a second push with nothing queued copies nothing
+    assert usb.push().copied == []
+
+
+def _push_in_child(b, kill_after=None):
+    """`dbrs offsite push` as its own process (own session, so a kill takes rclone too)."""
+    p = subprocess.Popen([str(Path(sys.executable).with_name("dbrs")), "offsite", "push", "--config", b.config],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    if kill_after is not None:
+        time.sleep(kill_after)
+        os.killpg(p.pid, signal.SIGKILL)
+    out, _ = p.communicate(timeout=120)
+    return p.returncode, out.decode()
+
+
+def test_push_killed_midway_leaves_no_manifest_on_the_remote_and_the_next_push_finishes(tmp_path, monkeypatch):
+    dest = tmp_path / "usb"
+    dest.mkdir()
+    # 6 MB at 1 MiB/s: the kill lands while the data file is being copied
+    b = OffsiteBed(tmp_path, monkeypatch, path_target(dest, bwlimit="1M"), dump_bytes=6_000_000)
+    full = b.backup_and_queue()
+    rc, out = _push_in_child(b, kill_after=2.0)
+    assert rc == -signal.SIGKILL, out
+    remote = dest / "dbrs" / "full"
+    assert not (remote / (full + catalog.MANIFEST)).exists()
+    # what is there is not taken for a backup: listing marks it, verify fails it
+    res = dbrs("offsite", "list", "--config", b.config)
+    assert res.exit_code == 0 and "0 full backup(s)" in res.output
+    assert len(offsite.read_queue(b.spool)) == 1            # still queued
+    # a stale config folder of the killed run (it held credentials) is swept by the next push
+    rc, out = _push_in_child(b)
+    assert rc == 0, out
+    assert f"copied {full} to usb" in out
+    assert sha(remote / full) == sha(b.bdir / "full" / full)
+    assert list((b.spool / "run").iterdir()) == []
+    assert dbrs("offsite", "verify", "--config", b.config).exit_code == 0
+
+
+def test_verify_catches_a_corrupted_remote_object_and_download_authenticates_chunks(usb):
+    full = usb.backup_and_queue()
+    usb.push()
+    res = dbrs("offsite", "verify", "--download", "--config", usb.config)
+    assert res.exit_code == 0 and "every chunk authenticates" in res.output, res.output
+    p = usb.dest / "full" / full
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0x01                # same size: only the checksum can tell
+    p.write_bytes(bytes(data))
+    res = dbrs("offsite", "verify", "--config", usb.config)
+    assert res.exit_code == 1
+    assert f"FAILED usb: {full}: sha256" in res.output
+    assert "error: 1 of 1 off-site file(s) failed verification" in res.output
+    res = dbrs("offsite", "verify", "--download", "--config", usb.config)
+    assert res.exit_code == 1 and "does not authenticate" in res.output
+
+
+def test_a_dead_target_keeps_everything_queued_and_local_then_the_queue_drains(usb):
+    full = usb.backup_and_queue()
+    sl = usb.slice_and_queue()
+    before = {p: sha(p) for p in usb.bdir.rglob("*") if p.is_file() and ".offsite" not in p.parts}
+    usb.dest.parent.rename(usb.dest.parent.with_name("usb-unplugged"))
+    usb.dest.parent.with_name("usb").write_text("not a folder: the disk is gone")
+    res = dbrs("offsite", "push", "--config", usb.config)
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines()[-1].startswith("error: off-site copy failed for usb;")
+    assert {p: sha(p) for p in usb.bdir.rglob("*") if p.is_file() and ".offsite" not in p.parts} == before
+    summary = offsite.status_summary(usb.spec, now=time.time() + 7200)
+    [t] = summary["targets"]
+    assert t["waiting"] == 2 and t["last_error"].startswith("off-site usb:")
+    probs = offsite.problems(summary)
+    assert any("off-site copy to usb failed" in p and "`dbrs offsite push`" in p for p in probs)
+    assert any("behind (max_lag 60 min)" in p for p in probs)
+    assert dbrs("offsite", "status", "--check", "--config", usb.config).exit_code == 1
+    # the disk is back: the queue drains in order and status is clean again
+    usb.dest.parent.with_name("usb").unlink()
+    usb.dest.parent.with_name("usb-unplugged").rename(usb.dest.parent)
+    res = dbrs("offsite", "push", "--config", usb.config)
+    assert res.exit_code == 0, res.output
+    assert res.output.index(full) < res.output.index(sl)
+    assert offsite.problems(offsite.status_summary(usb.spec)) == []
+    res = dbrs("offsite", "status", "--check", "--config", usb.config)
+    assert res.exit_code == 0 and "off-site usb (path): last copy 0s ago; 0 file(s) waiting" in res.output
+
+
+def test_a_backup_pruned_locally_before_its_copy_is_reported_not_hidden(usb):
+    full = usb.backup_and_queue()
+    catalog.remove(usb.bdir / "full" / full)
+    res = dbrs("offsite", "push", "--config", usb.config)
+    assert res.exit_code == 1 and f"LOST   {full}" in res.output
+
+
+def test_fetch_uses_the_intact_local_copy_and_downloads_the_rest_and_says_which(usb):
+    full = usb.backup_and_queue()
+    sl = usb.slice_and_queue()
+    usb.push()
+    # the slice's local copy is damaged; the full backup's is intact
+    p = usb.bdir / "oplog" / sl
+    p.write_bytes(b"x" + p.read_bytes()[1:])
+    into = usb.tmp / "restore-from"
+    res = dbrs("offsite", "fetch", "--to", f"@{T0 + 85}", "--into", str(into), "--config", usb.config)
+    assert res.exit_code == 0, res.output
+    assert f"local    {full}" in res.output and f"off-site {sl} (from usb" in res.output
+    assert sha(into / "oplog" / sl) == sha(usb.dest / "oplog" / sl)
+    fulls, slices = catalog.scan(into, catalog.FULL)[0], catalog.scan(into, catalog.OPLOG)[0]
+    key = backup.backup_key(usb.sec)
+    plan = restore.plan_pitr(fulls, slices, T0 + 85)
+    assert plan.base.name == full and [s.name for s in plan.slices] == [sl]
+    for e in (plan.base, *plan.slices):
+        restore.verify_entry(e, key)
+
+
+def test_disaster_recovery_restore_to_time_from_offsite_only(usb, monkeypatch):
+    """Every local file is gone; fetch into the backup folder, then the ordinary `dbrs restore --to`."""
+    usb.backup_and_queue()
+    usb.slice_and_queue()
+    usb.push()
+    shutil.rmtree(usb.bdir / "full")
+    shutil.rmtree(usb.bdir / "oplog")
+    res = dbrs("offsite", "fetch", "--to", f"@{T0 + 85.5}", "--config", usb.config)
+    assert res.exit_code == 0 and "(2 downloaded, 0 local)" in res.output, res.output
+    monkeypatch.setattr(restore, "cluster_version", lambda spec, pw: "8.0.4")
+    res = dbrs("restore", "--to", f"@{T0 + 85.5}", "--yes", "--config", usb.config)
+    assert res.exit_code == 0, res.output
+    base_run, replay = usb.records("mongorestore")
+    assert base_run["stdin_sha256"] == hashlib.sha256(usb.dump_bytes()).hexdigest()
+    assert f"--oplogLimit={T0 + 86}:0" in replay["argv"]
+    assert replay["oplog_first"] == [T0 + 60, 1] and replay["oplog_last_applied"] == [T0 + 80, 1]
+
+
+def test_remote_prune_keeps_keep_min_good_backups_and_drops_old_slices(usb):
+    names = [usb.backup_and_queue(now=lambda i=i: time.time() - (30 - i) * 86400) for i in range(3)]
+    usb.push()
+    # an interrupted upload from long ago: data without a manifest
+    (usb.dest / "full" / "dbrs-20200101T000000Z.archive").write_bytes(b"half")
+    os.utime(usb.dest / "full" / "dbrs-20200101T000000Z.archive", (0, 0))
+    res = dbrs("offsite", "prune", "--config", usb.config)
+    assert res.exit_code == 0, res.output
+    left = sorted(n for n in os.listdir(usb.dest / "full") if not n.endswith(".json"))
+    assert left == names[1:]                       # keep_min = 2, all past retention
+    assert "dbrs-20200101T000000Z.archive (no good manifest)" in res.output
