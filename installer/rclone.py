@@ -24,7 +24,18 @@ NEEDS = {"s3": ("access_key_id", "secret_access_key"), "sftp": ("key_pem",), "pa
 # Retries are rclone's: whole operation 3x, each HTTP/SSH call 5x, idle connections time out.
 COMMON = ("--retries", "3", "--low-level-retries", "5", "--contimeout", "15s", "--timeout", "2m",
           "--ask-password=false", "--stats", "0")
-_LOG_PREFIX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (ERROR|NOTICE|INFO|DEBUG|CRITICAL)\s*:\s*")
+_LOG_PREFIX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\s+((ERROR|NOTICE|INFO|DEBUG|CRITICAL)\s*:\s*)?")
+# What an operator should do about the errors that mean "the target turned us away".
+_HINTS = (
+    (re.compile(r"Forbidden|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|status code: 40[13]"),
+     "check the target's credentials in secrets.toml and its access policy"),
+    (re.compile(r"unable to authenticate|no supported methods remain|permission denied", re.I),
+     "check the key in secrets.toml and the account on the server"),
+    (re.compile(r"knownhosts|host key mismatch|key is unknown", re.I),
+     "the server's host key is not the one pinned in host_key; check it with ssh-keyscan before trusting it"),
+    (re.compile(r"no space left|quota|EntityTooLarge|InsufficientStorage", re.I),
+     "the target is full: free space there or raise its quota"),
+)
 MAX_ERROR = 300
 
 
@@ -70,7 +81,8 @@ def one_line(stderr, target_name):
     text = errors[-1]
     if len(text) > MAX_ERROR:
         text = text[:MAX_ERROR] + "…"
-    return f"off-site {target_name}: {text}"
+    hint = next((h for rx, h in _HINTS if rx.search(stderr or "")), None)
+    return f"off-site {target_name}: {text}" + (f" ({hint})" if hint else "")
 
 
 class Session:

@@ -197,3 +197,76 @@ def test_remote_prune_keeps_keep_min_good_backups_and_drops_old_slices(usb):
     left = sorted(n for n in os.listdir(usb.dest / "full") if not n.endswith(".json"))
     assert left == names[1:]                       # keep_min = 2, all past retention
     assert "dbrs-20200101T000000Z.archive (no good manifest)" in res.output
+
+
+# ------------------------------------------------------------------ S3 over HTTP (moto stand-in)
+
+@pytest.fixture
+def s3(tmp_path, monkeypatch):
+    with s3_standin(tmp_path, auth=True) as (url, keys, client):
+        # 5M parts and cutoff: a 12 MB backup goes up as a three-part multipart upload
+        b = OffsiteBed(tmp_path, monkeypatch, s3_target(url, chunk_size="5M"),
+                       creds={"s3": {"access_key_id": keys[0], "secret_access_key": keys[1]}},
+                       dump_bytes=12_000_000)
+        b.url, b.keys, b.client = url, keys, client
+        yield b
+
+
+def _objects(client):
+    return {o["Key"]: o for o in client.list_objects_v2(Bucket="dbrs-offsite").get("Contents", [])}
+
+
+def test_s3_multipart_upload_listing_verify_fetch_and_prune_over_http(s3):
+    full = s3.backup_and_queue()
+    sl = s3.slice_and_queue()
+    report = s3.push()
+    assert report.ok, report.failed
+    objs = _objects(s3.client)
+    key = f"prod/dbrs/full/{full}"
+    assert set(objs) == {key, key + catalog.MANIFEST, f"prod/dbrs/oplog/{sl}", f"prod/dbrs/oplog/{sl}.manifest.json"}
+    # a multipart upload: the ETag is "md5-of-md5s-PARTS"
+    assert objs[key]["ETag"].strip('"').endswith("-3")
+    body = s3.client.get_object(Bucket="dbrs-offsite", Key=key)["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == sha(s3.bdir / "full" / full)
+    res = dbrs("offsite", "list", "--config", s3.config)
+    assert res.exit_code == 0 and "off-site s3: 1 full backup(s), 1 oplog slice(s)" in res.output
+    assert dbrs("offsite", "verify", "--config", s3.config).exit_code == 0
+    # corrupt the object in place (same size) through the S3 API
+    bad = bytearray(body)
+    bad[100] ^= 0xFF
+    s3.client.put_object(Bucket="dbrs-offsite", Key=key, Body=bytes(bad))
+    res = dbrs("offsite", "verify", "--config", s3.config)
+    assert res.exit_code == 1 and f"FAILED s3: {full}: sha256" in res.output
+    # prune with everything past retention keeps keep_min; a manifest-less object counts for nothing
+    s3.client.put_object(Bucket="dbrs-offsite", Key="prod/dbrs/full/dbrs-20200101T000000Z.archive", Body=b"x")
+    res = dbrs("offsite", "prune", "--dry-run", "--config", s3.config)
+    assert res.exit_code == 0 and f"{full}" not in res.output
+
+
+def test_s3_wrong_credentials_fail_in_one_line_naming_the_target_and_keep_everything(s3):
+    full = s3.backup_and_queue()
+    sec_file = Path(s3.config).parent / "secrets.toml"
+    sec_file.write_text(sec_file.read_text().replace(s3.keys[1], "not-the-secret"))
+    res = dbrs("offsite", "push", "--config", s3.config)
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    failed = [ln for ln in lines if ln.startswith("FAILED")]
+    assert len(failed) == 1 and failed[0].startswith("FAILED off-site s3:") and len(failed[0]) < 420
+    assert "Forbidden" in failed[0] and "check the target's credentials in secrets.toml" in failed[0]
+    assert "not-the-secret" not in res.output
+    assert lines[-1].startswith("error: off-site copy failed for s3;")
+    assert (s3.bdir / "full" / full).exists() and len(offsite.read_queue(s3.spool)) == 1
+    assert _objects(s3.client) == {}
+
+
+def test_s3_prune_deletes_over_http_but_never_below_keep_min(s3, monkeypatch):
+    monkeypatch.setenv("DBRS_STANDIN_DUMP_BYTES", "100000")
+    names = [s3.backup_and_queue(now=lambda i=i: time.time() - (30 - i) * 86400) for i in range(3)]
+    assert s3.push().ok
+    res = dbrs("offsite", "prune", "--config", s3.config)
+    assert res.exit_code == 0, res.output
+    left = sorted(k.rsplit("/", 1)[1] for k in _objects(s3.client))
+    assert left == sorted(names[1:] + [n + catalog.MANIFEST for n in names[1:]])
+    # again: nothing more goes, however old they are
+    assert dbrs("offsite", "prune", "--config", s3.config).exit_code == 0
+    assert len(_objects(s3.client)) == 4
