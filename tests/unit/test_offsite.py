@@ -246,3 +246,79 @@ def test_status_says_the_lag_and_problems_name_the_next_command(tmp_path):
     s = offsite.status_summary(spec, spool=tmp_path, now=NOW + 60)
     assert offsite.problems(s) == ["off-site copy to u failed at T: off-site u: boom (1 file(s) waiting; fix the "
                                    "target, then `dbrs offsite push`)"]
+
+
+# --------------------------------------------------------------------- CLI
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from installer.cli import main
+
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_help_of_offsite_loads_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom installer.cli import main\n"
+            "try:\n    main(['offsite', 'push', '--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('pymongo', 'jinja2', 'cryptography', 'bson') if m in sys.modules]\n"
+            "print('HEAVY', heavy)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "Copy every queued backup" in r.stdout and "HEAVY []" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    from ..conftest import write_cluster
+
+    cfg = write_cluster(tmp_path, PSA + SFTP + S3)
+    passfile = tmp_path / "pass"
+    passfile.write_text("correct horse\n")
+    sec = secrets.parse_secrets_toml(SECRETS, b"K" * 8 + b"\n", b"bk\n")
+    (cfg.parent / "bundle.dbrs").write_bytes(secrets.seal_bundle(PSA, sec, "correct horse"))
+    return cfg, passfile
+
+
+def test_credentials_go_into_secrets_toml_and_the_resealed_bundle(cluster, tmp_path):
+    cfg, passfile = cluster
+    key = tmp_path / "vault.key"
+    key.write_text(PEM)
+    res = _cli("offsite", "credentials", "vault", "--key-file", str(key), "--passphrase-file", str(passfile),
+               "--config", str(cfg))
+    assert res.exit_code == 0, res.output
+    sec_path = cfg.parent / "secrets.toml"
+    assert stat.S_IMODE(os.stat(sec_path).st_mode) == 0o600
+    assert secrets.parse_secrets_toml(sec_path.read_bytes(), b"", b"").offsite == {"vault": {"key_pem": PEM}}
+    bundle = secrets.open_bundle((cfg.parent / "bundle.dbrs").read_bytes(), "correct horse")
+    assert bundle.secrets.offsite == {"vault": {"key_pem": PEM}}
+    assert bundle.secrets.keyfile == b"K" * 8 + b"\n"          # the cluster's keyfile survives the re-seal
+    assert "[[offsite]]" in bundle.spec_text and bundle.secrets.passwords["admin"]
+    keys = tmp_path / "s3.keys"
+    keys.write_text("AKIAEXAMPLE\nwJalrSECRET\n")
+    res = _cli("offsite", "credentials", "s3", "--s3-keys-file", str(keys), "--config", str(cfg))
+    assert res.exit_code == 0 and "WARN bundle.dbrs does not hold these credentials yet" in res.output
+    assert set(secrets.parse_secrets_toml(sec_path.read_bytes(), b"", b"").offsite) == {"vault", "s3"}
+    assert "wJalr" not in res.output
+
+
+@pytest.mark.parametrize("args, field", [
+    (["vault", "--key-file", "{tmp}/vault.key", "--passphrase-file", "{tmp}/wrongpass"], "--passphrase-file"),
+    (["vault", "--key-file", "{tmp}/vault.key.pub"], "--key-file"),
+    (["vault", "--key-file", "{tmp}/locked.key"], "--key-file"),
+    (["nosuch", "--key-file", "{tmp}/vault.key"], "--target"),
+    (["s3", "--s3-keys-file", "{tmp}/vault.key"], "--s3-keys-file"),
+])
+def test_credentials_refusals_exit_2_and_change_nothing(cluster, tmp_path, args, field):
+    cfg, _ = cluster
+    (tmp_path / "vault.key").write_text(PEM)
+    (tmp_path / "vault.key.pub").write_text("ssh-ed25519 AAAA x\n")
+    (tmp_path / "locked.key").write_text("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n-----END RSA PRIVATE KEY-----\n")
+    (tmp_path / "wrongpass").write_text("wrong\n")
+    before = {p.name: p.read_bytes() for p in cfg.parent.iterdir()}
+    res = _cli("offsite", "credentials", *[a.format(tmp=tmp_path) for a in args], "--config", str(cfg))
+    assert res.exit_code == 2 and res.output.startswith(f"error: {field}"), res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in cfg.parent.iterdir()} == before
