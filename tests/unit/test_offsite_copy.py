@@ -270,3 +270,69 @@ def test_s3_prune_deletes_over_http_but_never_below_keep_min(s3, monkeypatch):
     # again: nothing more goes, however old they are
     assert dbrs("offsite", "prune", "--config", s3.config).exit_code == 0
     assert len(_objects(s3.client)) == 4
+
+
+# ------------------------------------------------------------------ SFTP (Debian's real sshd on 127.0.0.1)
+
+def sftp_target(port, user, host_key, path):
+    return (f'\n[[offsite]]\nname = "vault"\ntype = "sftp"\nhost = "127.0.0.1"\nport = {port}\nuser = "{user}"\n'
+            f'path = "{path}"\nhost_key = "{host_key}"\n')
+
+
+@pytest.fixture
+def vault(tmp_path, monkeypatch):
+    from .sshd_env import sftp_server
+
+    with sftp_server(tmp_path) as (port, user, host_key, client_pem, served):
+        b = OffsiteBed(tmp_path, monkeypatch, sftp_target(port, user, host_key, served))
+        sec = Path(b.config).parent / "secrets.toml"
+        sec.write_text(sec.read_text() + f'\n[offsite.vault]\nkey_pem = {json.dumps(client_pem)}\n')
+        b.served, b.port, b.user = served / "dbrs", port, user
+        yield b
+
+
+def test_sftp_key_auth_pinned_host_key_copy_verify_and_fetch(vault):
+    full = vault.backup_and_queue()
+    sl = vault.slice_and_queue()
+    assert vault.push().ok
+    for kind, name in (("full", full), ("oplog", sl)):
+        assert sha(vault.served / kind / name) == sha(vault.bdir / kind / name)
+        assert (vault.served / kind / (name + catalog.MANIFEST)).exists()
+    assert dbrs("offsite", "verify", "--download", "--config", vault.config).exit_code == 0
+    into = vault.tmp / "from-vault"
+    res = dbrs("offsite", "fetch", full, "--into", str(into), "--config", vault.config)
+    assert res.exit_code == 0 and "(0 downloaded, 1 local)" in res.output
+    (vault.bdir / "full" / full).unlink()
+    shutil.rmtree(into)
+    res = dbrs("offsite", "fetch", full, "--into", str(into), "--config", vault.config)
+    assert res.exit_code == 0 and "(1 downloaded, 0 local)" in res.output
+    assert sha(into / "full" / full) == sha(vault.served / "full" / full)
+
+
+def test_sftp_a_server_with_another_host_key_is_refused(vault):
+    cfg = Path(vault.config)
+    other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    text = cfg.read_text()
+    cfg.write_text(text[:text.index('host_key = "')] + f'host_key = "{other}"\n')
+    vault.spec = __import__("installer.spec", fromlist=["load"]).load(vault.config)
+    vault.backup_and_queue()
+    res = dbrs("offsite", "push", "--config", vault.config)
+    assert res.exit_code == 1
+    [line] = [ln for ln in res.output.splitlines() if ln.startswith("FAILED")]
+    assert line.startswith("FAILED off-site vault:") and "not the one pinned in host_key" in line
+    assert not vault.served.exists()
+
+
+def test_sftp_wrong_key_fails_in_one_line_naming_the_target(vault, tmp_path):
+    from .sshd_env import keygen
+
+    other_pem, _ = keygen(tmp_path / "other")
+    sec = Path(vault.config).parent / "secrets.toml"
+    text = sec.read_text()
+    sec.write_text(text[:text.index("[offsite.vault]")] + f"[offsite.vault]\nkey_pem = {json.dumps(other_pem)}\n")
+    vault.backup_and_queue()
+    res = dbrs("offsite", "push", "--config", vault.config)
+    assert res.exit_code == 1
+    [line] = [ln for ln in res.output.splitlines() if ln.startswith("FAILED")]
+    assert line.startswith("FAILED off-site vault:") and "check the key in secrets.toml" in line, line
+    assert "PRIVATE KEY" not in res.output
