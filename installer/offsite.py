@@ -166,6 +166,7 @@ class PushReport:
     failed: dict = field(default_factory=dict)      # target -> one line
     lost: list = field(default_factory=list)        # names whose local file vanished before the copy
     waiting: dict = field(default_factory=dict)     # target -> entries still queued
+    busy: str = ""                                  # another push held the lock: nothing done
 
     @property
     def ok(self):
@@ -192,51 +193,66 @@ def remote_path(spec, target, kind, name):
 
 
 def push(spec, sec, *, spool=None, targets=None, progress=None, now=time.time):
-    """Copy every queued file to every target that lacks it: data, then manifest. One lock per host."""
-    spool = spool or spool_of(spec)
-    from . import rclone
+    """Copy every queued file to every target that lacks it: data, then manifest. One push per host at a time.
 
-    say = progress or (lambda line: None)
+    When another push holds the lock (a manual run during the timer's), this
+    one returns at once with `busy` set: the other run copies the same queue.
+    """
+    spool = spool or spool_of(spec)
     d = spool_dirs(spool)
     d["base"].mkdir(mode=0o700, parents=True, exist_ok=True)
+    entered = False
+    try:
+        with locks.held(d["base"] / ".push.lock", "dbrs offsite push", wait=5):
+            entered = True
+            return _push_locked(spec, sec, spool, targets, progress or (lambda line: None), now)
+    except DbrsError as e:
+        if entered:
+            raise
+        return PushReport(busy=str(e))
+
+
+def _push_locked(spec, sec, spool, targets, say, now):
+    from . import rclone
+
+    d = spool_dirs(spool)
     chosen = [t for t in spec.offsite if targets is None or t.name in targets]
     report = PushReport()
-    with locks.held(d["base"] / ".push.lock", "dbrs offsite push", wait=5):
-        rclone.sweep(d["run"])
-        queue = read_queue(spool)
-        for q in queue:
-            if _check_local(q.entry) is None:
-                report.lost.append(q.name)
-                say(f"LOST   {q.name}: the local file or its manifest is gone or changed before it was copied off-site")
-                os.unlink(q.file)
-        queue = [q for q in queue if q.name not in report.lost]
-        todo = pending(queue, [t.name for t in chosen])
-        for t in chosen:
-            if not todo[t.name]:
-                continue
-            try:
-                with rclone.Session(t, sec, d["run"]) as s:
-                    for q in todo[t.name]:
-                        start = time.monotonic()
-                        dst = remote_path(spec, t, q.entry["kind"], q.name)
-                        s.copyto(q.entry["data"], dst)
-                        s.copyto(q.entry["manifest"], dst + catalog.MANIFEST)
-                        took = time.monotonic() - start
-                        size = os.stat(q.entry["data"]).st_size
-                        q.entry.setdefault("done", []).append(t.name)
-                        if set(q.entry["done"]) >= {x.name for x in spec.offsite}:
-                            os.unlink(q.file)
-                        else:
-                            _save(q)
-                        report.copied.append((t.name, q.name, size, took))
-                        _record(spool, t.name, last_ok=catalog.iso(now()), last_ok_t=now(), last_name=q.name)
-                        say(f"copied {q.name} to {t.name}: {size / 2**20:.1f} MiB in {took:.1f} s")
-            except DbrsError as e:
-                report.failed[t.name] = str(e)
-                _record(spool, t.name, last_error=str(e), last_error_t=now(), last_error_at=catalog.iso(now()))
-                say(f"FAILED {e}")
-        left = read_queue(spool)
-        report.waiting = {t.name: len([q for q in left if t.name not in q.done]) for t in chosen}
+    rclone.sweep(d["run"])
+    queue = read_queue(spool)
+    for q in queue:
+        if _check_local(q.entry) is None:
+            report.lost.append(q.name)
+            say(f"LOST   {q.name}: the local file or its manifest is gone or changed before it was copied off-site")
+            os.unlink(q.file)
+    queue = [q for q in queue if q.name not in report.lost]
+    todo = pending(queue, [t.name for t in chosen])
+    for t in chosen:
+        if not todo[t.name]:
+            continue
+        try:
+            with rclone.Session(t, sec, d["run"]) as s:
+                for q in todo[t.name]:
+                    start = time.monotonic()
+                    dst = remote_path(spec, t, q.entry["kind"], q.name)
+                    s.copyto(q.entry["data"], dst)
+                    s.copyto(q.entry["manifest"], dst + catalog.MANIFEST)
+                    took = time.monotonic() - start
+                    size = os.stat(q.entry["data"]).st_size
+                    q.entry.setdefault("done", []).append(t.name)
+                    if set(q.entry["done"]) >= {x.name for x in spec.offsite}:
+                        os.unlink(q.file)
+                    else:
+                        _save(q)
+                    report.copied.append((t.name, q.name, size, took))
+                    _record(spool, t.name, last_ok=catalog.iso(now()), last_ok_t=now(), last_name=q.name)
+                    say(f"copied {q.name} to {t.name}: {size / 2**20:.1f} MiB in {took:.1f} s")
+        except DbrsError as e:
+            report.failed[t.name] = str(e)
+            _record(spool, t.name, last_error=str(e), last_error_t=now(), last_error_at=catalog.iso(now()))
+            say(f"FAILED {e}")
+    left = read_queue(spool)
+    report.waiting = {t.name: len([q for q in left if t.name not in q.done]) for t in chosen}
     return report
 
 

@@ -35,6 +35,9 @@ def push(target, catch_up, config):
         added = lib.catch_up(spec)
         click.echo(f"queued {len(added)} local file(s) no entry held")
     report = lib.push(spec, sec, targets=targets, progress=click.echo)
+    if report.busy:
+        click.echo(f"skipped: {report.busy}")
+        return
     waiting = ", ".join(f"{t}: {n} waiting" for t, n in sorted(report.waiting.items()))
     click.echo(f"{len(report.copied)} file(s) copied; {waiting}")
     if report.failed:

@@ -336,3 +336,16 @@ def test_sftp_wrong_key_fails_in_one_line_naming_the_target(vault, tmp_path):
     [line] = [ln for ln in res.output.splitlines() if ln.startswith("FAILED")]
     assert line.startswith("FAILED off-site vault:") and "check the key in secrets.toml" in line, line
     assert "PRIVATE KEY" not in res.output
+
+
+def test_a_push_while_another_runs_steps_aside_without_failing_the_timer(usb):
+    from installer import locks
+
+    usb.backup_and_queue()
+    usb.spool.mkdir(parents=True, exist_ok=True)
+    with locks.held(usb.spool / ".push.lock", "dbrs offsite push"):
+        res = dbrs("offsite", "push", "--config", usb.config)
+    assert res.exit_code == 0 and res.output.startswith("skipped: another dbrs offsite push holds"), res.output
+    assert len(offsite.read_queue(usb.spool)) == 1
+    assert dbrs("offsite", "push", "--config", usb.config).exit_code == 0
+    assert offsite.read_queue(usb.spool) == []
