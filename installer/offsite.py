@@ -116,6 +116,14 @@ def pending(queue, targets):
     return {t: [q for q in queue if t not in q.done] for t in targets}
 
 
+def queued_names(spec, *, spool=None):
+    """Names of backups and slices some target still lacks: local retention should keep these
+    (deleting one loses its only copy-to-be; push reports it as LOST)."""
+    spool = spool or spool_of(spec)
+    targets = {t.name for t in spec.offsite}
+    return {q.name for q in read_queue(spool) if not targets <= q.done}
+
+
 def catch_up(spec, *, spool=None, now=None):
     """Queue every good local backup and slice that no entry holds (after a lost spool or a new target).
 

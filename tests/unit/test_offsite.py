@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from installer import catalog, offsite, rclone, secrets, spec as specmod
+from installer import offsite, rclone, secrets, spec as specmod
 from installer.errors import InputError, SpecErrors
 
 from ..conftest import PSA, SECRETS
@@ -322,3 +322,16 @@ def test_credentials_refusals_exit_2_and_change_nothing(cluster, tmp_path, args,
     assert res.exit_code == 2 and res.output.startswith(f"error: {field}"), res.output
     assert len(res.output.strip().splitlines()) == 1
     assert {p.name: p.read_bytes() for p in cfg.parent.iterdir()} == before
+
+
+def test_queued_names_are_what_local_retention_must_keep(tmp_path):
+    spec = specmod.loads(PSA + '\n[[offsite]]\nname = "a"\ntype = "path"\npath = "/a"\n'
+                         '\n[[offsite]]\nname = "b"\ntype = "path"\npath = "/b"\n')
+    offsite.enqueue(spec, "/b/full/dbrs-1.archive", "/b/full/dbrs-1.archive.manifest.json", spool=tmp_path, now=1)
+    offsite.enqueue(spec, "/b/full/dbrs-2.archive", "/b/full/dbrs-2.archive.manifest.json", spool=tmp_path, now=2)
+    q = offsite.read_queue(tmp_path)
+    q[0].entry["done"] = ["a", "b"]
+    offsite._save(q[0])
+    q[1].entry["done"] = ["a"]
+    offsite._save(q[1])
+    assert offsite.queued_names(spec, spool=tmp_path) == {"dbrs-2.archive"}

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from installer import archive, backup, catalog, offsite, restore
+from installer import backup, catalog, offsite, restore
 from installer.cli import main
 
 from .backup_env import T0
-from .offsite_env import OffsiteBed, client_for, path_target, s3_standin, s3_target
+from .offsite_env import OffsiteBed, path_target, s3_standin, s3_target
 
 pytestmark = pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (apt-get install rclone)")
 
