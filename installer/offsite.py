@@ -254,7 +254,7 @@ def _push_locked(spec, sec, spool, targets, say, now):
                         _save(q)
                     report.copied.append((t.name, q.name, size, took))
                     _record(spool, t.name, last_ok=catalog.iso(now()), last_ok_t=now(), last_name=q.name)
-                    say(f"copied {q.name} to {t.name}: {size / 2**20:.1f} MiB in {took:.1f} s")
+                    say(f"copied {q.name} to {t.name}: {human(size)} in {took:.1f} s")
         except DbrsError as e:
             report.failed[t.name] = str(e)
             _record(spool, t.name, last_error=str(e), last_error_t=now(), last_error_at=catalog.iso(now()))
@@ -551,7 +551,7 @@ def fetch(spec, sec, into_dir, *, names=None, to=None, target=None, prefer_local
                 os.chmod(part, 0o600)
                 os.replace(part, dst)
                 sources.append((f.name, t.name))
-                say(f"off-site {f.name} (from {t.name}, {n / 2**20:.1f} MiB, sha256 matches)")
+                say(f"off-site {f.name} (from {t.name}, {human(n)}, sha256 matches)")
             write_file(None, str(dst) + catalog.MANIFEST,
                        (json.dumps(f.manifest, indent=2, sort_keys=True) + "\n").encode(), 0o600, chown=False)
     return sources
@@ -613,6 +613,14 @@ def render_summary(summary):
         last = f"last copy {_ago(t['last_ok_age_s'])} ago" if t["last_ok_age_s"] is not None else "no copy yet"
         lines.append(f"off-site {t['name']} ({t['type']}): {last}; {t['waiting']} file(s) waiting")
     return lines + [f"WARN {p}" for p in problems(summary)]
+
+
+def human(n):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
 
 
 def _ago(s):

@@ -72,7 +72,7 @@ def list_(target, as_json, config):
         click.echo(f"off-site {name}: {len([f for f in fulls if f.good])} full backup(s), {len(slices)} oplog slice(s)")
         for f in fulls:
             tail = f"finished {f.manifest['finished']}" if f.good else "INCOMPLETE (no good manifest)"
-            click.echo(f"  {f.name}  {f.size / 2**20:9.1f} MiB  {tail}")
+            click.echo(f"  {f.name}  {lib.human(f.size):>10}  {tail}")
         for f in files:
             if f.kind == catalog.OPLOG and not f.good:
                 click.echo(f"  {f.name}  INCOMPLETE (no good manifest)")
