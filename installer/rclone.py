@@ -33,7 +33,7 @@ _HINTS = (
      "check the key in secrets.toml and the account on the server"),
     (re.compile(r"knownhosts|host key mismatch|key is unknown", re.I),
      "the server's host key is not the one pinned in host_key; check it with ssh-keyscan before trusting it"),
-    (re.compile(r"no space left|quota|EntityTooLarge|InsufficientStorage", re.I),
+    (re.compile(r"no space left|remaining disk space|quota|EntityTooLarge|InsufficientStorage", re.I),
      "the target is full: free space there or raise its quota"),
 )
 MAX_ERROR = 300

@@ -349,3 +349,21 @@ def test_a_push_while_another_runs_steps_aside_without_failing_the_timer(usb):
     assert len(offsite.read_queue(usb.spool)) == 1
     assert dbrs("offsite", "push", "--config", usb.config).exit_code == 0
     assert offsite.read_queue(usb.spool) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a 1 MiB tmpfs as the full target: root only")
+def test_a_full_target_is_named_as_full_and_leaves_no_manifest_there(tmp_path, monkeypatch):
+    dest = tmp_path / "tiny"
+    dest.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "dbrs-test-full", str(dest)], check=True)
+    try:
+        b = OffsiteBed(tmp_path, monkeypatch, path_target(dest, name="tiny"), dump_bytes=3_000_000)
+        full = b.backup_and_queue()
+        res = dbrs("offsite", "push", "--config", b.config)
+        assert res.exit_code == 1
+        [line] = [ln for ln in res.output.splitlines() if ln.startswith("FAILED")]
+        assert line.startswith("FAILED off-site tiny:") and "the target is full" in line, line
+        assert not (dest / "dbrs" / "full" / (full + catalog.MANIFEST)).exists()
+        assert (b.bdir / "full" / full).exists() and len(offsite.read_queue(b.spool)) == 1
+    finally:
+        subprocess.run(["umount", str(dest)], check=True)
