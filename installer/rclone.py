@@ -27,6 +27,8 @@ COMMON = ("--retries", "3", "--low-level-retries", "5", "--contimeout", "15s", "
 _LOG_PREFIX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\s+((ERROR|NOTICE|INFO|DEBUG|CRITICAL)\s*:\s*)?")
 # What an operator should do about the errors that mean "the target turned us away".
 _HINTS = (
+    (re.compile(r"read-only file system", re.I),
+     "the target folder is not writable here: is the disk mounted, read-write?"),
     (re.compile(r"Forbidden|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|status code: 40[13]"),
      "check the target's credentials in secrets.toml and its access policy"),
     (re.compile(r"unable to authenticate|no supported methods remain|permission denied", re.I),

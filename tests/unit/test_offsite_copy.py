@@ -367,3 +367,20 @@ def test_a_full_target_is_named_as_full_and_leaves_no_manifest_there(tmp_path, m
         assert (b.bdir / "full" / full).exists() and len(offsite.read_queue(b.spool)) == 1
     finally:
         subprocess.run(["umount", str(dest)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a read-only tmpfs as the target: root only")
+def test_a_target_that_denies_writes_is_named_and_keeps_everything(tmp_path, monkeypatch):
+    dest = tmp_path / "ro"
+    dest.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "dbrs-test-ro", str(dest)], check=True)
+    try:
+        b = OffsiteBed(tmp_path, monkeypatch, path_target(dest, name="ro"))
+        full = b.backup_and_queue()
+        res = dbrs("offsite", "push", "--config", b.config)
+        assert res.exit_code == 1
+        [line] = [ln for ln in res.output.splitlines() if ln.startswith("FAILED")]
+        assert line.startswith("FAILED off-site ro:") and "is the disk mounted, read-write?" in line, line
+        assert (b.bdir / "full" / full).exists() and len(offsite.read_queue(b.spool)) == 1
+    finally:
+        subprocess.run(["umount", str(dest)], check=True)
