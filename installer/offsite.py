@@ -255,7 +255,9 @@ def _push_locked(spec, sec, spool, targets, say, now):
                     report.copied.append((t.name, q.name, size, took))
                     _record(spool, t.name, last_ok=catalog.iso(now()), last_ok_t=now(), last_name=q.name)
                     say(f"copied {q.name} to {t.name}: {human(size)} in {took:.1f} s")
-        except DbrsError as e:
+        except (DbrsError, OSError) as e:
+            if isinstance(e, OSError):
+                e = DbrsError(f"off-site {t.name}: {e.strerror or e} ({e.filename or ''})")
             report.failed[t.name] = str(e)
             _record(spool, t.name, last_error=str(e), last_error_t=now(), last_error_at=catalog.iso(now()))
             say(f"FAILED {e}")
@@ -525,35 +527,58 @@ def fetch(spec, sec, into_dir, *, names=None, to=None, target=None, prefer_local
     """
     spool = spool or spool_of(spec)
     from . import rclone
-    from .apply import write_file
 
     say = progress or (lambda line: None)
-    catalog.ensure_dirs(into_dir)
     t = _target(spec, target)
+    try:
+        catalog.ensure_dirs(into_dir)
+        _sweep_fetching(into_dir)
+        with rclone.Session(t, sec, spool_dirs(spool)["run"]) as s:
+            return _fetch(spec, t, s, into_dir, names, to, prefer_local, say)
+    except OSError as e:
+        raise DbrsError(f"fetch into {into_dir} failed: {e.strerror or e} ({getattr(e, 'filename', '') or ''}); "
+                        "free space there or pass --into DIR") from None
+
+
+FETCHING = ".fetching"
+
+
+def _sweep_fetching(into_dir):
+    """Downloads a killed fetch left (hidden `.NAME.fetching`: no backup scan or clean-up takes them)."""
+    for kind in catalog.SUFFIX:
+        d = catalog.kind_dir(into_dir, kind)
+        for n in os.listdir(d):
+            if n.startswith(".") and n.endswith(FETCHING):
+                os.unlink(d / n)
+
+
+def _fetch(spec, t, s, into_dir, names, to, prefer_local, say):
+    """fetch() with the rclone session open."""
+    from .apply import write_file
+
     sources = []
-    with rclone.Session(t, sec, spool_dirs(spool)["run"]) as s:
-        files = listing(spec, t, s)
-        for f in plan_fetch(spec, files, names, to):
-            dst = catalog.kind_dir(into_dir, f.kind) / f.name
-            local = _local_intact(spec, f.name) if prefer_local else None
-            if local is not None:
-                _link_or_copy(local.path, dst)
-                sources.append((f.name, "local"))
-                say(f"local    {f.name} (intact in {spec.backup.dir})")
-            else:
-                part = Path(str(dst) + ".partial")
-                s.run("copyto", remote_path(spec, t, f.kind, f.name), str(part))
-                got, n = _file_sha256(part)
-                if n != f.manifest["bytes"] or got != f.manifest["sha256"]:
-                    part.unlink()
-                    raise DbrsError(f"{f.name} on off-site {t.name}: sha256/size do not match its manifest; "
-                                    "this copy cannot be trusted (try another target or `dbrs offsite verify`)")
-                os.chmod(part, 0o600)
-                os.replace(part, dst)
-                sources.append((f.name, t.name))
-                say(f"off-site {f.name} (from {t.name}, {human(n)}, sha256 matches)")
-            write_file(None, str(dst) + catalog.MANIFEST,
-                       (json.dumps(f.manifest, indent=2, sort_keys=True) + "\n").encode(), 0o600, chown=False)
+    files = listing(spec, t, s)
+    for f in plan_fetch(spec, files, names, to):
+        dst = catalog.kind_dir(into_dir, f.kind) / f.name
+        local = _local_intact(spec, f.name) if prefer_local else None
+        if local is not None:
+            _link_or_copy(local.path, dst)
+            sources.append((f.name, "local"))
+            say(f"local    {f.name} (intact in {spec.backup.dir})")
+        else:
+            part = dst.with_name(f".{f.name}{FETCHING}")
+            s.run("copyto", remote_path(spec, t, f.kind, f.name), str(part))
+            got, n = _file_sha256(part)
+            if n != f.manifest["bytes"] or got != f.manifest["sha256"]:
+                part.unlink()
+                raise DbrsError(f"{f.name} on off-site {t.name}: sha256/size do not match its manifest; "
+                                "this copy cannot be trusted (try another target or `dbrs offsite verify`)")
+            os.chmod(part, 0o600)
+            os.replace(part, dst)
+            sources.append((f.name, t.name))
+            say(f"off-site {f.name} (from {t.name}, {human(n)}, sha256 matches)")
+        write_file(None, str(dst) + catalog.MANIFEST,
+                   (json.dumps(f.manifest, indent=2, sort_keys=True) + "\n").encode(), 0o600, chown=False)
     return sources
 
 

@@ -384,3 +384,30 @@ def test_a_target_that_denies_writes_is_named_and_keeps_everything(tmp_path, mon
         assert (b.bdir / "full" / full).exists() and len(offsite.read_queue(b.spool)) == 1
     finally:
         subprocess.run(["umount", str(dest)], check=True)
+
+
+def test_a_killed_fetch_leaves_only_a_hidden_download_that_no_scan_takes_and_the_next_fetch_clears(usb):
+    full = usb.backup_and_queue()
+    usb.push()
+    (usb.bdir / "full" / full).unlink()
+    left = usb.bdir / "full" / f".{full}.fetching"
+    left.write_bytes(b"half a download")
+    good, bad = catalog.scan(usb.bdir, catalog.FULL)
+    assert good == [] and all(b.name != left.name for b in bad)
+    res = dbrs("offsite", "fetch", full, "--config", usb.config)
+    assert res.exit_code == 0, res.output
+    assert not left.exists() and sha(usb.bdir / "full" / full) == sha(usb.dest / "full" / full)
+
+
+def test_fetch_refuses_a_remote_copy_that_does_not_match_its_manifest(usb):
+    full = usb.backup_and_queue()
+    usb.push()
+    (usb.bdir / "full" / full).unlink()
+    p = usb.dest / "full" / full
+    p.write_bytes(b"\0" + p.read_bytes()[1:])
+    res = dbrs("offsite", "fetch", full, "--config", usb.config)
+    assert res.exit_code == 1
+    assert res.output.strip() == (f"error: {full} on off-site usb: sha256/size do not match its manifest; this copy "
+                                  "cannot be trusted (try another target or `dbrs offsite verify`)")
+    # nothing with the backup's name, and no leftover download
+    assert sorted(p.name for p in (usb.bdir / "full").iterdir()) == [full + catalog.MANIFEST]
