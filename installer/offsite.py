@@ -540,6 +540,13 @@ def fetch(spec, sec, into_dir, *, names=None, to=None, target=None, prefer_local
                         "free space there or pass --into DIR") from None
 
 
+def restore_spec(spec, into_dir):
+    """The spec with `into_dir` as its backup folder: what `dbrs restore --from-offsite` hands the restore code."""
+    from dataclasses import replace
+
+    return replace(spec, backup=replace(spec.backup, dir=str(into_dir)))
+
+
 FETCHING = ".fetching"
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-CACHE = Path(os.environ.get("DBRS_TEST_CACHE", "/var/tmp/dbrs-test-cache")) / "openssh"
+CACHE = Path(os.environ.get("DBRS_TEST_CACHE", Path.home() / ".cache/dbrs-tests")) / "openssh"   # as product.py
 DEBS = ("openssh-server", "openssh-sftp-server", "libwrap0")
 
 

@@ -160,7 +160,7 @@ def test_fetch_uses_the_intact_local_copy_and_downloads_the_rest_and_says_which(
     assert res.exit_code == 0, res.output
     assert f"local    {full}" in res.output and f"off-site {sl} (from usb" in res.output
     assert sha(into / "oplog" / sl) == sha(usb.dest / "oplog" / sl)
-    fulls, slices = catalog.scan(into, catalog.FULL)[0], catalog.scan(into, catalog.OPLOG)[0]
+    fulls, slices = restore.entries(offsite.restore_spec(usb.spec, into))
     key = backup.backup_key(usb.sec)
     plan = restore.plan_pitr(fulls, slices, T0 + 85)
     assert plan.base.name == full and [s.name for s in plan.slices] == [sl]
