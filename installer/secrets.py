@@ -41,6 +41,7 @@ class Secrets:
     express_password: str = ""
     app_users: dict = field(default_factory=dict)    # application users (`dbrs user add`): name -> password
     app_pending: dict = field(default_factory=dict)  # a rotation under way: name -> the new password
+    offsite: dict = field(default_factory=dict)   # target name -> {credential: value}; see offsite_credentials
 
     def password(self, user):
         try:
@@ -84,6 +85,7 @@ def secrets_toml(sec):
         express_password=sec.express_password,
         app_users=sec.app_users,
         app_pending=sec.app_pending,
+        offsite=sec.offsite,
     )
 
 
@@ -111,7 +113,26 @@ def parse_secrets_toml(data, keyfile, backup_key, where="secrets.toml"):
         express_password=express.get("basic_auth_password", ""),
         app_users=_string_table(raw, "users", where),
         app_pending=_string_table(raw, "users_rotating", where),
+        offsite=offsite_credentials(raw.get("offsite", {}), where),
     )
+
+
+# Off-site credentials (issue 12): [offsite.NAME] tables in secrets.toml, so
+# the bundle carries them to a brand-new host along with the backup key.
+OFFSITE_KEYS = {"key_pem", "access_key_id", "secret_access_key"}
+
+
+def offsite_credentials(raw, where="secrets.toml"):
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise InputError(f"{where}: offsite", "is not a table of [offsite.NAME] tables", "write [offsite.NAME]")
+    out = {}
+    for name, table in raw.items():
+        for key, value in table.items():
+            if key not in OFFSITE_KEYS or not isinstance(value, str):
+                raise InputError(f"{where}: offsite.{name}.{key}", "is not a known credential string",
+                                 "use " + ", ".join(sorted(OFFSITE_KEYS)))
+        out[name] = dict(table)
+    return out
 
 
 def check_keyfile(data, where="keyfile"):

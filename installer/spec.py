@@ -130,6 +130,7 @@ class Spec:
     alerts: Alerts = field(default_factory=Alerts)
     mongo_express: MongoExpress = field(default_factory=MongoExpress)
     mongod: tuple = ()  # (dotted option, value) pairs from [mongod], for every member
+    offsite: tuple = ()     # of Offsite; see the [[offsite]] block below
 
     def member(self, name):
         for m in self.members:
@@ -208,7 +209,7 @@ SCHEMA = {
 }
 REQUIRED_MEMBER_KEYS = ("name", "host", "role")
 # [mongod] is free-form: its keys are checked against mongod's own option table (mongod_options).
-TOP_LEVEL = list(SCHEMA) + ["mongod"]
+TOP_LEVEL = list(SCHEMA) + ["mongod", "offsite"]
 
 
 def timespan_seconds(text):
@@ -394,6 +395,7 @@ def parse(raw, source="cluster.toml"):
         for i, rm in enumerate(raw_members):
             if "mongod" in rm:
                 errors.extend(_check_mongod(rm["mongod"], version, f"members[{i}].mongod"))
+    offsite = parse_offsite(raw.get("offsite", []), errors)
 
     if not errors:
         errors.extend(_cross_checks(members))
@@ -406,6 +408,7 @@ def parse(raw, source="cluster.toml"):
         alerts=Alerts(**tables["alerts"]),
         mongo_express=MongoExpress(**tables["mongo_express"]),
         mongod=_options(mongod),
+        offsite=offsite,
     )
 
 
@@ -488,3 +491,131 @@ def single_host(name=DEFAULT_NAME, **cluster):
 
 def with_members(spec, members):
     return replace(spec, members=tuple(members))
+
+
+# ------------------------------------------------------------ [[offsite]]
+# Off-site targets (issue 12). Kept in one block: the keys depend on `type`,
+# so the per-table schema is chosen after `type` is known. Credentials are
+# never here: they live in secrets.toml under [offsite.NAME].
+
+OFFSITE_TYPES = ("sftp", "s3", "path")
+_BWLIMIT_RE = re.compile(r"^(off|\d+(\.\d+)?[BKMGTP]?)$")
+_SIZE_RE = re.compile(r"^\d+[KMG]$")
+_HOST_KEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+=*$")
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_REMOTE_PATH_RE = re.compile(r"^[A-Za-z0-9._+@/-]+$")
+
+
+@dataclass(frozen=True)
+class Offsite:
+    """One rclone remote that receives a copy of every backup and slice, already encrypted."""
+
+    name: str
+    type: str
+    bwlimit: str = "off"            # rclone --bwlimit: "10M" = 10 MiB/s
+    max_lag: str = "1h"             # status/--check warn when a copy waits longer
+    retention_days: int = 0         # 0 = [backup] retention_days
+    keep_min: int = 0               # 0 = [backup] keep_min
+    path: str = ""                  # sftp: folder on the server; path: the mounted folder
+    host: str = ""
+    port: int = 22
+    user: str = ""
+    host_key: str = ""              # pinned: "ssh-ed25519 AAAA..." (ssh-keyscan -t ed25519 HOST)
+    bucket: str = ""
+    prefix: str = ""
+    region: str = ""
+    endpoint: str = ""
+    storage_class: str = ""
+    chunk_size: str = ""            # S3 multipart part size and cutoff, e.g. "16M"
+
+    @property
+    def max_lag_s(self):
+        return timespan_seconds(self.max_lag)
+
+
+_OFFSITE_COMMON = {
+    "name": (_str, "a string", "member_name"),
+    "type": (_str, "one of " + ", ".join(OFFSITE_TYPES), "offsite_type"),
+    "bwlimit": (_str, 'a bandwidth like "10M" (MiB/s) or "off"', "bwlimit"),
+    "max_lag": (_str, 'a time span like "1h"', "timespan"),
+    "retention_days": (_int, "an integer", "positive"),
+    "keep_min": (_int, "an integer", "positive"),
+}
+OFFSITE_SCHEMA = {
+    "sftp": {
+        "host": (_str, "a hostname or IP address", "host"),
+        "port": (_int, "an integer", "port"),
+        "user": (_str, "a user name", "offsite_user"),
+        "path": (_str, "a folder on the server", "remote_path"),
+        "host_key": (_str, 'the server\'s public host key, "ssh-ed25519 AAAA..."', "host_key"),
+    },
+    "s3": {
+        "bucket": (_str, "an S3 bucket name", "bucket"),
+        "prefix": (_str, "a folder inside the bucket", "remote_path"),
+        "region": (_str, 'a region like "eu-central-1"', None),
+        "endpoint": (_str, "an http(s) URL", "url"),
+        "storage_class": (_str, 'an S3 storage class like "STANDARD_IA"', None),
+        "chunk_size": (_str, 'a size like "16M"', "chunk_size"),
+    },
+    "path": {
+        "path": (_str, "an absolute path", "abspath"),
+    },
+}
+OFFSITE_REQUIRED = {"sftp": ("host", "user", "path", "host_key"), "s3": ("bucket",), "path": ("path",)}
+
+
+def _check_offsite(kind, value):
+    if kind == "offsite_type" and value not in OFFSITE_TYPES:
+        return f"{value!r} is not a target type", "use one of " + ", ".join(OFFSITE_TYPES)
+    if kind == "bwlimit" and not _BWLIMIT_RE.match(value):
+        return f"{value!r} is not a bandwidth", 'write it like "10M" (MiB/s), "512K" or "off"'
+    if kind == "chunk_size" and not _SIZE_RE.match(value):
+        return f"{value!r} is not a size", 'write it like "16M" (at least 5M for S3)'
+    if kind == "offsite_user" and not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", value):
+        return f"{value!r} is not a user name", "use lowercase letters, digits, '-' or '_'"
+    if kind == "remote_path" and value and (not _REMOTE_PATH_RE.match(value) or ".." in value.split("/")):
+        return f"{value!r} is not a plain folder path", "use letters, digits and . _ - + @ / only, no '..'"
+    if kind == "host_key" and not _HOST_KEY_RE.match(value.strip()):
+        return ("is not a public host key line",
+                "paste the key type and key from `ssh-keyscan -t ed25519 HOST` (e.g. \"ssh-ed25519 AAAA...\")")
+    if kind == "bucket" and not _BUCKET_RE.match(value):
+        return f"{value!r} is not an S3 bucket name", "use 3-63 lowercase letters, digits, '.' or '-'"
+    return _check(kind, value)
+
+
+def parse_offsite(raw, errors):
+    """The [[offsite]] tables as Offsite objects; problems go to `errors` as offsite[i].key."""
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        errors.append(InputError("offsite", "is not a list of tables", "write each target as [[offsite]]"))
+        return ()
+    out, seen = [], {}
+    for i, table in enumerate(raw):
+        where = f"offsite[{i}]"
+        kind = table.get("type")
+        extra = OFFSITE_SCHEMA.get(kind, {}) if isinstance(kind, str) else {}
+        schema = {**_OFFSITE_COMMON, **extra}
+        values, n_errors = {}, len(errors)
+        for key, value in table.items():
+            if key not in schema:
+                errors.append(_unknown(where, key, list(schema)))
+                continue
+            typecheck, typename, check = schema[key]
+            if not typecheck(value):
+                errors.append(InputError(f"{where}.{key}", f"{value!r} is not {typename}", f"write {typename}"))
+                continue
+            problem = _check_offsite(check, value) if check else None
+            if problem:
+                errors.append(InputError(f"{where}.{key}", *problem))
+                continue
+            values[key] = value.strip() if key == "host_key" else value
+        for key in ("name", "type") + OFFSITE_REQUIRED.get(kind, ()):
+            if key not in table:
+                errors.append(InputError(f"{where}.{key}", "is missing", f"add {key} = ..."))
+        name = table.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                errors.append(InputError(f"{where}.name", f"{name!r} is used twice", "give every target its own name"))
+            seen[name] = i
+        if len(errors) == n_errors:
+            out.append(Offsite(**values))
+    return tuple(out)

@@ -54,10 +54,30 @@ def items(target, on_failure=None, dbrs=None):
         File(unit_path("dbrs-verify.timer"), render("systemd/dbrs-verify.timer.j2", schedule=b.verify_schedule, **v),
              0o644, notify=("dbrs-verify.timer",)),
     ]
-    return out
+    return out + offsite_items(target, v)
 
 
 def services(target):
     if not target.data_bearing:
         return []
-    return [Service(t, start=target.start) for t in TIMERS]
+    return [Service(t, start=target.start) for t in TIMERS + offsite_timers(target)]
+
+
+# Off-site copies (issue 12): on data-bearing hosts of a spec with [[offsite]] targets.
+OFFSITE_TIMER = "dbrs-offsite.timer"
+
+
+def offsite_timers(target):
+    return (OFFSITE_TIMER,) if target.data_bearing and target.spec.offsite else ()
+
+
+def offsite_items(target, values):
+    if not offsite_timers(target):
+        return []
+    offsite = target.spec.offsite
+    v = dict(values, targets=[t.name for t in offsite], path_targets=[t.path for t in offsite if t.type == "path"])
+    return [
+        File(unit_path("dbrs-offsite.service"), render("systemd/dbrs-offsite.service.j2", **v), 0o644),
+        File(unit_path(OFFSITE_TIMER), render("systemd/dbrs-offsite.timer.j2", **v), 0o644,
+             notify=(OFFSITE_TIMER,)),
+    ]

@@ -25,6 +25,7 @@ COMMANDS = {
     "recover": ("cluster", "recover", "Give a degraded member its vote and priority back."),
     "stepdown": ("cluster", "stepdown", "Step the primary down and time the failover."),
     "user": ("user", "user", "Application users: add, list, remove, rotate their passwords."),
+    "offsite": ("offsite", "offsite", "Copy backups off-site; list, verify, prune and fetch them there."),
 }
 
 
