@@ -143,6 +143,13 @@ def read_status(client):
     return client.admin.command("replSetGetStatus")
 
 
+def cluster_identity(client, spec):
+    """This set's catalog.Identity: its name and replSetGetConfig.settings.replicaSetId (clusterMonitor may ask)."""
+    cfg = client.admin.command("replSetGetConfig").get("config", {})
+    rsid = (cfg.get("settings") or {}).get("replicaSetId")
+    return catalog.Identity(spec.cluster.name, str(rsid) if rsid is not None else None)
+
+
 def server_version(client):
     return client.admin.command("buildInfo").get("version", "unknown")
 
@@ -290,11 +297,13 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
     mongodump = tools.find("mongodump")
     bdir = spec.backup.dir
     with catalog.lock(bdir, catalog.FULL):
-        catalog.clear_partials(bdir, catalog.FULL)
         client = connect_fn(local[0], password)
         try:
             with talking_to(who(local[0])):
                 states = member_states(spec, read_status(client))
+                ident = cluster_identity(client, spec)
+            catalog.remember_identity(ident)
+            catalog.clear_partials(bdir, catalog.FULL, ident)
             try:
                 member, why = choose_source(spec, local, states)
             except Skip as s:
@@ -306,7 +315,8 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
                 mongod_version = server_version(client)
                 oplog_start = newest_ts(client)
             started = now()
-            name = catalog.file_name(spec.cluster.name, catalog.FULL, started)
+            name = catalog.free_name(catalog.kind_dir(bdir, catalog.FULL), ident.cluster, catalog.FULL, started,
+                                     ident.replset_id)
             path = catalog.kind_dir(bdir, catalog.FULL) / name
             try:
                 with archive.Sink(path, key) as sink:
@@ -325,6 +335,7 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
             "kind": catalog.FULL,
             "name": name,
             "cluster": spec.cluster.name,
+            "replset_id": ident.replset_id,
             "member": member.name,
             "member_state": why,
             "host": hostname or socket.gethostname(),
@@ -336,6 +347,7 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
             "sha256": written.sha256,
             "encrypted": written.encrypted,
             "key_id": archive.key_id(key).hex() if key else None,
+            **archive.proofs(written),
             "oplog_start": catalog.ts_json(oplog_start),
             "oplog_end": catalog.ts_json(oplog_end),
             "mongod_version": mongod_version,

@@ -133,15 +133,17 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
         return Result("skipped", "this host has no data-bearing member of the spec")
     bdir = spec.backup.dir
     with catalog.lock(bdir, catalog.OPLOG):
-        catalog.clear_partials(bdir, catalog.OPLOG)
         client = connect_fn(local[0], password)
         try:
             with backup.talking_to(backup.who(local[0])):
                 status = backup.read_status(client)
+                ident = backup.cluster_identity(client, spec)
+            catalog.remember_identity(ident)
+            catalog.clear_partials(bdir, catalog.OPLOG, ident)
             try:
                 member, _ = backup.choose_source(spec, local, backup.member_states(spec, status))
-                fulls = catalog.scan(bdir, catalog.FULL)[0]
-                slices = catalog.scan(bdir, catalog.OPLOG)[0]
+                fulls = catalog.scan(bdir, catalog.FULL, ident)[0]
+                slices = catalog.scan(bdir, catalog.OPLOG, ident)[0]
                 if member != local[0]:
                     client.close()
                     client = connect_fn(member, password)
@@ -153,7 +155,8 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             except backup.Skip as s:
                 return Result("skipped", str(s))
             started = now()
-            name = catalog.file_name(spec.cluster.name, catalog.OPLOG, started)
+            name = catalog.free_name(catalog.kind_dir(bdir, catalog.OPLOG), ident.cluster, catalog.OPLOG, started,
+                                     ident.replset_id)
             path = catalog.kind_dir(bdir, catalog.OPLOG) / name
             try:
                 with archive.Sink(path, key) as sink, backup.talking_to(backup.who(member)):
@@ -171,6 +174,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             "kind": catalog.OPLOG,
             "name": name,
             "cluster": spec.cluster.name,
+            "replset_id": ident.replset_id,
             "member": member.name,
             "host": hostname or socket.gethostname(),
             "started": catalog.iso(started),
@@ -186,6 +190,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             "sha256": written.sha256,
             "encrypted": written.encrypted,
             "key_id": archive.key_id(key).hex() if key else None,
+            **archive.proofs(written),
         }
         backup.write_manifest_or_remove(path, manifest)
     if p.gap:

@@ -1,6 +1,6 @@
 """STAND-IN for a pymongo client connected to one replica-set member (dbrs tests only).
 
-Answers just what the backup side asks: replSetGetStatus, buildInfo, and
+Answers just what the backup side asks: replSetGetStatus, replSetGetConfig, buildInfo, and
 finds on local.oplog.rs (filter on ts with $gt/$lte, $natural sort, limit),
 returning RawBSONDocuments built from real BSON like a server would. The
 wire-level behaviour is covered separately against MockupDB
@@ -67,6 +67,9 @@ class _Db:
         self.member.commands.append(name)
         if name == "replSetGetStatus":
             return self.member.status()
+        if name == "replSetGetConfig":
+            return {"config": {"_id": self.member.spec.cluster.name, "version": 1,
+                               "settings": {"replicaSetId": self.member.replset_id}}, "ok": 1}
         if name == "buildInfo":
             return {"version": self.member.version, "ok": 1}
         raise AssertionError(f"unexpected command {name}")
@@ -75,8 +78,11 @@ class _Db:
 class FakeMember:
     """`states` maps spec member name -> stateStr ("SECONDARY", "DOWN", ...)."""
 
-    def __init__(self, spec, states, oplog=(), version="8.0.4", committed=None):
+    def __init__(self, spec, states, oplog=(), version="8.0.4", committed=None, replset_id=None):
+        from bson import ObjectId
+
         self.spec = spec
+        self.replset_id = ObjectId(replset_id) if replset_id else ObjectId("65f000000000000000000001")
         self.states = dict(states)
         self.oplog = list(oplog)
         self.version = version
