@@ -389,8 +389,14 @@ def status_summary(spec, config_dir=None, *, state_file=None, now=None):
     from . import restore
 
     now = time.time() if now is None else now
-    fulls, bad_full = catalog.scan(spec.backup.dir, catalog.FULL)
-    slices, bad_slices = catalog.scan(spec.backup.dir, catalog.OPLOG)
+    from .errors import InputError
+
+    try:
+        ident, unsure = catalog.identity(spec.backup.dir, spec.cluster.name, state_file=state_file), []
+    except InputError as e:
+        ident, unsure = catalog.Identity(spec.cluster.name), [str(e)]
+    fulls, bad_full = catalog.scan(spec.backup.dir, catalog.FULL, ident)
+    slices, bad_slices = catalog.scan(spec.backup.dir, catalog.OPLOG, ident)
     state = catalog.read_state(state_file)
     last = fulls[-1] if fulls else None
     window = restore.pitr_window(fulls, slices)
@@ -415,8 +421,10 @@ def status_summary(spec, config_dir=None, *, state_file=None, now=None):
             "gap": bool(slices[-1].manifest.get("gap")),
         },
         "slice_count": len(slices),
-        "pitr_window": None if window is None else {"from": catalog.ts_iso(window[0]),
-                                                    "to": catalog.ts_iso(window[1])},
+        "pitr_window": None if window is None else {"from": catalog.ts_exact(window[0]),
+                                                    "to": catalog.ts_exact(window[1])},
+        "chain_problems": unsure + restore.chain_problems(fulls, slices),
+        "foreign": catalog.foreign_lines(spec.backup.dir, ident),
         "incomplete": [b.name for b in bad_full + bad_slices],
         "recent_failures": failures[-5:],
         "last_verify": state.get("last_verify"),
@@ -458,9 +466,11 @@ def summary_problems(summary):
         if catalog.parse_iso(f["time"]) > since:
             problems.append(f"{f['unit']} failed at {f['time']} on {f.get('host', '?')}: {f.get('message') or f.get('result', '')}"
                             .rstrip(": "))
-    if summary.get("last_slice") and summary["last_slice"].get("gap"):
+    gap = bool(summary.get("last_slice") and summary["last_slice"].get("gap"))
+    if gap:
         problems.append("the oplog rolled over before a slice saved it: point-in-time restore is broken until the "
                         "next full backup (`dbrs backup`)")
+    problems += [p for p in summary.get("chain_problems", []) if not (gap and p.startswith("oplog gap"))]
     return problems
 
 
@@ -483,6 +493,7 @@ def render_summary(summary):
     lines.append(f"restore --to window: {w['from']} .. {w['to']}" if w else "restore --to window: none yet")
     for timer, when in sorted(summary.get("next_runs", {}).items()):
         lines.append(f"next {timer}: {when}")
+    lines += summary.get("foreign", [])
     for p in summary_problems(summary):
         lines.append(f"WARN {p}")
     return lines

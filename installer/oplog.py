@@ -15,6 +15,7 @@ taken after the gap re-anchors the chain and ends the failure.
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import time
 import zlib
@@ -82,8 +83,8 @@ def read_entries(client, after, until=None, batch_size=2000):
         yield doc
 
 
-def write_slice(docs, sink):
-    """gzip the raw entries into `sink`; returns (first ts, last ts, count)."""
+def write_slice(docs, sink, sha=None):
+    """gzip the raw entries into `sink`; returns (first ts, last ts, count). `sha` hashes the entries' bytes."""
     z = zlib.compressobj(6, zlib.DEFLATED, 31)
     first = last = None
     count = 0
@@ -96,6 +97,8 @@ def write_slice(docs, sink):
             first = catalog.ts_int(ts.time, ts.inc)
         last_doc = doc
         pending.append(raw)
+        if sha is not None:
+            sha.update(raw)
         size += len(raw)
         count += 1
         if size >= 1 << 20:
@@ -160,7 +163,9 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             path = catalog.kind_dir(bdir, catalog.OPLOG) / name
             try:
                 with archive.Sink(path, key) as sink, backup.talking_to(backup.who(member)):
-                    first, last, count = write_slice(read_entries(client, p.after, committed_ts(status)), sink)
+                    entries_sha = hashlib.sha256()
+                    first, last, count = write_slice(read_entries(client, p.after, committed_ts(status)), sink,
+                                                     entries_sha)
                     if not count:
                         sink.abort()
                         return Result("skipped", f"no new oplog entries after {catalog.ts_iso(p.after)}")
@@ -183,6 +188,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             "first": catalog.ts_json(first),
             "last": catalog.ts_json(last),
             "count": count,
+            "entries_sha256": entries_sha.hexdigest(),
             "gap": p.gap,
             "reanchored": p.reanchored,
             "bytes": written.bytes,

@@ -365,7 +365,7 @@ def test_status_summary_shape(bed):
     s = backup.status_summary(bed.spec, str(Path(bed.config).parent))
     assert s["last_full"]["name"] == r.name and s["last_full"]["host"] and s["last_full"]["age_s"] >= 0
     assert s["last_slice"]["last_ts"] == catalog.iso(T0 + 70) and s["slice_count"] == 1
-    assert s["pitr_window"] == {"from": catalog.iso(T0 + 50), "to": catalog.iso(T0 + 70)}
+    assert s["pitr_window"] == {"from": catalog.iso(T0 + 50) + "+1", "to": catalog.iso(T0 + 70) + "+1"}
     assert s["recent_failures"] == [{"unit": "dbrs-oplog.service"}] and s["incomplete"] == []
     json.dumps(s)
 
