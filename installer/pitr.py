@@ -61,21 +61,27 @@ class Plan:
 
 
 def _chain(base, slices, limit):
-    """(slices replaying base.oplog_start .. limit-1, None) or (None, (reach, blocking slice or None))."""
+    """(slices replaying base.oplog_start .. limit-1, None) or (None, (reach, blocking slice or None)).
+
+    Greedy interval cover: from what is covered so far, take the slice that
+    starts within it and reaches furthest. Overlapping or out-of-order
+    slices are handled; the replay trims repeated entries by timestamp.
+    """
     reach = base.oplog_start
+    cands = sorted((s for s in slices if s.last > reach), key=lambda s: (slice_lo(s), s.last))
     chain = []
-    for s in slices:
-        if reach >= limit - 1:
-            break
-        if s.last <= reach:
-            continue                      # wholly inside what is covered: nothing new
-        if slice_lo(s) > reach:
-            return None, (reach, s)
-        chain.append(s)
-        reach = s.last
-    if reach >= limit - 1:
-        return tuple(chain), None
-    return None, (reach, None)
+    i = 0
+    while reach < limit - 1:
+        best = None
+        while i < len(cands) and slice_lo(cands[i]) <= reach:
+            if cands[i].last > reach and (best is None or cands[i].last > best.last):
+                best = cands[i]
+            i += 1
+        if best is None:
+            return None, (reach, cands[i] if i < len(cands) else None)
+        chain.append(best)
+        reach = best.last
+    return tuple(chain), None
 
 
 def plan_pitr(fulls, slices, t, inc=None, exclude=None, base_name=None):
