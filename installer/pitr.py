@@ -33,6 +33,13 @@ def exact(v):
     return catalog.ts_exact(v)
 
 
+def through(limit):
+    """The last timestamp an exclusive --oplogLimit lets in, as an operator reads it."""
+    if limit & 0xFFFFFFFF == 0:
+        return f"the end of {catalog.iso((limit >> 32) - 1)}"
+    return exact(limit - 1)
+
+
 @dataclass(frozen=True)
 class Plan:
     base: object
@@ -41,6 +48,7 @@ class Plan:
     target_time: float = None
     capped: bool = False        # TIME's second is only saved up to limit-1: replayed to there, and said so
     passed_over: tuple = field(default=())   # (name, why) of newer bases not used
+    base_proven: bool = False   # the base was proven while planning (restore.plan_verified)
 
     def lines(self):
         out = []
@@ -53,7 +61,7 @@ class Plan:
             out.append(f"slice  {s.name}  ({exact(s.first)} .. {exact(s.last)}, {s.manifest.get('count')} entries)")
         if self.limit is not None:
             out.append(f"replay oplog entries after {exact(self.base.oplog_start)} up to and including "
-                       f"{exact(self.limit - 1)} (--oplogLimit={catalog.ts_text(self.limit)})")
+                       f"{through(self.limit)} (--oplogLimit={catalog.ts_text(self.limit)})")
             if self.capped:
                 out.append(f"note   the saved oplog ends at {exact(self.limit - 1)}, inside the second asked for; "
                            "entries of that second after it, if any, were not saved")

@@ -295,9 +295,10 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
         plan = rlib.plan_name(entry)
         redo = f"`dbrs restore {entry.name}{' --drop' if drop else ''} --yes`"
     rlib.refuse_other_cluster(spec, plan, force_other_cluster, ident)
+    early = None if dry_run else rlib.Preflight(spec, plan, sec.password(rlib.USER))
     with rlib.prepare(plan, key) as prepared:
-        click.echo(f"checked {1 + len(plan.slices)} file(s): {len(plan.slices)} slice(s) read whole and proven, "
-                   "the base is proven chunk by chunk as it is fed")
+        click.echo(f"proved {1 + len(plan.slices)} file(s) against their manifests (every chunk, every oplog "
+                   "entry); the base is proven again chunk by chunk as it is fed")
         for line in plan.lines():
             click.echo(line)
         excl = ", ".join(rlib.SYSTEM_DBS)
@@ -312,7 +313,7 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
             if not sys.stdin.isatty():
                 raise InputError("--yes", "no terminal to confirm on", "pass --yes to restore without asking")
             click.confirm("Restore now?", abort=True)
-        mongorestore = rlib.preflight(spec, plan, sec.password(rlib.USER))
+        mongorestore = early.result()
         report = rlib.execute(spec, prepared, sec.password(rlib.USER), key, drop=drop, ns_include=ns_include,
                               say=click.echo, redo=redo, mongorestore=mongorestore)
     click.echo(f"restore finished in {report.seconds:.1f} s")

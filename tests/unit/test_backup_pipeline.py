@@ -242,7 +242,7 @@ def test_restore_name_streams_the_verified_dump_into_mongorestore(bed, monkeypat
     monkeypatch.setattr(restore, "cluster_version", lambda spec, pw: "8.0.9")
     res = dbrs("restore", r.name, "--yes", "--drop", "--config", bed.config)
     assert res.exit_code == 0, res.output
-    assert "checked 1 file(s)" in res.output and "restore finished in" in res.output
+    assert "proved 1 file(s)" in res.output and "restore finished in" in res.output
     assert "base restored from " + r.name + ": app.orders (1200 documents), app.users (40 documents)" in res.output
     [rec] = bed.records("mongorestore")
     assert rec["stdin_sha256"] == hashlib.sha256(bed.dump_bytes()).hexdigest()

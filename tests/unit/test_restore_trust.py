@@ -158,3 +158,16 @@ def test_two_backups_in_the_same_second_get_two_names(bed):
     assert len(catalog.scan(bed.bdir, catalog.FULL)[0]) == 2
     assert r1.name == f"dbrs-65f000000000000000000001-{catalog.stamp(at)}.archive"
     assert catalog.stamp(at) == "20251128T032000.250000Z"
+
+
+@pytest.mark.parametrize("encrypt", [False, True])
+def test_a_damaged_base_is_refused_before_any_byte_reaches_the_cluster(tmp_path, monkeypatch, encrypt):
+    b = Bed(tmp_path, monkeypatch, encrypt=encrypt)
+    monkeypatch.setenv("DBRS_STANDIN_DUMP_BYTES", str(3 << 20))
+    r = b.backup()
+    flip(b.bdir / "full" / r.name, (2 << 20) + 99)
+    tap = tmp_path / "tap"
+    monkeypatch.setenv("DBRS_STANDIN_RESTORE_TAP", str(tap))
+    res = dbrs("restore", r.name, "--drop", "--yes", "--config", b.config)
+    assert "chunk 2" in one_line_error(res, 1) and "cannot be trusted" in res.output
+    assert not tap.exists() and b.records("mongorestore") == []     # nothing dropped, nothing fed
