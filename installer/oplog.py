@@ -68,19 +68,44 @@ def committed_ts(status):
     return catalog.ts_int(ts.time, ts.inc)
 
 
-def read_entries(client, after, until=None, batch_size=2000):
-    """Yield raw BSON bytes of oplog entries with after < ts (<= until), in oplog order."""
+def read_entries(client, after, until=None, batch_size=2000, include_after=False):
+    """Yield raw BSON bytes of oplog entries with after < ts (<= until), in oplog order.
+
+    `include_after` asks for the entry at `after` too (ts >= after), so the
+    caller can prove the oplog still reaches the previous slice (continuing).
+    """
     from bson.codec_options import CodecOptions
     from bson.raw_bson import RawBSONDocument
     from bson.timestamp import Timestamp
 
     coll = client.get_database("local", codec_options=CodecOptions(document_class=RawBSONDocument))["oplog.rs"]
-    query = {"$gt": Timestamp(after >> 32, after & 0xFFFFFFFF)}
+    query = {"$gte" if include_after else "$gt": Timestamp(after >> 32, after & 0xFFFFFFFF)}
     if until is not None:
         query["$lte"] = Timestamp(until >> 32, until & 0xFFFFFFFF)
     cursor = coll.find({"ts": query}, sort=[("$natural", 1)], batch_size=batch_size)
     for doc in cursor:
         yield doc
+
+
+def continuing(docs, after):
+    """The entries after `after`, once the first one read proved to be `after` itself.
+
+    MongoDB's own continuity check: if the previous slice's last entry is
+    still in the oplog, nothing between it and this read was overwritten.
+    Checked in the same query that reads the entries, so a rollover between
+    the bounds check and the read cannot open a silent hole.
+    """
+    it = iter(docs)
+    for doc in it:
+        ts = doc["ts"]
+        if catalog.ts_int(ts.time, ts.inc) != after:
+            raise Gap(f"the oplog rolled past {catalog.ts_exact(after)} (the previous slice's last entry) while "
+                      "this slice was read; nothing was saved; run `dbrs backup` to start a new chain")
+        break
+    else:
+        raise Gap(f"the oplog no longer holds {catalog.ts_exact(after)}, the previous slice's last entry; nothing "
+                  "was saved; run `dbrs backup` to start a new chain")
+    yield from it
 
 
 def write_slice(docs, sink, sha=None):
@@ -164,7 +189,8 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             try:
                 with archive.Sink(path, key) as sink, backup.talking_to(backup.who(member)):
                     entries_sha = hashlib.sha256()
-                    first, last, count = write_slice(read_entries(client, p.after, committed_ts(status)), sink,
+                    docs = read_entries(client, p.after, committed_ts(status), include_after=not p.gap)
+                    first, last, count = write_slice(docs if p.gap else continuing(docs, p.after), sink,
                                                      entries_sha)
                     if not count:
                         sink.abort()

@@ -1,7 +1,7 @@
 """STAND-IN for a pymongo client connected to one replica-set member (dbrs tests only).
 
 Answers just what the backup side asks: replSetGetStatus, replSetGetConfig, buildInfo, and
-finds on local.oplog.rs (filter on ts with $gt/$lte, $natural sort, limit),
+finds on local.oplog.rs (filter on ts with $gt/$gte/$lte, $natural sort, limit),
 returning RawBSONDocuments built from real BSON like a server would. The
 wire-level behaviour is covered separately against MockupDB
 (tests/protocol/test_oplog_*.py); this one keeps pipeline tests fast.
@@ -47,6 +47,8 @@ class _Oplog:
         cond = (flt or {}).get("ts", {})
         if "$gt" in cond:
             docs = [d for d in docs if d["ts"] > cond["$gt"]]
+        if "$gte" in cond:
+            docs = [d for d in docs if d["ts"] >= cond["$gte"]]
         if "$lte" in cond:
             docs = [d for d in docs if d["ts"] <= cond["$lte"]]
         cur = _Cursor(docs)

@@ -303,7 +303,7 @@ def test_oplog_slice_then_restore_to_a_point_in_time(bed, monkeypatch):
     s = oplog.run(bed.spec, bed.config, local=bed.local("mongod2"))
     assert s.status == "done" and s.manifest["count"] == 9
     assert s.manifest["after"] == {"t": base_start, "i": 1} and s.manifest["last"] == {"t": T0 + 120, "i": 1}
-    assert bed.member.finds[-1]["ts"]["$gt"].time == base_start
+    assert bed.member.finds[-1]["ts"]["$gte"].time == base_start
     assert dbrs("backup", "verify", "--all", "--config", bed.config).exit_code == 0
     monkeypatch.setattr(restore, "cluster_version", lambda spec, pw: "8.0.4")
     res = dbrs("restore", "--to", f"@{T0 + 90.5}", "--yes", "--config", bed.config)

@@ -171,3 +171,19 @@ def test_a_damaged_base_is_refused_before_any_byte_reaches_the_cluster(tmp_path,
     res = dbrs("restore", r.name, "--drop", "--yes", "--config", b.config)
     assert "chunk 2" in one_line_error(res, 1) and "cannot be trusted" in res.output
     assert not tap.exists() and b.records("mongorestore") == []     # nothing dropped, nothing fed
+
+
+# ------------------------------------------------------------ issue 15 item 1: continuity proven by the read itself
+
+def test_a_rollover_between_the_bounds_check_and_the_read_is_a_gap_not_a_silent_hole(bed, monkeypatch):
+    bed.backup()
+    bed.member.oplog += [entry(T0 + 60, 1), entry(T0 + 70, 1)]
+    assert oplog.run(bed.spec, bed.config, local=bed.local("mongod2")).status == "done"
+    # the bounds say the oplog still reaches the last slice (T0+70) ...
+    monkeypatch.setattr(backup, "oplog_bounds", lambda client: (catalog.ts_int(T0, 1), catalog.ts_int(T0 + 200, 1)))
+    # ... but by the time the entries are read, it rolled past it
+    bed.member.oplog = [entry(T0 + 150, 1), entry(T0 + 200, 1)]
+    with pytest.raises(oplog.Gap, match=r"rolled past .*previous slice.s last entry.*; nothing was saved"):
+        oplog.run(bed.spec, bed.config, local=bed.local("mongod2"), now=lambda: time.time() + 5)
+    assert [s.manifest["last"] for s in catalog.scan(bed.bdir, catalog.OPLOG)[0]] == [{"t": T0 + 70, "i": 1}]
+    assert bed.member.finds[-1]["ts"]["$gte"].time == T0 + 70
