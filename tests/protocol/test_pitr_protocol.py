@@ -178,6 +178,9 @@ def test_another_clusters_files_never_steer_ours(world):
                        "not this cluster's, left alone"]
     assert str(T0 + 2000) not in listing and catalog.iso(T0 + 2000) not in listing
     assert ok(a.dbrs("backup", "verify", "--all")).count("ok ") == 3
+    status = ok(a.dbrs("status", "--check"))
+    assert f"restore --to window: {catalog.iso(T0 + 50)}+3 .. {catalog.iso(T0 + 90)}+1" in status
+    assert foreign[0] in status and "WARN" not in status
 
 
 def test_prune_never_counts_or_deletes_another_clusters_backups(world):
