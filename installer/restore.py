@@ -35,7 +35,11 @@ from dataclasses import dataclass, field, replace
 
 from . import archive, catalog, tools
 from .errors import DbrsError, InputError
-from .pitr import Plan, chain_problems, limit_for, pitr_window, plan_pitr, slice_lo, through  # noqa: F401 (API)
+from . import pitr
+from .pitr import Plan, plan_pitr, through
+
+# the planning lives in pitr (pure); these names stay reachable here for the callers that had them
+chain_problems, limit_for, pitr_window, slice_lo = pitr.chain_problems, pitr.limit_for, pitr.pitr_window, pitr.slice_lo
 
 USER = "restore"
 SYSTEM_DBS = ("admin", "config", "local")
