@@ -103,18 +103,30 @@ def test_a_byte_changed_while_restoring_never_reaches_mongorestore(tmp_path, mon
     assert b.records("mongorestore") == []        # killed before it saw an end: never taken for a whole archive
 
 
-def test_plain_manifests_from_before_chunk_hashes_still_restore_and_still_prove(tmp_path, monkeypatch):
-    b = Bed(tmp_path, monkeypatch, encrypt=False)
+@pytest.mark.parametrize("encrypt", [False, True])
+def test_manifests_from_before_the_proofs_still_restore_and_still_prove(tmp_path, monkeypatch, encrypt):
+    b = Bed(tmp_path, monkeypatch, encrypt=encrypt)
     monkeypatch.setenv("DBRS_STANDIN_DUMP_BYTES", str(3 << 20))
     r = b.backup()
     mpath = b.bdir / "full" / (r.name + catalog.MANIFEST)
     m = json.loads(mpath.read_text())
-    assert len(m["chunks"]["sha256"]) == 3 and m["chunks"]["size"] == archive.CHUNK
-    del m["chunks"]
+    if encrypt:
+        assert len(bytes.fromhex(m.pop("salt"))) == 16
+    else:
+        assert len(m["chunks"]["sha256"]) == 3 and m["chunks"]["size"] == archive.CHUNK
+        del m["chunks"]
     mpath.write_text(json.dumps(m))
     res = dbrs("restore", r.name, "--yes", "--config", b.config)
     assert res.exit_code == 0, res.output
     assert b.records("mongorestore")[0]["stdin_sha256"] == hashlib.sha256(b.dump_bytes()).hexdigest()
+    flip(b.bdir / "full" / r.name, (1 << 20) + 5)
+    res = dbrs("restore", r.name, "--yes", "--config", b.config)
+    assert "does not match its manifest" in one_line_error(res, 1) and len(b.records("mongorestore")) == 1
+
+
+def test_a_name_of_100000_characters_is_bad_input_in_one_bounded_line(bed):
+    r = dbrs("restore", "x" * 100_000, "--yes", "--config", bed.config)
+    assert len(one_line_error(r, 2)) < 300 and "NAME: " in r.output
 
 
 def test_an_encrypted_file_swapped_for_another_backup_is_refused_before_feeding(bed):
