@@ -128,8 +128,9 @@ def write_metrics(spec, state_file=None):
     d = Path(spec.alerts.textfile_dir)
     if not d.is_dir():
         return None
-    fulls = catalog.scan(spec.backup.dir, catalog.FULL)[0]
-    slices = catalog.scan(spec.backup.dir, catalog.OPLOG)[0]
+    ident = catalog.identity(spec.backup.dir, spec.cluster.name, state_file=state_file)
+    fulls = catalog.scan(spec.backup.dir, catalog.FULL, ident)[0]
+    slices = catalog.scan(spec.backup.dir, catalog.OPLOG, ident)[0]
     text = metrics_text(spec, fulls, slices, catalog.read_state(state_file), restore.pitr_window(fulls, slices))
     write_file(None, str(d / METRICS_FILE), text, 0o644, chown=False)
     return str(d / METRICS_FILE)

@@ -143,6 +143,13 @@ def read_status(client):
     return client.admin.command("replSetGetStatus")
 
 
+def cluster_identity(client, spec):
+    """This set's catalog.Identity: its name and replSetGetConfig.settings.replicaSetId (clusterMonitor may ask)."""
+    cfg = client.admin.command("replSetGetConfig").get("config", {})
+    rsid = (cfg.get("settings") or {}).get("replicaSetId")
+    return catalog.Identity(spec.cluster.name, str(rsid) if rsid is not None else None)
+
+
 def server_version(client):
     return client.admin.command("buildInfo").get("version", "unknown")
 
@@ -290,11 +297,13 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
     mongodump = tools.find("mongodump")
     bdir = spec.backup.dir
     with catalog.lock(bdir, catalog.FULL):
-        catalog.clear_partials(bdir, catalog.FULL)
         client = connect_fn(local[0], password)
         try:
             with talking_to(who(local[0])):
                 states = member_states(spec, read_status(client))
+                ident = cluster_identity(client, spec)
+            catalog.remember_identity(ident)
+            catalog.clear_partials(bdir, catalog.FULL, ident)
             try:
                 member, why = choose_source(spec, local, states)
             except Skip as s:
@@ -306,7 +315,8 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
                 mongod_version = server_version(client)
                 oplog_start = newest_ts(client)
             started = now()
-            name = catalog.file_name(spec.cluster.name, catalog.FULL, started)
+            name = catalog.free_name(catalog.kind_dir(bdir, catalog.FULL), ident.cluster, catalog.FULL, started,
+                                     ident.replset_id)
             path = catalog.kind_dir(bdir, catalog.FULL) / name
             try:
                 with archive.Sink(path, key) as sink:
@@ -325,6 +335,7 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
             "kind": catalog.FULL,
             "name": name,
             "cluster": spec.cluster.name,
+            "replset_id": ident.replset_id,
             "member": member.name,
             "member_state": why,
             "host": hostname or socket.gethostname(),
@@ -336,6 +347,7 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
             "sha256": written.sha256,
             "encrypted": written.encrypted,
             "key_id": archive.key_id(key).hex() if key else None,
+            **archive.proofs(written),
             "oplog_start": catalog.ts_json(oplog_start),
             "oplog_end": catalog.ts_json(oplog_end),
             "mongod_version": mongod_version,
@@ -377,8 +389,14 @@ def status_summary(spec, config_dir=None, *, state_file=None, now=None):
     from . import restore
 
     now = time.time() if now is None else now
-    fulls, bad_full = catalog.scan(spec.backup.dir, catalog.FULL)
-    slices, bad_slices = catalog.scan(spec.backup.dir, catalog.OPLOG)
+    from .errors import InputError
+
+    try:
+        ident, unsure = catalog.identity(spec.backup.dir, spec.cluster.name, state_file=state_file), []
+    except InputError as e:
+        ident, unsure = catalog.Identity(spec.cluster.name), [str(e)]
+    fulls, bad_full = catalog.scan(spec.backup.dir, catalog.FULL, ident)
+    slices, bad_slices = catalog.scan(spec.backup.dir, catalog.OPLOG, ident)
     state = catalog.read_state(state_file)
     last = fulls[-1] if fulls else None
     window = restore.pitr_window(fulls, slices)
@@ -403,8 +421,10 @@ def status_summary(spec, config_dir=None, *, state_file=None, now=None):
             "gap": bool(slices[-1].manifest.get("gap")),
         },
         "slice_count": len(slices),
-        "pitr_window": None if window is None else {"from": catalog.ts_iso(window[0]),
-                                                    "to": catalog.ts_iso(window[1])},
+        "pitr_window": None if window is None else {"from": catalog.ts_exact(window[0]),
+                                                    "to": catalog.ts_exact(window[1])},
+        "chain_problems": unsure + restore.chain_problems(fulls, slices),
+        "foreign": catalog.foreign_lines(spec.backup.dir, ident),
         "incomplete": [b.name for b in bad_full + bad_slices],
         "recent_failures": failures[-5:],
         "last_verify": state.get("last_verify"),
@@ -446,9 +466,11 @@ def summary_problems(summary):
         if catalog.parse_iso(f["time"]) > since:
             problems.append(f"{f['unit']} failed at {f['time']} on {f.get('host', '?')}: {f.get('message') or f.get('result', '')}"
                             .rstrip(": "))
-    if summary.get("last_slice") and summary["last_slice"].get("gap"):
+    gap = bool(summary.get("last_slice") and summary["last_slice"].get("gap"))
+    if gap:
         problems.append("the oplog rolled over before a slice saved it: point-in-time restore is broken until the "
                         "next full backup (`dbrs backup`)")
+    problems += [p for p in summary.get("chain_problems", []) if not (gap and p.startswith("oplog gap"))]
     return problems
 
 
@@ -471,6 +493,7 @@ def render_summary(summary):
     lines.append(f"restore --to window: {w['from']} .. {w['to']}" if w else "restore --to window: none yet")
     for timer, when in sorted(summary.get("next_runs", {}).items()):
         lines.append(f"next {timer}: {when}")
+    lines += summary.get("foreign", [])
     for p in summary_problems(summary):
         lines.append(f"WARN {p}")
     return lines

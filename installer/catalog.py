@@ -2,16 +2,24 @@
 
 Layout under `[backup] dir` (root, 0700):
 
-    full/CLUSTER-20261128T020000Z.archive            mongodump --archive --gzip stream (maybe encrypted)
-    full/CLUSTER-20261128T020000Z.archive.manifest.json
-    oplog/CLUSTER-20261128T020500Z.oplog.gz          gzip'd oplog.bson slice (maybe encrypted)
-    oplog/CLUSTER-20261128T020500Z.oplog.gz.manifest.json
+    full/CLUSTER-RSID-20261128T020000.123456Z.archive     mongodump --archive --gzip stream (maybe encrypted)
+    full/CLUSTER-RSID-20261128T020000.123456Z.archive.manifest.json
+    oplog/CLUSTER-RSID-20261128T020500.000042Z.oplog.gz   gzip'd oplog.bson slice (maybe encrypted)
+    oplog/CLUSTER-RSID-20261128T020500.000042Z.oplog.gz.manifest.json
 
-Names sort by time and carry the cluster name. A file counts as a backup
-only when its manifest exists and the sizes agree; the manifest is written
-after the data file was renamed into place, so nothing half-written ever
-qualifies. Oplog timestamps are kept as one int, (seconds << 32) | increment,
-which orders like MongoDB's Timestamp.
+Every file belongs to one cluster: its name starts with the cluster's name
+and its replica set id (replSetGetConfig.settings.replicaSetId, which a
+re-initiated set with the same name does not share), and its manifest
+holds both. A shared folder (NFS, a bucket) may hold several clusters'
+files; each cluster only ever lists, verifies, prunes, chains and plans
+over its own, and reports the others as foreign without touching them.
+Files written before the id existed (CLUSTER-STAMP, no "replset_id") count
+as their named cluster's. Names are unique to the microsecond.
+
+A file counts as a backup only when its manifest exists and the sizes
+agree; the manifest is written after the data file was renamed into place,
+so nothing half-written ever qualifies. Oplog timestamps are kept as one
+int, (seconds << 32) | increment, which orders like MongoDB's Timestamp.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,7 +49,9 @@ MAX_FAILURES = 50
 
 
 def stamp(t):
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    """UTC to the microsecond: two runs in one second get two names."""
+    d = datetime.fromtimestamp(t, timezone.utc)
+    return d.strftime("%Y%m%dT%H%M%S") + f".{d.microsecond:06d}Z"
 
 
 def iso(t):
@@ -51,8 +62,76 @@ def parse_iso(text):
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def file_name(cluster, kind, t):
-    return f"{cluster}-{stamp(t)}{SUFFIX[kind]}"
+def file_name(cluster, kind, t, replset_id=None):
+    return f"{Identity(cluster, replset_id).prefix}{stamp(t)}{SUFFIX[kind]}"
+
+
+def free_name(folder, cluster, kind, t, replset_id=None):
+    """A name nothing in `folder` has yet (a clock stepped back must not make a run fail on "exists")."""
+    for n in range(1000):
+        name = file_name(cluster, kind, t + n * 1e-6, replset_id)
+        if not any(os.path.lexists(os.path.join(folder, name + x)) for x in ("", ".partial", MANIFEST)):
+            return name
+    raise DbrsError(f"{folder}: no free backup name near {iso(t)}; is the clock stuck?")
+
+
+_STAMP = r"\d{8}T\d{6}(?:\.\d{6})?Z"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Which cluster a file belongs to: the set's name and its replica set id (hex; None = not known)."""
+
+    cluster: str
+    replset_id: str = None
+
+    @property
+    def prefix(self):
+        return f"{self.cluster}-{self.replset_id}-" if self.replset_id else f"{self.cluster}-"
+
+    def owns_manifest(self, m):
+        return m.get("cluster") == self.cluster and m.get("replset_id") in (None, self.replset_id)
+
+    def owns_name(self, name):
+        """For files without a readable manifest: by the name alone."""
+        m = re.match(re.escape(self.cluster) + r"-(?:([0-9a-f]{24})-)?" + _STAMP, name)
+        return bool(m) and m.group(1) in (None, self.replset_id)
+
+    def label(self):
+        return f"{self.cluster} (replica set id {self.replset_id or 'unknown'})"
+
+
+def identity(backup_dir, cluster, replset_id=None, state_file=None):
+    """This cluster's Identity: the live id when the caller asked the set, else the one this host recorded,
+    else the only id the folder's manifests of `cluster` carry. Several and no record: an error naming them.
+    """
+    if replset_id:
+        return Identity(cluster, replset_id)
+    known = read_state(state_file).get("identity") or {}
+    if known.get("cluster") == cluster and known.get("replset_id"):
+        return Identity(cluster, known["replset_id"])
+    ids = set()
+    for kind in (FULL, OPLOG):
+        for e in scan(backup_dir, kind)[0]:
+            if e.manifest.get("cluster") == cluster and e.manifest.get("replset_id"):
+                ids.add(e.manifest["replset_id"])
+    if len(ids) > 1:
+        from .errors import InputError
+
+        raise InputError("--cluster-id", f"{backup_dir} holds backups of {len(ids)} clusters named {cluster!r} "
+                         f"(replica set ids {', '.join(sorted(ids))})",
+                         "run `dbrs backup` on this cluster once to record its id, or pass --cluster-id ID")
+    return Identity(cluster, ids.pop() if ids else None)
+
+
+def remember_identity(ident, state_file=None):
+    """Record the id a run read from the set, so offline commands (list, verify, prune) know it."""
+    if not ident.replset_id:
+        return
+    if read_state(state_file).get("identity") == {"cluster": ident.cluster, "replset_id": ident.replset_id}:
+        return
+    update_state(lambda s: s.__setitem__("identity", {"cluster": ident.cluster, "replset_id": ident.replset_id}),
+                 state_file)
 
 
 def ts_int(t, i):
@@ -74,6 +153,11 @@ def ts_text(v):
 
 def ts_iso(v):
     return None if v is None else iso(v >> 32)
+
+
+def ts_exact(v):
+    """A Timestamp as `restore --to` takes it back: 2026-11-29T05:20:53Z+3 (the increment within the second)."""
+    return None if v is None else f"{iso(v >> 32)}+{v & 0xFFFFFFFF}"
 
 
 @dataclass(frozen=True)
@@ -137,17 +221,62 @@ def kind_dir(backup_dir, kind):
     return Path(backup_dir) / kind
 
 
-def scan(backup_dir, kind):
-    """(good entries sorted by name = by time, incomplete things) of one kind."""
+def _order(e):
+    if e.kind == FULL:
+        return (e.oplog_start or 0, e.manifest.get("started", ""), e.name)
+    return (e.last or 0, e.name)
+
+
+def scan(backup_dir, kind, ident=None):
+    """(good entries oldest first, incomplete things) of one kind; with `ident`, only that cluster's.
+
+    Fulls are ordered by oplog start, slices by their last entry: names of
+    different clusters (or from before the id was in them) do not sort by time.
+    """
+    good, bad, _ = _scan(backup_dir, kind, ident)
+    return good, bad
+
+
+def foreign(backup_dir, ident):
+    """Files in the folder that belong to another cluster: [(Identity, kind, name)]. Read, never touched."""
+    out = []
+    for kind in (FULL, OPLOG):
+        out += _scan(backup_dir, kind, ident)[2]
+    return out
+
+
+def foreign_lines(backup_dir, ident):
+    """One line per other cluster whose files share the folder."""
+    groups = {}
+    for owner, _kind, _name in foreign(backup_dir, ident):
+        groups[owner] = groups.get(owner, 0) + 1
+    return [f"foreign: {n} file(s) of cluster {o.label()} in {backup_dir}: not this cluster's, left alone"
+            for o, n in sorted(groups.items(), key=lambda kv: kv[0].label())]
+
+
+def _owner_of_name(name):
+    m = re.match(r"(.+?)-(?:([0-9a-f]{24})-)?" + _STAMP, name)
+    return Identity(m.group(1), m.group(2)) if m else Identity("?", None)
+
+
+def _scan(backup_dir, kind, ident):
     d = kind_dir(backup_dir, kind)
     good, bad = [], []
+    others = []
     try:
         names = sorted(os.listdir(d))
     except FileNotFoundError:
-        return [], []
+        return [], [], []
     present = set(names)
     for n in names:
         p = str(d / n)
+        if ident is not None and not n.endswith(MANIFEST) and not ident.owns_name(n):
+            m = _peek_manifest(p + MANIFEST) if n + MANIFEST in present else None
+            if m is None or not ident.owns_manifest(m):
+                owner = Identity(m["cluster"], m.get("replset_id")) if m and m.get("cluster") else _owner_of_name(n)
+                if n.endswith(SUFFIX[kind]) or n.endswith(".partial"):
+                    others.append((owner, kind, n))
+                continue
         if n.endswith(".partial"):
             bad.append(Incomplete(kind, n, p, "unfinished (.partial): a run was interrupted"))
             continue
@@ -163,13 +292,25 @@ def scan(backup_dir, kind):
         except (OSError, ValueError) as e:
             bad.append(Incomplete(kind, n, p, f"unreadable manifest: {e}"))
             continue
-        if m.get("name") != n or m.get("kind") != kind:
+        if ident is not None and not ident.owns_manifest(m):
+            others.append((Identity(m.get("cluster", "?"), m.get("replset_id")), kind, n))
+        elif m.get("name") != n or m.get("kind") != kind:
             bad.append(Incomplete(kind, n, p, "manifest names another file"))
         elif size != m.get("bytes"):
             bad.append(Incomplete(kind, n, p, f"{size} bytes, manifest says {m.get('bytes')}"))
         else:
             good.append(Entry(kind, n, p, m))
-    return good, bad
+    good.sort(key=_order)
+    return good, bad, others
+
+
+def _peek_manifest(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            m = json.load(f)
+        return m if isinstance(m, dict) else None
+    except (OSError, ValueError):
+        return None
 
 
 def find(backup_dir, name):
@@ -219,10 +360,13 @@ def lock(backup_dir, kind, wait=0):
         yield
 
 
-def clear_partials(backup_dir, kind):
-    """Remove leftovers of killed runs; call only while holding the kind's lock."""
+def clear_partials(backup_dir, kind, ident=None):
+    """Remove leftovers of killed runs; call only while holding the kind's lock.
+
+    With `ident`, only this cluster's: another cluster's `.partial` in a shared folder may be its run in progress.
+    """
     removed = []
-    for b in scan(backup_dir, kind)[1]:
+    for b in scan(backup_dir, kind, ident)[1]:
         if b.name.endswith(".partial") or "no manifest" in b.reason:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(b.path)

@@ -8,13 +8,20 @@ hear about it in seconds, not after pymongo's 30 s default.
 from __future__ import annotations
 
 DEFAULT_TIMEOUT_MS = 5000
+# pymongo's background threads (monitors, cursor killer) sleep in steps of this many seconds,
+# and its atexit hook joins them: at the default 0.5 s every command lingered up to half a
+# second after its last output. 50 ms steps keep exit prompt; it also bounds how often a
+# monitor re-checks a server while a selection waits (20/s), harmless for a short CLI run.
+THREAD_STEP_S = 0.05
 
 
 def client(host, port, *, user=None, password=None, direct=True, replica_set=None, timeout_ms=DEFAULT_TIMEOUT_MS,
            **kw):
     """A MongoClient to one member (direct) or to the set (replica_set=NAME, hosts as list)."""
     import pymongo
+    from pymongo import common
 
+    common.MIN_HEARTBEAT_INTERVAL = min(common.MIN_HEARTBEAT_INTERVAL, THREAD_STEP_S)
     options = dict(
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,

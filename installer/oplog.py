@@ -15,6 +15,7 @@ taken after the gap re-anchors the chain and ends the failure.
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import time
 import zlib
@@ -67,14 +68,18 @@ def committed_ts(status):
     return catalog.ts_int(ts.time, ts.inc)
 
 
-def read_entries(client, after, until=None, batch_size=2000):
-    """Yield raw BSON bytes of oplog entries with after < ts (<= until), in oplog order."""
+def read_entries(client, after, until=None, batch_size=2000, include_after=False):
+    """Yield raw BSON bytes of oplog entries with after < ts (<= until), in oplog order.
+
+    `include_after` asks for the entry at `after` too (ts >= after), so the
+    caller can prove the oplog still reaches the previous slice (continuing).
+    """
     from bson.codec_options import CodecOptions
     from bson.raw_bson import RawBSONDocument
     from bson.timestamp import Timestamp
 
     coll = client.get_database("local", codec_options=CodecOptions(document_class=RawBSONDocument))["oplog.rs"]
-    query = {"$gt": Timestamp(after >> 32, after & 0xFFFFFFFF)}
+    query = {"$gte" if include_after else "$gt": Timestamp(after >> 32, after & 0xFFFFFFFF)}
     if until is not None:
         query["$lte"] = Timestamp(until >> 32, until & 0xFFFFFFFF)
     cursor = coll.find({"ts": query}, sort=[("$natural", 1)], batch_size=batch_size)
@@ -82,8 +87,29 @@ def read_entries(client, after, until=None, batch_size=2000):
         yield doc
 
 
-def write_slice(docs, sink):
-    """gzip the raw entries into `sink`; returns (first ts, last ts, count)."""
+def continuing(docs, after):
+    """The entries after `after`, once the first one read proved to be `after` itself.
+
+    MongoDB's own continuity check: if the previous slice's last entry is
+    still in the oplog, nothing between it and this read was overwritten.
+    Checked in the same query that reads the entries, so a rollover between
+    the bounds check and the read cannot open a silent hole.
+    """
+    it = iter(docs)
+    for doc in it:
+        ts = doc["ts"]
+        if catalog.ts_int(ts.time, ts.inc) != after:
+            raise Gap(f"the oplog rolled past {catalog.ts_exact(after)} (the previous slice's last entry) while "
+                      "this slice was read; nothing was saved; run `dbrs backup` to start a new chain")
+        break
+    else:
+        raise Gap(f"the oplog no longer holds {catalog.ts_exact(after)}, the previous slice's last entry; nothing "
+                  "was saved; run `dbrs backup` to start a new chain")
+    yield from it
+
+
+def write_slice(docs, sink, sha=None):
+    """gzip the raw entries into `sink`; returns (first ts, last ts, count). `sha` hashes the entries' bytes."""
     z = zlib.compressobj(6, zlib.DEFLATED, 31)
     first = last = None
     count = 0
@@ -96,6 +122,8 @@ def write_slice(docs, sink):
             first = catalog.ts_int(ts.time, ts.inc)
         last_doc = doc
         pending.append(raw)
+        if sha is not None:
+            sha.update(raw)
         size += len(raw)
         count += 1
         if size >= 1 << 20:
@@ -133,15 +161,17 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
         return Result("skipped", "this host has no data-bearing member of the spec")
     bdir = spec.backup.dir
     with catalog.lock(bdir, catalog.OPLOG):
-        catalog.clear_partials(bdir, catalog.OPLOG)
         client = connect_fn(local[0], password)
         try:
             with backup.talking_to(backup.who(local[0])):
                 status = backup.read_status(client)
+                ident = backup.cluster_identity(client, spec)
+            catalog.remember_identity(ident)
+            catalog.clear_partials(bdir, catalog.OPLOG, ident)
             try:
                 member, _ = backup.choose_source(spec, local, backup.member_states(spec, status))
-                fulls = catalog.scan(bdir, catalog.FULL)[0]
-                slices = catalog.scan(bdir, catalog.OPLOG)[0]
+                fulls = catalog.scan(bdir, catalog.FULL, ident)[0]
+                slices = catalog.scan(bdir, catalog.OPLOG, ident)[0]
                 if member != local[0]:
                     client.close()
                     client = connect_fn(member, password)
@@ -153,11 +183,15 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             except backup.Skip as s:
                 return Result("skipped", str(s))
             started = now()
-            name = catalog.file_name(spec.cluster.name, catalog.OPLOG, started)
+            name = catalog.free_name(catalog.kind_dir(bdir, catalog.OPLOG), ident.cluster, catalog.OPLOG, started,
+                                     ident.replset_id)
             path = catalog.kind_dir(bdir, catalog.OPLOG) / name
             try:
                 with archive.Sink(path, key) as sink, backup.talking_to(backup.who(member)):
-                    first, last, count = write_slice(read_entries(client, p.after, committed_ts(status)), sink)
+                    entries_sha = hashlib.sha256()
+                    docs = read_entries(client, p.after, committed_ts(status), include_after=not p.gap)
+                    first, last, count = write_slice(docs if p.gap else continuing(docs, p.after), sink,
+                                                     entries_sha)
                     if not count:
                         sink.abort()
                         return Result("skipped", f"no new oplog entries after {catalog.ts_iso(p.after)}")
@@ -171,6 +205,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             "kind": catalog.OPLOG,
             "name": name,
             "cluster": spec.cluster.name,
+            "replset_id": ident.replset_id,
             "member": member.name,
             "host": hostname or socket.gethostname(),
             "started": catalog.iso(started),
@@ -179,6 +214,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             "first": catalog.ts_json(first),
             "last": catalog.ts_json(last),
             "count": count,
+            "entries_sha256": entries_sha.hexdigest(),
             "gap": p.gap,
             "reanchored": p.reanchored,
             "bytes": written.bytes,
@@ -186,6 +222,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             "sha256": written.sha256,
             "encrypted": written.encrypted,
             "key_id": archive.key_id(key).hex() if key else None,
+            **archive.proofs(written),
         }
         backup.write_manifest_or_remove(path, manifest)
     if p.gap:

@@ -1,14 +1,18 @@
-"""`dbrs restore` and `dbrs backup verify`: check first, plan, then mongorestore.
+"""`dbrs restore` and `dbrs backup verify`: prove, plan, then mongorestore, saying what happened at each step.
 
-Nothing touches the cluster before every file the restore needs has been
-read end to end and matched its manifest (sha256, size, every encrypted
-chunk). The plan is pure and shown by `--dry-run`:
+Nothing reaches mongorestore unproven, and the big file is read once:
 
-- NAME: restore that full backup, replaying the oplog the dump captured.
-- --to TIME: the newest full backup whose oplog ends before TIME, then the
-  oplog slices from that backup's oplog start on, replayed by `mongorestore
-  --oplogReplay --oplogLimit` with the limit at the first second after TIME
-  (oplog timestamps count seconds, so TIME is honoured to the second).
+- slices are read end to end first, their entries checked against their
+  manifests (first, last, count, hash, order) and written, each entry once
+  and in timestamp order, into the oplog.bson the replay will use;
+- the base is fed in one read, each chunk proven before its bytes go out
+  (AES-GCM tags, or the manifest's per-chunk sha256 for plain files); a
+  chunk that fails stops mongorestore before it sees the end of the stream.
+
+The plan is pure (installer.pitr) and shown by `--dry-run`. `--to` bases
+must pass `base_problem` (today: a full verify); a damaged newer base is
+passed over and named. A failure after the cluster was touched says what
+it now holds and the command that finishes or redoes the restore.
 
 admin, config and local are never restored over: users, sessions and the
 replica set's own state stay as the running cluster has them.
@@ -16,19 +20,26 @@ replica set's own state stay as the running cluster has them.
 
 from __future__ import annotations
 
-import bisect
+import hashlib
 import os
+import re
 import shutil
 import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import archive, catalog, tools
 from .errors import DbrsError, InputError
+from . import pitr
+from .pitr import Plan, plan_pitr, through
+
+# the planning lives in pitr (pure); these names stay reachable here for the callers that had them
+chain_problems, limit_for, pitr_window, slice_lo = pitr.chain_problems, pitr.limit_for, pitr.pitr_window, pitr.slice_lo
 
 USER = "restore"
 SYSTEM_DBS = ("admin", "config", "local")
@@ -37,89 +48,51 @@ NS_EXCLUDE = tuple(f"{db}.*" for db in SYSTEM_DBS)
 
 # ----------------------------------------------------------------- planning
 
-def slice_lo(s):
-    """A slice holds every entry in (lo, last]; after a gap, only from its first entry on."""
-    if s.manifest.get("gap"):
-        return s.first - 1
-    return s.after
-
-
-def limit_for(t):
-    """--oplogLimit for "as of TIME": entries before the next whole second (the limit is exclusive)."""
-    return catalog.ts_int(int(t) + 1, 0)
-
-
-@dataclass(frozen=True)
-class Plan:
-    base: object
-    slices: tuple = ()
-    limit: int = None           # ts int, exclusive; None = no point in time
-    target_time: float = None
-
-    def lines(self):
-        out = [f"base   {self.base.name}  (oplog {catalog.ts_iso(self.base.oplog_start)} .. "
-               f"{catalog.ts_iso(self.base.oplog_end)}, {self.base.manifest.get('member')} on "
-               f"{self.base.manifest.get('host')})"]
-        for s in self.slices:
-            out.append(f"slice  {s.name}  ({catalog.ts_iso(s.first)} .. {catalog.ts_iso(s.last)}, "
-                       f"{s.manifest.get('count')} entries)")
-        if self.limit is not None:
-            out.append(f"replay oplog entries after {catalog.ts_text(self.base.oplog_start)} up to "
-                       f"--oplogLimit={catalog.ts_text(self.limit)} ({catalog.iso(self.target_time)})")
-        return out
-
-
 def plan_name(entry):
     return Plan(entry)
 
 
-def plan_pitr(fulls, slices, t):
-    """Which full backup, which slices and which --oplogLimit restore the cluster as of `t`. Pure.
+def base_problem(entry, key):
+    """Why `entry` cannot be a base, or None. The one hook for "is this backup verified good".
 
-    `slices` must be ordered by their last timestamp (names sort by time,
-    so catalog order is). Raises DbrsError naming what is missing.
+    Today it proves the file (prove_base); a verification record kept by
+    `backup verify` can answer here instead without changing the callers.
     """
-    limit = limit_for(t)
-    bases = [f for f in fulls if f.oplog_end is not None and f.oplog_end < limit]
-    if not bases:
-        first = min((f.oplog_end for f in fulls if f.oplog_end is not None), default=None)
-        hint = f"the oldest full backup ends at {catalog.ts_iso(first)}" if first else "there is no full backup"
-        raise DbrsError(f"--to {catalog.iso(t)}: no full backup ends before it ({hint})")
-    base = max(bases, key=lambda f: f.oplog_end)
-    lasts = [s.last for s in slices]
-    i = bisect.bisect_right(lasts, base.oplog_start)
-    chain = []
-    reach = base.oplog_start
-    while reach < limit:
-        if i >= len(slices):
-            raise DbrsError(f"--to {catalog.iso(t)}: the saved oplog ends at {catalog.ts_iso(reach)}; pick an "
-                            "earlier time or save a newer slice first (`dbrs oplog`)")
-        s = slices[i]
-        if slice_lo(s) > reach:
-            raise DbrsError(f"--to {catalog.iso(t)}: oplog gap after {catalog.ts_iso(reach)} (slice {s.name} "
-                            f"starts at {catalog.ts_iso(s.first)}); restore to a time before the gap or after "
-                            "the next full backup")
-        chain.append(s)
-        reach = max(reach, s.last)
-        i += 1
-    return Plan(base, tuple(chain), limit, t)
+    try:
+        prove_base(entry, key)
+    except archive.ArchiveError as e:
+        return str(e).removeprefix(f"{entry.name}: ")
+    return None
 
 
-def pitr_window(fulls, slices):
-    """(from, to) ts ints within which `--to` works for the newest unbroken chain, or None."""
-    if not slices or not fulls:
-        return None
-    j = len(slices) - 1
-    lo = slice_lo(slices[j])
-    while j > 0 and slice_lo(slices[j]) <= slices[j - 1].last:
-        j -= 1
-        lo = min(lo, slice_lo(slices[j]))
-    end = slices[-1].last
-    starts = [f.oplog_end for f in fulls if f.oplog_start is not None and f.oplog_start >= lo
-              and f.oplog_end is not None and f.oplog_end <= end]
-    if not starts:
-        return None
-    return min(starts), end
+def prove_base(entry, key):
+    """Every chunk of a base authenticated (or hash-checked) before the cluster is touched; returns dump bytes.
+
+    The cheapest full proof: AES-GCM checks a chunk far faster than sha256
+    reads it, and the salt ties the file to its manifest. The feed proves
+    each chunk again as it goes, so a change in between is caught too.
+    """
+    m = entry.manifest
+    if m.get("encrypted") and key is None:
+        raise archive.ArchiveError(f"{entry.name}: encrypted, and backup.key is not available")
+    n = archive.prove(entry.path, m, key)
+    if m.get("plain_bytes") is not None and n != m["plain_bytes"]:
+        raise archive.ArchiveError(f"{entry.name}: {n} dump bytes, the manifest says {m['plain_bytes']}")
+    return n
+
+
+def plan_verified(fulls, slices, t, key, inc=None, base_name=None, check=None):
+    """plan_pitr over bases that pass `check`: a damaged newer base is passed over and named; a pinned one fails."""
+    check = check or base_problem
+    bad = {}
+    while True:
+        plan = plan_pitr(fulls, slices, t, inc, exclude=bad, base_name=base_name)
+        why = check(plan.base, key)
+        if why is None:
+            return replace(plan, base_proven=True)
+        if base_name:
+            raise DbrsError(f"--base {base_name}: {why}; pick another base (`dbrs backup list`) or leave --base out")
+        bad[plan.base.name] = f"damaged ({why})"
 
 
 # ---------------------------------------------------------------- mongorestore
@@ -170,17 +143,20 @@ def check_ns_include(patterns):
 # ------------------------------------------------------------------ verifying
 
 def verify_entry(entry, key):
-    """Read one backup or slice end to end against its manifest; ArchiveError if it does not match."""
+    """Read one backup or slice end to end against its manifest; ArchiveError if it does not match.
+
+    Slices are also checked entry by entry: first, last, count, the entries'
+    hash and their order, so a manifest that claims more than its data holds
+    is caught, not trusted.
+    """
     m = entry.manifest
     if m.get("encrypted") and key is None:
         raise archive.ArchiveError(f"{entry.name}: encrypted, and backup.key is not available")
     chunks = archive.read_plain(entry.path, key, m["sha256"], m["bytes"])
     if entry.kind == catalog.OPLOG:
         n = 0
-        for raw in oplog_docs(chunks, entry.name):
+        for _ in slice_entries(entry, chunks):
             n += 1
-        if n != m.get("count"):
-            raise archive.ArchiveError(f"{entry.name}: {n} oplog entries, the manifest says {m.get('count')}")
         return n
     n = 0
     for data in chunks:
@@ -222,39 +198,181 @@ def oplog_docs(chunks, name):
         raise archive.ArchiveError(f"{name}: ends inside a BSON document")
 
 
-def replay_filter(docs, after, limit):
-    """Entries to replay: after < ts < limit, none for config/local or admin's collections.
-
-    admin.$cmd stays: transactions commit as applyOps commands there.
-    """
+def entry_ts(raw):
     from bson.raw_bson import RawBSONDocument
 
+    ts = RawBSONDocument(raw)["ts"]
+    return catalog.ts_int(ts.time, ts.inc)
+
+
+def slice_entries(entry, chunks):
+    """(ts, raw) of a slice's entries; ArchiveError unless the data is what the manifest says.
+
+    Raised at the end (or at the first entry out of order), so a caller
+    that acts on entries must finish the loop before acting.
+    """
+    m = entry.manifest
+    name = entry.name
+    sha = hashlib.sha256()
+    first = last = None
+    n = 0
+    for raw in oplog_docs(chunks, name):
+        v = entry_ts(raw)
+        if last is not None and v <= last:
+            raise archive.ArchiveError(f"{name}: entry {catalog.ts_exact(v)} after {catalog.ts_exact(last)}: "
+                                       "out of order or repeated")
+        first = v if first is None else first
+        last = v
+        n += 1
+        sha.update(raw)
+        yield v, raw
+    want = (entry.first, entry.last, m.get("count"))
+    if (first, last, n) != want:
+        raise archive.ArchiveError(
+            f"{name}: holds {n} entries {catalog.ts_exact(first)} .. {catalog.ts_exact(last)}, the manifest says "
+            f"{m.get('count')} entries {catalog.ts_exact(entry.first)} .. {catalog.ts_exact(entry.last)}; "
+            "this slice cannot be trusted")
+    if m.get("entries_sha256") and sha.hexdigest() != m["entries_sha256"]:
+        raise archive.ArchiveError(f"{name}: its entries do not match the manifest's hash; this slice cannot be trusted")
+    if first is not None and not m.get("gap") and entry.after is not None and first <= entry.after:
+        raise archive.ArchiveError(f"{name}: first entry {catalog.ts_exact(first)} is not after the slice's start "
+                                   f"{catalog.ts_exact(entry.after)}")
+
+
+def wanted(raw):
+    """Entries mongorestore may replay: none for config/local or admin's collections (admin.$cmd stays:
+    transactions commit as applyOps commands there)."""
+    from bson.raw_bson import RawBSONDocument
+
+    ns = RawBSONDocument(raw).get("ns", "")
+    db = ns.split(".", 1)[0]
+    return not (db in ("config", "local") or (db == "admin" and ns != "admin.$cmd"))
+
+
+def replay_filter(docs, after, limit):
+    """Entries to replay from raw documents: after < ts < limit, each once, in order, per `wanted`."""
     for raw in docs:
-        d = RawBSONDocument(raw)
-        ts = d["ts"]
-        v = catalog.ts_int(ts.time, ts.inc)
+        v = entry_ts(raw)
         if v <= after:
             continue
         if v >= limit:
             return
-        ns = d.get("ns", "")
-        db = ns.split(".", 1)[0]
-        if db in ("config", "local") or (db == "admin" and ns != "admin.$cmd"):
-            continue
-        yield raw
+        after = v
+        if wanted(raw):
+            yield raw
+
+
+def prepare_oplog(plan, key, folder):
+    """Prove every slice and write the replay's oplog.bson into `folder`, each entry once in order. Returns the count.
+
+    One read per slice: entries at or before what is already covered (the
+    base's oplog start, then each earlier slice's entries) are trimmed by
+    timestamp, so overlapping slices replay nothing twice.
+    """
+    path = os.path.join(folder, "oplog.bson")
+    n = 0
+    covered = plan.base.oplog_start
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        for s in plan.slices:
+            keep = []
+            for v, raw in slice_entries(s, archive.proven_stream(s.path, s.manifest, key)):
+                if covered < v < plan.limit and wanted(raw):
+                    keep.append(raw)
+            # the slice proved itself whole (slice_entries raises at its end) before any of it is used
+            for raw in keep:
+                f.write(raw)
+            n += len(keep)
+            covered = max(covered, min(s.last, plan.limit - 1))
+    return n
 
 
 # ------------------------------------------------------------------- running
 
-@dataclass
-class Report:
-    plan: Plan
-    steps: list = field(default_factory=list)
-    seconds: float = 0.0
+_STARTED = re.compile(r"restoring (?:to existing collection )?(\S+?)(?: without dropping)? from ")
+_FINISHED = re.compile(r"finished restoring (\S+) \((\d+) documents?, (\d+) failures?\)")
+_APPLIED = re.compile(r"applied (\d+) oplog entries")
+
+
+class RestoreLog(tools.Stderr):
+    """mongorestore's stderr, read as it comes: which collections finished, which one is under way."""
+
+    def __init__(self, stream, say=None):
+        self.say = say
+        self.finished = []
+        self.current = None
+        self.applied = None
+        super().__init__(stream)
+
+    def run(self):
+        for raw in iter(self.stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip()
+            self.lines.append(line)
+            m = _FINISHED.search(line)
+            if m:
+                self.finished.append((m.group(1), int(m.group(2)), int(m.group(3))))
+                self.current = None
+                continue
+            m = _STARTED.search(line)
+            if m:
+                self.current = m.group(1)
+                continue
+            m = _APPLIED.search(line)
+            if m:
+                self.applied = int(m.group(1))
+
+
+class RestoreFailed(DbrsError):
+    """mongorestore (or a chunk feeding it) failed; `log` tells how far it got."""
+
+    def __init__(self, message, log):
+        self.log = log
+        super().__init__(message)
+
+
+def _prefetch(chunks, depth=4):
+    """Read and prove the next chunks in a thread while the last ones are written to mongorestore."""
+    import queue
+
+    q = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    END = object()
+
+    def work():
+        try:
+            for c in chunks:
+                if stop.is_set():
+                    return
+                q.put(c)
+            q.put(END)
+        except BaseException as e:  # handed to the consumer, raised there
+            q.put(e)
+
+    t = threading.Thread(target=work, daemon=True, name="dbrs-restore-reader")
+    t.start()
+    try:
+        while True:
+            c = q.get()
+            if c is END:
+                return
+            if isinstance(c, BaseException):
+                raise c
+            yield c
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get_nowait()
+            except Exception:
+                t.join(0.01)
 
 
 def _run_restore(argv_for, password, feed=None):
-    """Run mongorestore; `feed` yields bytes for its stdin. Returns its stderr tail."""
+    """Run mongorestore; `feed` yields proven bytes for its stdin. Returns its RestoreLog.
+
+    If the feed fails, mongorestore is killed before it sees the stream end,
+    so a cut-off archive is never taken for a whole one.
+    """
     with tools.PasswordPipe(password) as pipe:
         argv = argv_for(pipe.path)
         try:
@@ -264,24 +382,31 @@ def _run_restore(argv_for, password, feed=None):
         except OSError as e:
             raise DbrsError(f"cannot run {argv[0]}: {e.strerror}") from None
         pipe.close()
-        err = tools.Stderr(proc.stderr)
+        log = RestoreLog(proc.stderr)
         try:
             if feed:
+                tools.widen_pipe(proc.stdin.fileno())
+                fd = proc.stdin.fileno()
                 try:
-                    for data in feed:
-                        proc.stdin.write(data)
+                    for data in _prefetch(feed):
+                        view = memoryview(data)
+                        while view:
+                            view = view[os.write(fd, view):]
                     proc.stdin.close()
                 except BrokenPipeError:
                     pass
-        except BaseException:
+        except BaseException as e:
             proc.kill()
             proc.wait()
+            log.join(5)
+            if isinstance(e, DbrsError):
+                raise RestoreFailed(str(e), log) from None
             raise
         rc = proc.wait()
-        err.join(5)
+        log.join(5)
         if rc != 0:
-            raise DbrsError(f"mongorestore exited {rc}: {err.last() or 'no message'}")
-        return err.last()
+            raise RestoreFailed(f"mongorestore exited {rc}: {log.last() or 'no message'}", log)
+        return log
 
 
 def check_versions(plan, mongorestore_version, server_version):
@@ -300,57 +425,161 @@ def hosts_of(spec):
     return [m.address for m in spec.members if m.data_bearing]
 
 
-def execute(spec, plan, password, key, *, drop=False, ns_include=(), progress=None, server_version=None):
-    """Carry out a verified plan. The caller verified every file and got the operator's yes."""
-    mongorestore = tools.find("mongorestore")
-    check_versions(plan, tools.version(mongorestore), server_version or plan.base.manifest.get("mongod_version", ""))
+def scratch_dir(prefix):
+    """A private folder for restore temporaries: next to dbrs's state when it exists (/tmp may be small)."""
+    parent = str(catalog.STATE_DIR) if os.path.isdir(catalog.STATE_DIR) else None
+    return tempfile.mkdtemp(prefix=prefix, dir=parent)
+
+
+@dataclass
+class Prepared:
+    """What a restore proved before touching the cluster: the plan and, for --to, the replay's oplog.bson."""
+
+    plan: Plan
+    folder: str = None
+    entries: int = 0
+
+    def close(self):
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def prepare(plan, key):
+    """Prove the base and the slices and build the replay file. Nothing is sent anywhere."""
+    if not plan.base_proven:
+        prove_base(plan.base, key)
+    p = Prepared(plan)
+    if plan.slices:
+        p.folder = scratch_dir("dbrs-oplog-")
+        try:
+            p.entries = prepare_oplog(plan, key, p.folder)
+        except BaseException:
+            p.close()
+            raise
+    return p
+
+
+class Preflight:
+    """mongorestore's and the cluster's versions, asked in the background while the files are proven.
+
+    Both are reads (a `--version`, a buildInfo); `result()` checks them and
+    returns mongorestore's path, or raises what went wrong.
+    """
+
+    def __init__(self, spec, plan, password):
+        self.got = {}
+        self.threads = [threading.Thread(target=self._run, args=(k, f), daemon=True) for k, f in (
+            ("tool", lambda: tools.version(tools.find("mongorestore"))),
+            ("server", lambda: cluster_version(spec, password)))]
+        self.plan = plan
+        for t in self.threads:
+            t.start()
+
+    def _run(self, key, fn):
+        try:
+            self.got[key] = fn()
+        except DbrsError as e:
+            self.got.setdefault("error", e)
+
+    def result(self):
+        for t in self.threads:
+            t.join()
+        if "error" in self.got:
+            raise self.got["error"]
+        check_versions(self.plan, self.got["tool"], self.got["server"])
+        return tools.find("mongorestore")
+
+
+@dataclass
+class Report:
+    plan: Plan
+    steps: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _restored(log):
+    return ", ".join(f"{ns} ({n} documents)" for ns, n, _ in log.finished) or "no collection"
+
+
+def execute(spec, prepared, password, key, *, drop=False, ns_include=(), say=None, redo=None, mongorestore=None):
+    """Carry out a prepared plan, saying each step as it completes.
+
+    On failure, one line: what failed, what the cluster now holds, and
+    `redo`, the command that finishes the restore (the same one again: with
+    --drop it is idempotent, and oplog entries apply idempotently).
+    """
+    say = say or (lambda line: None)
+    plan = prepared.plan
+    mongorestore = mongorestore or tools.find("mongorestore")
     started = time.monotonic()
     report = Report(plan)
     hosts = hosts_of(spec)
     base = plan.base
     replay = not ns_include
-    tail = _run_restore(
-        lambda cfg: restore_argv(mongorestore, hosts, cfg, set_name=spec.cluster.name, drop=drop,
-                                 ns_include=ns_include, oplog_replay=replay),
-        password, archive.read_plain(base.path, key, base.manifest["sha256"], base.manifest["bytes"]))
-    report.steps.append((f"restored {base.name}", tail))
+    redo = redo or "the same `dbrs restore` command"
+    try:
+        log = _run_restore(
+            lambda cfg: restore_argv(mongorestore, hosts, cfg, set_name=spec.cluster.name, drop=drop,
+                                     ns_include=ns_include, oplog_replay=replay),
+            password, archive.proven_stream(base.path, base.manifest, key))
+    except RestoreFailed as e:
+        log = e.log
+        doing = f"{log.current} partly restored; " if log.current else ""
+        dropped = " (each dropped just before it was restored)" if drop else ""
+        raise DbrsError(
+            f"restore of {base.name} failed: {e}. The cluster now holds: {_restored(log)} from the backup"
+            f"{dropped}; {doing}every other collection as it was. Run {redo} to redo it"
+            + ("" if drop else " (add --drop to replace rather than add to what is there)")) from None
+    line = f"base restored from {base.name}: {_restored(log)}"
+    report.steps.append((line, ""))
+    say(line)
     if plan.slices:
-        tmp = tempfile.mkdtemp(prefix="dbrs-oplog-")
         try:
-            n = _write_oplog_bson(os.path.join(tmp, "oplog.bson"), plan, key)
-            tail = _run_restore(
+            log = _run_restore(
                 lambda cfg: restore_argv(mongorestore, hosts, cfg, set_name=spec.cluster.name, archive_stdin=False,
-                                         oplog_dir=tmp, oplog_replay=True, oplog_limit=plan.limit),
+                                         oplog_dir=prepared.folder, oplog_replay=True, oplog_limit=plan.limit),
                 password)
-            report.steps.append((f"replayed {n} oplog entries from {len(plan.slices)} slice(s) up to "
-                                 f"{catalog.ts_text(plan.limit)}", tail))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        except RestoreFailed as e:
+            raise DbrsError(
+                f"oplog replay failed ({e}) after the base was restored: the cluster now holds backup {base.name} "
+                f"(as of {catalog.ts_exact(base.oplog_end)}) with at most part of the {prepared.entries} oplog "
+                f"entries replayed, not the time asked for. Run {redo} to finish (it restores the base again and "
+                "replays; oplog entries apply idempotently)") from None
+        line = (f"oplog replayed: {prepared.entries} entries from {len(plan.slices)} slice(s), up to and including "
+                f"{through(plan.limit)}")
+        report.steps.append((line, ""))
+        say(line)
     report.seconds = time.monotonic() - started
     return report
 
 
-def _write_oplog_bson(path, plan, key):
-    n = 0
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        for s in plan.slices:
-            docs = oplog_docs(archive.read_plain(s.path, key, s.manifest["sha256"], s.manifest["bytes"]), s.name)
-            for raw in replay_filter(docs, plan.base.oplog_start, plan.limit):
-                f.write(raw)
-                n += 1
-    return n
+def identity(spec, cluster_id=None):
+    return catalog.identity(spec.backup.dir, spec.cluster.name, cluster_id)
 
 
-def entries(spec):
-    return catalog.scan(spec.backup.dir, catalog.FULL)[0], catalog.scan(spec.backup.dir, catalog.OPLOG)[0]
+def entries(spec, ident=None):
+    ident = ident or identity(spec)
+    return (catalog.scan(spec.backup.dir, catalog.FULL, ident)[0],
+            catalog.scan(spec.backup.dir, catalog.OPLOG, ident)[0])
 
 
-def refuse_other_cluster(spec, plan, force):
-    other = {e.manifest.get("cluster") for e in (plan.base, *plan.slices)} - {spec.cluster.name}
+def refuse_other_cluster(spec, plan, force, ident=None):
+    ident = ident or catalog.Identity(spec.cluster.name)
+    other = [e.manifest for e in (plan.base, *plan.slices) if not ident.owns_manifest(e.manifest)]
     if other and not force:
-        raise InputError("--force-other-cluster", f"the backup is of cluster {sorted(other)[0]!r}, this is "
-                         f"{spec.cluster.name!r}", "pass --force-other-cluster if you mean it")
+        m = other[0]
+        theirs = f" (replica set id {m['replset_id']})" if m.get("replset_id") else ""
+        ours = f" (replica set id {ident.replset_id})" if ident.replset_id else ""
+        raise InputError("--force-other-cluster", f"the backup is of cluster {m.get('cluster')!r}{theirs}, this is "
+                         f"{spec.cluster.name!r}{ours}", "pass --force-other-cluster if you mean it")
 
 
 # -------------------------------------------------------------------- drill
@@ -377,7 +606,7 @@ def drill(entry, key, password, timeout=120):
     if not mongod:
         return "skipped", "mongod is not installed here; checksums only"
     mongorestore = tools.find("mongorestore")
-    scratch_parent = str(catalog.STATE_DIR) if os.path.isdir(catalog.STATE_DIR) else None
+    scratch_parent = str(catalog.STATE_DIR) if os.path.isdir(catalog.STATE_DIR) else None  # as scratch_dir
     free = shutil.disk_usage(scratch_parent or tempfile.gettempdir()).free
     need = DRILL_SPACE_FACTOR * entry.bytes
     if free < need:
@@ -399,7 +628,7 @@ def drill(entry, key, password, timeout=120):
         # no --oplogReplay: the counts mongodump printed are of the collections as copied
         _run_restore(lambda cfg: (mongorestore, f"--host=127.0.0.1:{port}",
                                   *[f"--nsExclude={p}" for p in NS_EXCLUDE], "--archive", "--gzip"),
-                     password, archive.read_plain(entry.path, key, entry.manifest["sha256"], entry.manifest["bytes"]))
+                     password, archive.proven_stream(entry.path, entry.manifest, key))
         wrong = []
         for ns, want in sorted(entry.manifest.get("collections", {}).items()):
             db, _, coll = ns.partition(".")

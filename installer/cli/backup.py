@@ -1,5 +1,6 @@
 """`dbrs backup | backup list | backup verify | oplog | prune | restore | alert`: thin wrappers over the library."""
 
+import re
 import sys
 import time
 
@@ -49,16 +50,21 @@ def list_(as_json, config):
     from .. import backup as lib, catalog, restore
 
     spec = _spec(config)
-    fulls, bad_f = catalog.scan(spec.backup.dir, catalog.FULL)
-    slices, bad_s = catalog.scan(spec.backup.dir, catalog.OPLOG)
+    ident = restore.identity(spec)
+    fulls, bad_f = catalog.scan(spec.backup.dir, catalog.FULL, ident)
+    slices, bad_s = catalog.scan(spec.backup.dir, catalog.OPLOG, ident)
     window = restore.pitr_window(fulls, slices)
+    problems = restore.chain_problems(fulls, slices)
+    foreign = catalog.foreign_lines(spec.backup.dir, ident)
     if as_json:
         emit_json({
             "full": [e.manifest for e in fulls],
             "oplog": [e.manifest for e in slices],
-            "pitr_window": None if window is None else {"from": catalog.ts_iso(window[0]),
-                                                        "to": catalog.ts_iso(window[1])},
+            "pitr_window": None if window is None else {"from": catalog.ts_exact(window[0]),
+                                                        "to": catalog.ts_exact(window[1])},
             "incomplete": [{"name": b.name, "kind": b.kind, "reason": b.reason} for b in bad_f + bad_s],
+            "chain_problems": problems,
+            "foreign": foreign,
         })
         return
     if not fulls:
@@ -72,9 +78,11 @@ def list_(as_json, config):
         click.echo(f"{len(slices)} oplog slices, {catalog.ts_iso(slices[0].first)} .. {catalog.ts_iso(slices[-1].last)}"
                    + (f", {gaps} with a gap" if gaps else ""))
     if window:
-        click.echo(f"restore --to works from {catalog.ts_iso(window[0])} to {catalog.ts_iso(window[1])}")
+        click.echo(f"restore --to works from {catalog.ts_exact(window[0])} to {catalog.ts_exact(window[1])}")
     for b in bad_f + bad_s:
         click.echo(f"incomplete {b.name}: {b.reason}")
+    for line in problems + foreign:
+        click.echo(line)
 
 
 @backup.command("verify")
@@ -94,11 +102,15 @@ def verify(name, all_, drill, as_json, config):
     spec = _spec(config)
     sec = lib.load_secrets(config)
     key = lib.backup_key(sec)
-    fulls, _ = catalog.scan(spec.backup.dir, catalog.FULL)
+    ident = restore.identity(spec)
+    fulls, _ = catalog.scan(spec.backup.dir, catalog.FULL, ident)
+    chain = []
     if name:
         chosen = [catalog.find(spec.backup.dir, name)]
     elif all_:
-        chosen = fulls + catalog.scan(spec.backup.dir, catalog.OPLOG)[0]
+        slices = catalog.scan(spec.backup.dir, catalog.OPLOG, ident)[0]
+        chosen = fulls + slices
+        chain = restore.chain_problems(fulls, slices)
     else:
         if not fulls:
             raise DbrsError(f"no full backup in {spec.backup.dir} to verify (run `dbrs backup`)")
@@ -122,15 +134,19 @@ def verify(name, all_, drill, as_json, config):
         "time": catalog.iso(time.time()), "checked": len(chosen), "failed": failed,
         "failures": [r["name"] for r in results if not r["ok"]]}))
     if as_json:
-        emit_json({"results": results, "failed": failed})
+        emit_json({"results": results, "failed": failed, "chain_problems": chain})
     else:
         for r in results:
             word = "ok    " if r["ok"] else "FAILED"
             if "drill" in r:
                 word = "drill " + r["drill"]
             click.echo(f"{word} {r['name']}: {r['detail']}")
+        for line in chain:
+            click.echo(f"FAILED {line}")
     if failed:
         raise DbrsError(f"{failed} of {len(chosen)} backup file(s) failed verification; do not restore from them")
+    if chain:
+        raise DbrsError(f"the oplog chain has {len(chain)} problem(s) (above); point-in-time restore will not cross them")
 
 
 @click.command("oplog")
@@ -161,8 +177,9 @@ def prune(dry_run, as_json, config):
     spec = _spec(config)
     b = spec.backup
     with catalog.lock(b.dir, catalog.FULL, wait=300), catalog.lock(b.dir, catalog.OPLOG, wait=300):
-        fulls = catalog.scan(b.dir, catalog.FULL)[0]
-        slices = catalog.scan(b.dir, catalog.OPLOG)[0]
+        ident = catalog.identity(b.dir, spec.cluster.name)   # another cluster's files are never counted or deleted
+        fulls = catalog.scan(b.dir, catalog.FULL, ident)[0]
+        slices = catalog.scan(b.dir, catalog.OPLOG, ident)[0]
         d = retention.decide(fulls, slices, time.time(), b.retention_days, b.keep_min)
         if not dry_run:
             for e in d.drop_full + d.drop_slices:
@@ -180,23 +197,48 @@ def prune(dry_run, as_json, config):
     click.echo(f"kept {len(d.keep_full)} full backups and {len(d.keep_slices)} slices")
 
 
+_INC = re.compile(r"(.*(?:Z|[+-]\d\d:\d\d)|@\d+)\+(\d{1,10})")
+_LATEST = 2**32 - 1           # oplog timestamps count seconds in 32 bits
+_SHOW = 60                    # an argument is echoed at most this long
+
+
 def parse_time(text):
-    """ISO 8601 (a time without a zone is this host's local time) or @EPOCH seconds."""
+    """(seconds, increment or None) from ISO 8601 (no zone = this host's local time) or @EPOCH seconds.
+
+    `…Z+3` or `@SECONDS+3` names one oplog entry within its second, exactly
+    as `dbrs backup list` prints the window's ends.
+    """
+    import math
     from datetime import datetime
 
     from ..errors import InputError
 
+    shown = text if len(text) <= _SHOW else text[:_SHOW] + "…"
+    fix = 'write it like "2026-11-28T10:15:00Z", "2026-11-28T10:15:00Z+3" or "@1764324900"'
+    inc = None
+    m = _INC.fullmatch(text)
+    if m:
+        text, inc = m.group(1), int(m.group(2))
+        if inc >= 2**32:
+            raise InputError("--to", f"{shown!r}: increment {inc} is out of range", fix)
+    t = None
     if text.startswith("@"):
         try:
-            return float(text[1:])
+            t = float(text[1:])
         except ValueError:
             pass
-    else:
+    elif len(text) <= 64:
         try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-        except ValueError:
+            t = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except (ValueError, OverflowError, OSError):
             pass
-    raise InputError("--to", f"{text!r} is not a time", 'write it like "2026-11-28T10:15:00Z" or "@1764324900"')
+    if t is None:
+        raise InputError("--to", f"{shown!r} is not a time", fix)
+    if not math.isfinite(t) or not 0 <= t <= _LATEST:
+        raise InputError("--to", f"{shown!r} is outside the times an oplog can hold (1970 .. 2106)", fix)
+    if inc is not None and t != int(t):
+        raise InputError("--to", f"{shown!r}: an increment needs a whole second", fix)
+    return t, inc
 
 
 @click.command("restore")
@@ -207,13 +249,17 @@ def parse_time(text):
 @click.option("--dry-run", is_flag=True, help="Verify and print the plan; change nothing.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force-other-cluster", is_flag=True, help="Restore a backup taken of another cluster.")
+@click.option("--base", "base_name", metavar="NAME", help="With --to: the full backup to replay from.")
+@click.option("--cluster-id", metavar="ID", help="This cluster's replica set id, when the backup folder holds "
+              "several clusters of this name and this host never took a backup.")
 @config_option
 @handle_errors
-def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, config):
+def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_name, cluster_id, config):
     """Restore the full backup NAME, or the cluster as it was at --to TIME.
 
-    Every file is verified before anything is sent to the cluster; admin,
-    config and local are never restored over.
+    TIME is ISO 8601 or @EPOCH; `…Z+3` names one oplog entry within its
+    second, as `dbrs backup list` prints the window. No byte reaches
+    mongorestore unproven; admin, config and local are never restored over.
     """
     from .. import backup as lib, catalog, restore as rlib
     from ..errors import InputError
@@ -227,41 +273,49 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, confi
         # mongorestore only inserts: without dropping, today's documents would stay and the
         # replayed oplog would land on top of them, giving neither today nor TIME.
         drop = True
+    if base_name and not to:
+        raise InputError("--base", "only goes with --to", "name the backup itself to restore it: dbrs restore NAME")
+    if name and len(name) > 255:
+        raise InputError("NAME", f"{name[:_SHOW]!r}… is {len(name)} characters, no backup name is",
+                         "see `dbrs backup list` for the names")
     rlib.check_ns_include(ns_include)
+    when = parse_time(to) if to else None
     spec = _spec(config)
     sec = lib.load_secrets(config)
     key = lib.backup_key(sec)
+    ident = rlib.identity(spec, cluster_id)
     if to:
-        fulls, slices = rlib.entries(spec)
-        plan = rlib.plan_pitr(fulls, slices, parse_time(to))
+        fulls, slices = rlib.entries(spec, ident)
+        plan = rlib.plan_verified(fulls, slices, when[0], key, inc=when[1], base_name=base_name)
+        redo = f"`dbrs restore --to '{to}' --base {plan.base.name} --yes`"
     else:
         entry = catalog.find(spec.backup.dir, name)
         if entry.kind != catalog.FULL:
             raise InputError("NAME", f"{entry.name} is an oplog slice", "name a full backup, or use --to TIME")
         plan = rlib.plan_name(entry)
-    rlib.refuse_other_cluster(spec, plan, force_other_cluster)
-    for e in (plan.base, *plan.slices):
-        rlib.verify_entry(e, key)
-    click.echo(f"verified {1 + len(plan.slices)} file(s)")
-    for line in plan.lines():
-        click.echo(line)
-    excl = ", ".join(rlib.SYSTEM_DBS)
-    click.echo(f"into   {spec.cluster.name} ({', '.join(rlib.hosts_of(spec))}); never {excl}"
-               + ("; dropping each restored collection first" if drop else
-                  "; without --drop documents already there are kept (mongorestore only inserts)")
-               + (f"; only {', '.join(ns_include)}" if ns_include else ""))
-    if dry_run:
-        click.echo("dry run: nothing restored")
-        return
-    if not yes:
-        if not sys.stdin.isatty():
-            raise InputError("--yes", "no terminal to confirm on", "pass --yes to restore without asking")
-        click.confirm("Restore now?", abort=True)
-    version = rlib.cluster_version(spec, sec.password(rlib.USER))
-    report = rlib.execute(spec, plan, sec.password(rlib.USER), key, drop=drop, ns_include=ns_include,
-                          server_version=version)
-    for step, tail in report.steps:
-        click.echo(f"{step}" + (f": {tail}" if tail else ""))
+        redo = f"`dbrs restore {entry.name}{' --drop' if drop else ''} --yes`"
+    rlib.refuse_other_cluster(spec, plan, force_other_cluster, ident)
+    early = None if dry_run else rlib.Preflight(spec, plan, sec.password(rlib.USER))
+    with rlib.prepare(plan, key) as prepared:
+        click.echo(f"proved {1 + len(plan.slices)} file(s) against their manifests (every chunk, every oplog "
+                   "entry); the base is proven again chunk by chunk as it is fed")
+        for line in plan.lines():
+            click.echo(line)
+        excl = ", ".join(rlib.SYSTEM_DBS)
+        click.echo(f"into   {spec.cluster.name} ({', '.join(rlib.hosts_of(spec))}); never {excl}"
+                   + ("; dropping each restored collection first" if drop else
+                      "; without --drop documents already there are kept (mongorestore only inserts)")
+                   + (f"; only {', '.join(ns_include)}" if ns_include else ""))
+        if dry_run:
+            click.echo("dry run: nothing restored")
+            return
+        if not yes:
+            if not sys.stdin.isatty():
+                raise InputError("--yes", "no terminal to confirm on", "pass --yes to restore without asking")
+            click.confirm("Restore now?", abort=True)
+        mongorestore = early.result()
+        report = rlib.execute(spec, prepared, sec.password(rlib.USER), key, drop=drop, ns_include=ns_include,
+                              say=click.echo, redo=redo, mongorestore=mongorestore)
     click.echo(f"restore finished in {report.seconds:.1f} s")
 
 

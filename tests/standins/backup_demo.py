@@ -98,12 +98,26 @@ def main_():
     run(shown, real, "backup")
     for s in (70, 80, 90, 100, 110, 200, 300):
         member.oplog.append(entry(now - 600 + s, 1))
+    member.oplog += [entry(now - 600 + 300, 2), entry(now - 600 + 300, 3)]
     run(shown, real, "oplog")
+    # another cluster named "shop" (its own replica set id) backs up into the same folder
+    other = FakeMember(spec, member.states, [entry(now - 100, 1)], version="8.0.4",
+                       replset_id="65f0000000000000000000b2")
+    backup.connect = other.connect
+    keep = catalog.STATE_FILE
+    catalog.STATE_FILE = Path(keep).with_name("other-state.json")
+    backup.run(spec, real, local=[spec.member("mongod2")])
+    catalog.STATE_FILE = keep
+    backup.connect = member.connect
     run(shown, real, "backup", "list")
     run(shown, real, "backup", "verify", "--all")
-    name = catalog.scan(spec.backup.dir, catalog.FULL)[0][0].name
+    name = catalog.scan(spec.backup.dir, catalog.FULL, catalog.identity(spec.backup.dir, "shop"))[0][0].name
     run(shown, real, "restore", name, "--dry-run")
     run(shown, real, "restore", "--to", catalog.iso(now - 600 + 95), "--yes")
+    run(shown, real, "restore", "--to", catalog.iso(now - 600 + 300) + "+2", "--yes")
+    os.environ["DBRS_STANDIN_RESTORE_FAIL_OPLOG"] = "1"
+    run(shown, real, "restore", "--to", catalog.iso(now - 600 + 95), "--yes")
+    del os.environ["DBRS_STANDIN_RESTORE_FAIL_OPLOG"]
     p = Path(spec.backup.dir) / "full" / name
     data = bytearray(p.read_bytes())
     data[len(data) // 3] ^= 1

@@ -1,7 +1,7 @@
 """STAND-IN for a pymongo client connected to one replica-set member (dbrs tests only).
 
-Answers just what the backup side asks: replSetGetStatus, buildInfo, and
-finds on local.oplog.rs (filter on ts with $gt/$lte, $natural sort, limit),
+Answers just what the backup side asks: replSetGetStatus, replSetGetConfig, buildInfo, and
+finds on local.oplog.rs (filter on ts with $gt/$gte/$lte, $natural sort, limit),
 returning RawBSONDocuments built from real BSON like a server would. The
 wire-level behaviour is covered separately against MockupDB
 (tests/protocol/test_oplog_*.py); this one keeps pipeline tests fast.
@@ -47,6 +47,8 @@ class _Oplog:
         cond = (flt or {}).get("ts", {})
         if "$gt" in cond:
             docs = [d for d in docs if d["ts"] > cond["$gt"]]
+        if "$gte" in cond:
+            docs = [d for d in docs if d["ts"] >= cond["$gte"]]
         if "$lte" in cond:
             docs = [d for d in docs if d["ts"] <= cond["$lte"]]
         cur = _Cursor(docs)
@@ -67,6 +69,9 @@ class _Db:
         self.member.commands.append(name)
         if name == "replSetGetStatus":
             return self.member.status()
+        if name == "replSetGetConfig":
+            return {"config": {"_id": self.member.spec.cluster.name, "version": 1,
+                               "settings": {"replicaSetId": self.member.replset_id}}, "ok": 1}
         if name == "buildInfo":
             return {"version": self.member.version, "ok": 1}
         raise AssertionError(f"unexpected command {name}")
@@ -75,8 +80,11 @@ class _Db:
 class FakeMember:
     """`states` maps spec member name -> stateStr ("SECONDARY", "DOWN", ...)."""
 
-    def __init__(self, spec, states, oplog=(), version="8.0.4", committed=None):
+    def __init__(self, spec, states, oplog=(), version="8.0.4", committed=None, replset_id=None):
+        from bson import ObjectId
+
         self.spec = spec
+        self.replset_id = ObjectId(replset_id) if replset_id else ObjectId("65f000000000000000000001")
         self.states = dict(states)
         self.oplog = list(oplog)
         self.version = version
