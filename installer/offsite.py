@@ -386,7 +386,8 @@ def prune(spec, sec, *, target=None, dry_run=False, now=None, progress=None, spo
         keep_min = t.keep_min or spec.backup.keep_min
         days = t.retention_days or spec.backup.retention_days
         with rclone.Session(t, sec, spool_dirs(spool)["run"]) as s:
-            files = listing(spec, t, s)
+            # another cluster's files (same name, new replica set id) never count and are never deleted
+            files = own_files(listing(spec, t, s), catalog.identity(spec.backup.dir, spec.cluster.name))
             drop = decide_remote(files, keep_min, days, now)
             for f in drop:
                 why = "no good manifest" if not f.good else "past retention"
@@ -497,20 +498,39 @@ def _file_sha256(path):
     return sha.hexdigest(), n
 
 
-def plan_fetch(spec, files, names=None, to=None):
-    """The remote files a restore needs: NAMES, or the full backup and slices for `--to` TIME. Pure."""
-    from . import restore
+def own_files(files, ident):
+    """The remote files of this cluster only. Pure.
 
-    good = [f for f in files if f.good]
+    A target's folder is per cluster name, but a re-initiated cluster of the
+    same name (a new replica set id) writes there too: with the id known, the
+    other set's files are left out; unknown (a brand-new host), the id the
+    remote manifests carry is taken when there is exactly one.
+    """
+    if ident.replset_id is None:
+        ids = {f.manifest.get("replset_id") for f in files if f.good and f.manifest.get("replset_id")}
+        if len(ids) > 1:
+            raise InputError("--cluster-id", f"the off-site target holds backups of {len(ids)} clusters named "
+                             f"{ident.cluster!r} (replica set ids {', '.join(sorted(ids))})",
+                             "name the one to use with --cluster-id ID")
+        ident = catalog.Identity(ident.cluster, ids.pop() if ids else None)
+    return [f for f in files if not f.manifest or ident.owns_manifest(f.manifest)]
+
+
+def plan_fetch(spec, files, names=None, to=None, ident=None):
+    """The remote files a restore needs: NAMES, or the full backup and slices for `--to` (TIME, INC). Pure."""
+    from . import pitr
+
+    good = [f for f in own_files(files, ident or catalog.Identity(spec.cluster.name)) if f.good]
     if names:
         by = {f.name: f for f in good}
         missing = [n for n in names if n not in by]
         if missing:
             raise DbrsError(f"{', '.join(missing)}: not on the off-site target (see `dbrs offsite list`)")
         return [by[n] for n in names]
-    fulls = [f.entry for f in good if f.kind == catalog.FULL]
-    slices = sorted((f.entry for f in good if f.kind == catalog.OPLOG), key=lambda e: e.name)
-    plan = restore.plan_pitr(fulls, slices, to)
+    t, inc = to if isinstance(to, tuple) else (to, None)
+    fulls = sorted((f.entry for f in good if f.kind == catalog.FULL), key=lambda e: e.oplog_start or 0)
+    slices = sorted((f.entry for f in good if f.kind == catalog.OPLOG), key=lambda e: e.last or 0)
+    plan = pitr.plan_pitr(fulls, slices, t, inc)
     wanted = [plan.base.name] + [s.name for s in plan.slices]
     by = {f.name: f for f in good}
     return [by[n] for n in wanted]
@@ -565,7 +585,7 @@ def _fetch(spec, t, s, into_dir, names, to, prefer_local, say):
 
     sources = []
     files = listing(spec, t, s)
-    for f in plan_fetch(spec, files, names, to):
+    for f in plan_fetch(spec, files, names, to, catalog.identity(spec.backup.dir, spec.cluster.name)):
         dst = catalog.kind_dir(into_dir, f.kind) / f.name
         local = _local_intact(spec, f.name) if prefer_local else None
         if local is not None:

@@ -335,3 +335,25 @@ def test_queued_names_are_what_local_retention_must_keep(tmp_path):
     q[1].entry["done"] = ["a"]
     offsite._save(q[1])
     assert offsite.queued_names(spec, spool=tmp_path) == {"dbrs-2.archive"}
+
+
+def _remote(kind, name, rid, cluster="dbrs"):
+    m = {"name": name, "kind": kind, "bytes": 10, "cluster": cluster, "replset_id": rid,
+         "finished": "2026-11-28T00:00:00Z"}
+    return offsite.Remote(kind, name, 10, m)
+
+
+def test_remote_files_of_a_reinitiated_cluster_of_the_same_name_never_count_as_ours():
+    from installer import catalog
+
+    ours, theirs = "a" * 24, "b" * 24
+    files = [_remote("full", f"dbrs-{ours}-20261128T000000.000000Z.archive", ours),
+             _remote("full", f"dbrs-{theirs}-20261129T000000.000000Z.archive", theirs),
+             _remote("full", "dbrs-20261101T000000Z.archive", None)]   # from before ids: the name's cluster
+    kept = offsite.own_files(files, catalog.Identity("dbrs", ours))
+    assert [f.name for f in kept] == [files[0].name, files[2].name]
+    # a brand-new host knows no id: one id on the remote is taken, two are refused with the fix
+    assert offsite.own_files(files[:1] + files[2:], catalog.Identity("dbrs")) == files[:1] + files[2:]
+    with pytest.raises(InputError, match="--cluster-id") as e:
+        offsite.own_files(files, catalog.Identity("dbrs"))
+    assert e.value.exit_code == 2
