@@ -8,20 +8,13 @@ import sys
 
 import click
 
-from .common import config_option, emit_json, handle_errors
+from .common import Reporter, config_option, emit_json, handle_errors
 
 
 def _load(config):
     from .. import cluster, spec
 
     return spec.load(config), cluster.read_secrets(config)
-
-
-def _progress():
-    """Progress lines on a TTY only; logs and JSON consumers get the result alone."""
-    if sys.stderr.isatty():
-        return lambda text: click.echo(f"  ... {text}", err=True)
-    return None
 
 
 def wait_option(default):
@@ -48,7 +41,7 @@ def bootstrap(config, wait_s, as_json):
     from .. import replset
 
     spec, secrets = _load(config)
-    result = replset.bootstrap(spec, secrets, wait_s=wait_s, progress=None if as_json else _progress())
+    result = replset.bootstrap(spec, secrets, wait_s=wait_s, progress=None if as_json else Reporter())
     if as_json:
         emit_json({"steps": [{"step": s, "status": st, "detail": d} for s, st, d in result.steps],
                    "uri": result.uri, "read_uri": result.read_uri, "notes": result.notes})
@@ -121,7 +114,7 @@ def recover(member, config, wait_s):
     from .. import replset
 
     spec, secrets = _load(config)
-    click.echo(replset.recover(spec, secrets, member, wait_s=wait_s, progress=_progress()))
+    click.echo(replset.recover(spec, secrets, member, wait_s=wait_s, progress=Reporter()))
 
 
 @click.command("stepdown")
