@@ -8,17 +8,18 @@ hear about it in seconds, not after pymongo's 30 s default.
 from __future__ import annotations
 
 DEFAULT_TIMEOUT_MS = 5000
+SOCKET_TIMEOUT_MIN_MS = 30000   # a command may run longer than connecting may take
 
 
-def client(host, port, *, user=None, password=None, direct=True, replica_set=None, timeout_ms=DEFAULT_TIMEOUT_MS,
-           **kw):
+def client(host, port, *, user=None, password=None, direct=True, replica_set=None, timeout_ms=None, **kw):
     """A MongoClient to one member (direct) or to the set (replica_set=NAME, hosts as list)."""
     import pymongo
 
+    timeout_ms = DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms
     options = dict(
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
-        socketTimeoutMS=max(timeout_ms * 6, 30000),
+        socketTimeoutMS=max(timeout_ms * 6, SOCKET_TIMEOUT_MIN_MS),
         appname="dbrs",
         **kw,
     )

@@ -554,7 +554,7 @@ def _ensure_users(spec, secrets, local, primary_address):
                 c.client.admin.command(create_user_command("admin", admin_pw, roles))
             except _errors().OperationFailure as e:
                 if e.code == 13:
-                    raise DbrsError("users exist already but not with the admin password of secrets.toml: "
+                    raise DbrsError(f"{c.who}: users exist already but not with the admin password of secrets.toml: "
                                     "the set belongs to another cluster spec or secrets.toml was replaced") from None
                 raise
         created.append("admin")

@@ -108,7 +108,7 @@ class Reporter:
         self.last_at = None
 
     def _stream(self):
-        return self.stream or click.get_text_stream("stderr")
+        return self.stream or sys.stderr
 
     def _write(self, text):
         out = self._stream()

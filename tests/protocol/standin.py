@@ -83,6 +83,8 @@ class StandInSet:
         self.electable_after = {}     # member -> monotonic time it may stand again (stepdown)
         self.keyfile_mismatch = set()  # members whose keyfile differs: heartbeats fail with auth errors
         self.lag = {}                  # member -> seconds behind the primary, or a callable returning them
+        self.fault = None              # auth | drop | timeout | error: every command fails that way
+        self.stall_s = 2.0             # how long "timeout" keeps a command unanswered
         self.vote_grants = []          # (member, its lag when a reconfig gave it a vote)
         self.commit_lag = 0
         self.started = now() - dt.timedelta(hours=50)
@@ -291,6 +293,16 @@ class StandInMember:
     # -------------------------------------------------------------- dispatch
     def handle(self, request):
         rs = self.rs
+        low = next(iter(request.doc)).lower()
+        fault = rs.fault if low not in ("hello", "ismaster", "endsessions") else None
+        if fault == "auth" and low == "saslcontinue":
+            return request.command_err(code=18, errmsg="Authentication failed.", codeName="AuthenticationFailed")
+        if fault in ("drop", "timeout") and low not in ("saslstart", "saslcontinue"):
+            if fault == "timeout":
+                time.sleep(rs.stall_s)   # outside the lock: the other members keep answering
+            return request.hangup()
+        if fault == "error" and low not in ("saslstart", "saslcontinue"):
+            return request.command_err(code=8000, errmsg="stand-in: the server failed", codeName="AtlasError")
         with rs.lock:
             doc = dict(request.doc)
             name = next(iter(doc))
