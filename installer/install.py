@@ -147,11 +147,13 @@ def build_target(opts, files):
 INSTALL_LOCK = "/run/lock/dbrs-install.lock"
 
 
-def run(opts, bootstrap=None, progress=None):
+def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None):
     """Do the whole install; `bootstrap(target)` runs after apply on the primary host.
 
-    On a real host one run at a time (an flock): two runs planning from the
-    same facts would fight over the same files and units.
+    `on_plan(result)` sees the plan before anything changes and `on_item(change)`
+    each item once it is settled, so a caller can stream the report. On a
+    real host one run at a time (an flock): two runs planning from the same
+    facts would fight over the same files and units.
     """
     check_options(opts)
     if opts.root is None and not opts.dry_run:
@@ -159,11 +161,11 @@ def run(opts, bootstrap=None, progress=None):
 
         os.makedirs(os.path.dirname(INSTALL_LOCK), exist_ok=True)
         with locks.held(INSTALL_LOCK, "dbrs-install"):
-            return _run(opts, bootstrap, progress)
-    return _run(opts, bootstrap, progress)
+            return _run(opts, bootstrap, progress, on_plan, on_item)
+    return _run(opts, bootstrap, progress, on_plan, on_item)
 
 
-def _run(opts, bootstrap, progress):
+def _run(opts, bootstrap, progress, on_plan=None, on_item=None):
     files = load_cluster(opts)
     target = build_target(opts, files)
     result = Result(target, files.origin)
@@ -176,13 +178,15 @@ def _run(opts, bootstrap, progress):
     current = facts.gather(items, opts.root, target.live)
     result.changes = plan.compare(items, current, chown=target.live)
 
+    if on_plan:
+        on_plan(result)
     if preflight.failed(result.checks) or opts.dry_run:
         result.diffs = diffs(result.changes)
         return result
 
     from .apply import apply
 
-    apply(result.changes, root=opts.root, live=target.live, progress=progress)
+    apply(result.changes, root=opts.root, live=target.live, progress=progress, done=on_item)
     if bootstrap and target.live and target.start and target.has_primary:
         result.steps.append(bootstrap(target))
     return result

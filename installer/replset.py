@@ -447,24 +447,37 @@ def _say(progress, text):
         progress(text)
 
 
-def _wait_line(progress, text, elapsed, limit):
-    """One poll of a long wait: the reporter decides how often it shows (live line or every few seconds)."""
+def _wait_line(progress, text, elapsed, limit, key=None):
+    """One poll of a long wait: the reporter decides how often it shows (live line, or when `key` changes and
+    every few seconds); a plain callable hears every poll."""
     if progress is None:
         return
     wait = getattr(progress, "wait", None)
     if wait:
-        wait(text, elapsed, limit)
+        wait(text, elapsed, limit, key=key)
     else:
         progress(f"{text} [{elapsed:.0f}/{limit:g} s]")
 
 
-def wait_for_members(spec, wait_s, progress=None, local=None):
-    """Every member answers `hello`, or DbrsError naming each missing one and the likely cause."""
-    deadline = time.monotonic() + wait_s
-    hellos, last = {}, None
+def _step(progress, name, status, detail):
+    """A finished bootstrap step, told as it happens."""
+    if progress is None:
+        return
+    tell = getattr(progress, "step", None)
+    if tell:
+        tell(name, status, detail)
+    else:
+        progress(f"{name}: {status}" + (f" ({detail})" if detail else ""))
+
+
+def wait_for_members(spec, wait_s, progress=None, local=None, only=None, wait_flag="--wait"):
+    """Every member (or those in `only`) answers `hello`, or DbrsError naming each missing one and the likely cause."""
+    started = time.monotonic()
+    members = list(only or spec.members)
+    hellos = {}
     while True:
         errors = {}
-        for m in spec.members:
+        for m in members:
             if m.name in hellos:
                 continue
             host = "127.0.0.1" if local and m.name == local.name else m.host
@@ -474,21 +487,18 @@ def wait_for_members(spec, wait_s, progress=None, local=None):
                 errors[m.name] = str(e)
         if not errors:
             return hellos
-        line = ("up: " + (", ".join(sorted(hellos)) or "none") + "; waiting for: "
-                + ", ".join(explain_missing(spec.member(n), errors[n]) for n in sorted(errors)))
-        if line != last:
-            _say(progress, line)
-            last = line
-        if time.monotonic() >= deadline:
-            raise DbrsError(f"after {wait_s:g} s no answer from " + "; ".join(
-                explain_missing(spec.member(n), errors[n]) for n in sorted(errors)) + " (raise --wait to wait longer)")
-        time.sleep(min(POLL_S * 2, max(0.0, deadline - time.monotonic())))
+        elapsed = time.monotonic() - started
+        missing = "; ".join(explain_missing(spec.member(n), errors[n]) for n in sorted(errors))
+        _wait_line(progress, "up: " + (", ".join(sorted(hellos)) or "none") + "; waiting for: " + missing,
+                   elapsed, wait_s, key=tuple(sorted(errors)))
+        if elapsed >= wait_s:
+            raise DbrsError(f"after {wait_s:g} s no answer from {missing} (raise {wait_flag} to wait longer)")
+        time.sleep(min(POLL_S * 2, max(0.0, wait_s - elapsed)))
 
 
 def _wait_primary(spec, local, wait_s, progress):
     """The address of the PRIMARY as the local member sees it; the local member once it was just initiated."""
-    deadline = time.monotonic() + wait_s
-    _say(progress, f"waiting for {local.name} to become PRIMARY")
+    started = time.monotonic()
     while True:
         try:
             h = hello("127.0.0.1", local.port)
@@ -496,7 +506,9 @@ def _wait_primary(spec, local, wait_s, progress):
                 return local.address
         except _errors().PyMongoError:
             pass
-        if time.monotonic() >= deadline:
+        elapsed = time.monotonic() - started
+        _wait_line(progress, f"waiting for {local.name} to become PRIMARY", elapsed, wait_s)
+        if elapsed >= wait_s:
             raise DbrsError(f"{local.name} did not become PRIMARY within {wait_s:g} s; check `journalctl -u "
                             f"dbrs-mongod@{local.name}` and `dbrs status`")
         time.sleep(POLL_S)
@@ -587,31 +599,30 @@ def _rs_status(client):
     return client.command("replSetGetStatus")
 
 
-def _wait_healthy(client, spec, wait_s, progress):
-    deadline = time.monotonic() + wait_s
-    last = None
+def _wait_healthy(client, spec, wait_s, progress, wait_flag="--wait"):
+    started = time.monotonic()
     while True:
         st = interpret_status(_rs_status(client), spec)
         bad = [m for m in st.members if not m.healthy]
         if not bad and st.primary:
             return st
-        line = "waiting for healthy members: " + ", ".join(
-            f"{m.name} {m.state}" + (f" ({m.message})" if m.message else "") for m in bad)
-        if line != last:
-            _say(progress, line)
-            last = line
-        if time.monotonic() >= deadline:
+        elapsed = time.monotonic() - started
+        if elapsed >= wait_s:
             details = []
             for m in bad:
                 cause = explain_missing(_member_at(spec, m.address) or spec.members[0], m.message) if m.message else f"{m.name}: {m.state}"
                 details.append(cause)
-            raise DbrsError(f"after {wait_s:g} s not healthy: " + "; ".join(details))
+            raise DbrsError(f"after {wait_s:g} s not healthy: " + "; ".join(details) + f" (raise {wait_flag} to wait longer)")
+        up = [m.name for m in st.members if m.healthy]
+        _wait_line(progress, "healthy: " + (", ".join(up) or "none") + "; waiting for: " + ", ".join(
+            f"{m.name} {m.state}" + (f" ({m.message[:80]})" if m.message else "") for m in bad), elapsed, wait_s,
+            key=tuple(m.name + m.state for m in bad))
         time.sleep(POLL_S)
 
 
 @dataclass
 class BootstrapResult:
-    steps: list                 # (step, "changed"|"unchanged", detail)
+    steps: list                 # (step, "changed"|"unchanged"|"waiting", detail)
     uri: str
     read_uri: str
     notes: list = field(default_factory=list)
@@ -620,22 +631,37 @@ class BootstrapResult:
     def changed(self):
         return any(s[1] == "changed" for s in self.steps)
 
+    @property
+    def waiting(self):
+        """A member is missing, but the set had nothing to do: it catches up when the member is back."""
+        return any(s[1] == "waiting" for s in self.steps)
 
-def bootstrap(spec, secrets, wait_s=600, progress=None):
-    """Idempotent set-up run on the primary-role member's host; every step checks whether it is done."""
+
+def bootstrap(spec, secrets, wait_s=600, progress=None, wait_flag="--wait"):
+    """Idempotent set-up run on the primary-role member's host; every step checks whether it is done.
+
+    A set that is already complete is not waited for: a re-run while
+    another member's host is down reports that member and returns at once.
+    Only an initiate (which needs every member) and a set that just changed
+    wait, for at most `wait_s`.
+    """
     local = spec.primary
     steps, notes = [], []
-    wait_for_members(spec, wait_s, progress, local=local)
-    steps.append(("members", "unchanged", f"all {len(spec.members)} answer hello"))
 
-    h = hello("127.0.0.1", local.port)
+    def step(name, status, detail):
+        steps.append((name, status, detail))
+        _step(progress, name, status, detail)
+
+    h = wait_for_members(spec, wait_s, progress, local=local, only=(local,), wait_flag=wait_flag)[local.name]
     if h.get("setName"):
         if h["setName"] != spec.cluster.name:
             raise DbrsError(f"{local.name} belongs to replica set {h['setName']!r}, the spec says "
                             f"{spec.cluster.name!r}; fix cluster.name or the member's data")
-        steps.append(("initiate", "unchanged", f"replica set {h['setName']} exists"))
+        step("initiate", "unchanged", f"replica set {h['setName']} exists")
         primary = h.get("primary") or _wait_primary(spec, local, wait_s, progress)
     else:
+        wait_for_members(spec, wait_s, progress, local=local, wait_flag=wait_flag)
+        step("members", "unchanged", f"all {len(spec.members)} answer hello")
         _say(progress, f"initiating replica set {spec.cluster.name}")
         with _conn(local, host="127.0.0.1") as c, mongo.talking(c.who, "replSetInitiate"):
             try:
@@ -643,20 +669,28 @@ def bootstrap(spec, secrets, wait_s=600, progress=None):
             except _errors().OperationFailure as e:
                 if e.code != 23:  # AlreadyInitialized: a concurrent run got there first
                     raise DbrsError(explain_initiate_failure(spec, e.details.get("errmsg", str(e)))) from None
-        steps.append(("initiate", "changed", f"replica set {spec.cluster.name} with " + ", ".join(spec.names())))
+        step("initiate", "changed", f"replica set {spec.cluster.name} with " + ", ".join(spec.names()))
         primary = _wait_primary(spec, local, wait_s, progress)
 
     created = _ensure_users(spec, secrets, local, primary)
-    steps.append(("users", "changed" if created else "unchanged",
-                  ("created " + ", ".join(created)) if created else "all present"))
+    step("users", "changed" if created else "unchanged", ("created " + ", ".join(created)) if created else "all present")
 
     pm = _member_at(spec, primary) or local
     host = "127.0.0.1" if pm.name == local.name else pm.host
     with _conn(pm, "admin", secrets.password("admin"), host) as c:
         changed = _ensure_rw_concern(c, spec.cluster)
-        steps.append(("write concern", "changed" if changed else "unchanged", concern_text(rw_concern(spec.cluster))))
-        _wait_healthy(c, spec, wait_s, progress)
-    steps.append(("health", "unchanged", "all members healthy"))
+        step("write concern", "changed" if changed else "unchanged", concern_text(rw_concern(spec.cluster)))
+        if any(s[1] == "changed" for s in steps):
+            _wait_healthy(c, spec, wait_s, progress, wait_flag)
+            step("health", "unchanged", "all members healthy")
+        else:
+            bad = [m for m in interpret_status(_rs_status(c), spec).members if not m.healthy]
+            if bad:
+                step("health", "waiting", "; ".join(
+                    f"{m.name} is {m.state.lower()}" + (f" ({m.message[:120]})" if m.message else "") for m in bad)
+                    + ": the set needed nothing; it catches up once back (`dbrs status` shows it)")
+            else:
+                step("health", "unchanged", "all members healthy")
     if spec.cluster.write_concern != "majority":
         notes.append("write concern w:1: an acknowledged write can roll back when the primary fails (not zero RPO)")
     uri, read_uri = connection_strings(spec)
@@ -821,7 +855,8 @@ def _wait_caught_up(client, spec, member, within_s, started, wait_s, progress, s
         if elapsed >= wait_s:
             raise DbrsError(f"{name} has not caught up within {wait_s:g} s ({where}); {state_now}; "
                             f"run `dbrs recover {name}` again to finish")
-        _wait_line(progress, f"waiting for {name} to catch up to within {within_s:g} s ({where})", elapsed, wait_s)
+        _wait_line(progress, f"waiting for {name} to catch up to within {within_s:g} s ({where})", elapsed, wait_s,
+                   key=ms.state if ms else None)
         time.sleep(POLL_S)
 
 

@@ -23,8 +23,7 @@ def wait_option(default):
 
 
 def print_bootstrap(result):
-    for step, status, detail in result.steps:
-        click.echo(f"{status:9} {step}" + (f": {detail}" if detail else ""))
+    """What follows the steps (the reporter printed each as it finished): notes and connection strings."""
     for note in result.notes:
         click.echo(f"note {note}")
     click.echo(f"connect:      {result.uri}")

@@ -63,7 +63,7 @@ def handle_errors(fn):
             sys.exit(e.exit_code)
         except (KeyboardInterrupt, Interrupted) as e:
             signum = getattr(e, "signum", signal.SIGINT)
-            done = "; ".join(DONE) if DONE else "nothing was changed yet"
+            done = (f"{len(DONE)} step(s) done, the last: {DONE[-1]}" if DONE else "nothing was changed yet")
             click.echo(f"interrupted by {signal.Signals(signum).name}: {_line(done)}; run the command again to "
                        "finish (it picks up where it stopped)", err=True)
             _quiet_exit(128 + signum)
@@ -119,6 +119,14 @@ class Reporter:
         self.end_live()
         self._write(f"  ... {text}\n")
         self.last_key = None
+
+    def step(self, name, status, detail):
+        """A finished step of the result, on stdout where the final report goes."""
+        self.end_live()
+        click.echo(f"{status:9} {name}" + (f": {detail}" if detail else ""))
+        sys.stdout.flush()
+        if status == "changed":
+            DONE.append(name)
 
     def wait(self, text, elapsed, limit, key=None):
         line = f"  ... {text} [{elapsed:.0f}/{limit:g} s]"
