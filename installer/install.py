@@ -116,9 +116,45 @@ def check_reachable(spec, members, addresses):
                              "not reach this mongod", "put this host's own address for it in /etc/hosts, or use the IP")
 
 
+# What ProtectHome=yes hides from every dbrs unit (systemd.exec(5)).
+HIDDEN_FROM_UNITS = ("/home", "/root", "/run/user")
+
+
+def hidden_from_units(paths):
+    """The first of `paths` (the dbrs script, its interpreter, the package) that the units' sandbox
+    cannot see, or None. Pure: the caller passes real paths."""
+    for p in paths:
+        if p and any(p == h or p.startswith(h + "/") for h in HIDDEN_FROM_UNITS):
+            return p
+    return None
+
+
+def check_units_can_run(dbrs_bin, package_dir):
+    """Refuse before anything changes when the units would get a dbrs they cannot see: a venv in a
+    home folder makes every timer fail with 203/EXEC while the install looks fine."""
+    paths = [dbrs_bin, os.path.realpath(dbrs_bin) if dbrs_bin else None, package_dir]
+    if dbrs_bin:
+        try:
+            with open(dbrs_bin, "rb") as f:
+                first = f.readline(512)
+            if first.startswith(b"#!"):
+                paths.append(first[2:].split()[0].decode(errors="replace"))
+        except (OSError, IndexError):
+            pass
+    hidden = hidden_from_units(paths)
+    if hidden:
+        raise InputError("dbrs", f"{hidden} is in a home folder, which the units' sandbox (ProtectHome=yes) hides: "
+                         "the backup and oplog timers would fail with 203/EXEC",
+                         "install dbrs outside /home, /root and /run/user, e.g. `sudo python3 -m venv /opt/dbrs && "
+                         "sudo /opt/dbrs/bin/pip install . && sudo /opt/dbrs/bin/dbrs-install`, or the .deb; "
+                         "nothing was changed")
+
+
 def build_target(opts, files):
     live = opts.root is None
     local = facts.this_host() if live else (set(), {"localhost"})
+    if live:
+        check_units_can_run(facts.dbrs_bin(), os.path.dirname(os.path.realpath(__file__)))
     members, host_members = select(files.spec, opts, local)
     addresses = {m.host: facts.resolve(m.host) for m in files.spec.members}
     if live:
