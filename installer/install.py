@@ -208,7 +208,8 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None):
 
     if target.live:
         ports = {m.port for m in target.members}
-        result.checks = preflight.evaluate(preflight.read(paths.member_data(target.members[0].name), ports), target)
+        result.checks = preflight.evaluate(preflight.read(paths.member_data(target.members[0].name), ports,
+                                                          [m.name for m in target.members]), target)
 
     items = plan.desired(target)
     current = facts.gather(items, opts.root, target.live)
