@@ -183,7 +183,7 @@ def build_target(opts, files):
 INSTALL_LOCK = "/run/lock/dbrs-install.lock"
 
 
-def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None):
+def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None, preview=None):
     """Do the whole install; `bootstrap(target)` runs after apply on the primary host.
 
     `on_plan(result)` sees the plan before anything changes and `on_item(change)`
@@ -197,11 +197,11 @@ def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None):
 
         os.makedirs(os.path.dirname(INSTALL_LOCK), exist_ok=True)
         with locks.held(INSTALL_LOCK, "dbrs-install"):
-            return _run(opts, bootstrap, progress, on_plan, on_item)
-    return _run(opts, bootstrap, progress, on_plan, on_item)
+            return _run(opts, bootstrap, progress, on_plan, on_item, preview)
+    return _run(opts, bootstrap, progress, on_plan, on_item, preview)
 
 
-def _run(opts, bootstrap, progress, on_plan=None, on_item=None):
+def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     files = load_cluster(opts)
     target = build_target(opts, files)
     result = Result(target, files.origin)
@@ -219,6 +219,8 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None):
         on_plan(result)
     if preflight.failed(result.checks) or opts.dry_run:
         result.diffs = diffs(result.changes)
+        if opts.dry_run and preview and target.live and target.start and target.has_primary:
+            result.steps += preview(target)
         return result
 
     from .apply import apply

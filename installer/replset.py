@@ -697,6 +697,45 @@ def bootstrap(spec, secrets, wait_s=600, progress=None, wait_flag="--wait"):
     return BootstrapResult(steps, uri, read_uri, notes)
 
 
+def preview(spec, secrets):
+    """What `bootstrap` would do, from read-only queries (hello, usersInfo, rolesInfo, getDefaultRWConcern):
+    the replica-set part of `dbrs-install --dry-run`. Returns (step, status, detail) with status
+    "would change", "unchanged" or "unknown"."""
+    local = spec.primary
+    want_users = [u for u, _ in user_roles(spec)]
+    concern = concern_text(rw_concern(spec.cluster))
+    fresh = [("initiate", "would change", f"replica set {spec.cluster.name} with " + ", ".join(spec.names())),
+             ("users", "would change", "create " + ", ".join(want_users)),
+             ("write concern", "would change", concern)]
+    try:
+        h = hello("127.0.0.1", local.port)
+    except _errors().PyMongoError:
+        return [("members", "would change", f"{local.name} is not running yet: wait for all "
+                 f"{len(spec.members)} members to answer")] + fresh
+    if not h.get("setName"):
+        return fresh
+    out = [("initiate", "unchanged", f"replica set {h['setName']} exists")]
+    pm = _member_at(spec, h.get("primary", "")) or local
+    host = "127.0.0.1" if pm.name == local.name else pm.host
+    with _conn(pm, "admin", secrets.password("admin"), host) as c:
+        try:
+            have = {u["user"] for u in c.client.admin.command(
+                "usersInfo", [{"user": u, "db": "admin"} for u in want_users])["users"]}
+            got = c.client.admin.command("getDefaultRWConcern")
+        except _errors().PyMongoError as e:
+            return out + [("users", "unknown", mongo.cause(e)), ("write concern", "unknown", "see users")]
+    missing = [u for u in want_users if u not in have]
+    out.append(("users", "would change", "create " + ", ".join(missing)) if missing
+               else ("users", "unchanged", "all present"))
+    wc = got.get("defaultWriteConcern") or {}
+    want = rw_concern(spec.cluster)
+    same = (got.get("defaultWriteConcernSource") == "global" and str(wc.get("w")) == str(want["w"])
+            and wc.get("wtimeout", 0) == want["wtimeout"])
+    out.append(("write concern", "unchanged" if same else "would change",
+                concern if same else f"{concern_text(wc)} -> {concern}"))
+    return out
+
+
 # ------------------------------------------------------------ from any member host
 
 def find_primary(spec, timeout_ms=HELLO_TIMEOUT_MS):

@@ -49,10 +49,10 @@ def main(role, member, config, bundle, passphrase_file, root, dry_run, no_packag
         if os.geteuid() != 0:
             raise install.InputError("dbrs-install", "changes the host and must run as root", "use sudo, or --root DIR / --dry-run")
     if as_json:
-        result = install.run(opts, bootstrap=_bootstrap(wait_s, None))
+        result = install.run(opts, bootstrap=_bootstrap(wait_s, None), preview=_preview)
     else:
         result = install.run(opts, bootstrap=_bootstrap(wait_s, Reporter()), on_plan=_head(dry_run),
-                             on_item=_item)
+                             on_item=_item, preview=_preview)
     failed = [c for c in result.checks if c.level == "FAIL"]
     if as_json:
         emit_json({
@@ -124,3 +124,10 @@ def _bootstrap(wait_s, progress):
         return ("replica set", status, (detail + "; " if detail else "") + result.uri)
 
     return run
+
+
+def _preview(target):
+    """--dry-run on the primary's host: the replica-set steps the bootstrap would take (read-only queries)."""
+    from .. import replset
+
+    return [(f"replica set {step}", status, detail) for step, status, detail in replset.preview(target.spec, target.secrets)]
