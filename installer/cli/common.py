@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 
 import click
@@ -50,8 +51,12 @@ def handle_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        previous = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, _raise_interrupted)
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+        if main_thread:
+            if previous is not _raise_interrupted:   # the outermost command of this run
+                DONE.clear()
+            signal.signal(signal.SIGTERM, _raise_interrupted)
         try:
             return fn(*args, **kwargs)
         except SpecErrors as e:
@@ -74,7 +79,8 @@ def handle_errors(fn):
             click.echo(f"error: {_line(translated)}", err=True)
             sys.exit(1)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
