@@ -46,6 +46,9 @@ def host(request):
         product.offline_pip(h, wheels)
         product.mongodb_repo_standin(h)
         product.install_standins(h)
+        # The stand-ins run on the product's own Python (they need bson); here that is the README's venv.
+        h.run(f"sed -i '1s|^#!.*python$|#!/opt/dbrs/bin/python|' {product.STANDIN_DIR}/mongod "
+              f"{product.STANDIN_DIR}/mongodump {product.STANDIN_DIR}/mongorestore")
         product.sudo_standin(h)
         product.source_tree(h, CLONE)
         yield h
