@@ -29,15 +29,18 @@ def _raise_interrupted(signum, frame):
     raise Interrupted(signum)
 
 
-def _quiet_exit(code):
-    """Leave without running atexit hooks: pymongo's executor join would print a KeyboardInterrupt
-    traceback after an interrupt. Output is flushed first; files are closed by then."""
+def _die_by(signum):
+    """End by the signal itself, without atexit hooks (pymongo's executor join would print a
+    KeyboardInterrupt traceback): a shell then reports 130/143 and systemd sees a clean stop, not a
+    failure that would page through OnFailure=. Output is flushed first; files are closed by then."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except Exception:  # noqa: BLE001 - a closed pipe must not turn into a traceback now
             pass
-    os._exit(code)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    os._exit(128 + signum)
 
 
 def _line(text):
@@ -46,8 +49,9 @@ def _line(text):
 
 
 def handle_errors(fn):
-    """Known errors become one line on stderr and exit 2 (bad input) or 1 (run time); interrupts exit
-    130/143 with one line saying what was done; a MongoDB error that escaped is still one line."""
+    """Known errors become one line on stderr and exit 2 (bad input) or 1 (run time); SIGINT/SIGTERM
+    print one line saying what was done and end by that signal (130/143 in a shell); a MongoDB error
+    that escaped is still one line."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -71,7 +75,7 @@ def handle_errors(fn):
             done = (f"{len(DONE)} step(s) done, the last: {DONE[-1]}" if DONE else "nothing was changed yet")
             click.echo(f"interrupted by {signal.Signals(signum).name}: {_line(done)}; run the command again to "
                        "finish (it picks up where it stopped)", err=True)
-            _quiet_exit(128 + signum)
+            _die_by(signum)
         except Exception as e:  # noqa: BLE001 - MongoDB errors that no library call translated
             translated = _mongo_error(e)
             if translated is None:

@@ -14,8 +14,9 @@ import time
 import pytest
 
 
-@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupted_bootstrap_ends_in_one_line(standin, spec_for, signum, code):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_bootstrap_ends_in_one_line(standin, spec_for, signum):
+    """It ends by the signal itself: a shell reports 130/143, and systemd counts a stop as clean."""
     for name in ("mongod1", "mongod3"):
         standin.member(name).start()
     path = spec_for(standin)
@@ -29,7 +30,7 @@ def test_interrupted_bootstrap_ends_in_one_line(standin, spec_for, signum, code)
     assert "waiting for: mongod2" in line
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == code, err
+    assert proc.returncode == -signum, err   # ended by the signal: a shell shows 128 + signum
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     lines = [x for x in err.splitlines() if not x.startswith("  ... ")]
     assert lines == [f"interrupted by {signal.Signals(signum).name}: nothing was changed yet; run the command "
