@@ -51,8 +51,9 @@ def main(role, member, config, bundle, passphrase_file, root, dry_run, no_packag
     if as_json:
         result = install.run(opts, bootstrap=_bootstrap(wait_s, None), preview=_preview)
     else:
-        result = install.run(opts, bootstrap=_bootstrap(wait_s, Reporter()), on_plan=_head(dry_run),
-                             on_item=_item, preview=_preview)
+        reporter = Reporter()
+        result = install.run(opts, bootstrap=_bootstrap(wait_s, reporter), on_plan=_head(dry_run),
+                             on_item=_item, preview=_preview, progress=_slow(reporter))
     failed = [c for c in result.checks if c.level == "FAIL"]
     if as_json:
         emit_json({
@@ -89,6 +90,16 @@ def _head(dry_run):
             _out(f"preflight {check.line()}")
 
     return show
+
+
+def _slow(reporter):
+    """Say before an item that can take minutes (apt, npm, a key download) that it is under way."""
+
+    def before(change):
+        if change.item.kind in ("packages", "npm", "aptkey"):
+            reporter(f"{change.item.label()} ...")
+
+    return before
 
 
 def _item(change):
