@@ -172,15 +172,19 @@ def systemctl(*args):
     return run(["systemctl", *args], "systemctl " + " ".join(args))
 
 
-def apply(changes, root=None, live=True, progress=None):
+def apply(changes, root=None, live=True, progress=None, done=None):
     """Carry out the changed items in order; returns the changes as done.
 
     Units are reloaded once after unit files changed, then services are
     enabled/started, or reloaded/restarted when a file they use changed.
+    `done(change)` is called for every item once it is settled (at once for
+    an unchanged one), so the report streams as the host changes.
     """
     unit_files_changed = False
     for change in changes:
         if not change.changed:
+            if done:
+                done(change)
             continue
         item = change.item
         if progress:
@@ -199,6 +203,8 @@ def apply(changes, root=None, live=True, progress=None):
             raise
         except OSError as e:
             raise StepFailed(item.label(), e.strerror or str(e)) from None
+        if done:
+            done(change)
     if unit_files_changed and live:
         systemctl("daemon-reload")
     return changes

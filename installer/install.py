@@ -116,9 +116,45 @@ def check_reachable(spec, members, addresses):
                              "not reach this mongod", "put this host's own address for it in /etc/hosts, or use the IP")
 
 
+# What ProtectHome=yes hides from every dbrs unit (systemd.exec(5)).
+HIDDEN_FROM_UNITS = ("/home", "/root", "/run/user")
+
+
+def hidden_from_units(paths):
+    """The first of `paths` (the dbrs script, its interpreter, the package) that the units' sandbox
+    cannot see, or None. Pure: the caller passes real paths."""
+    for p in paths:
+        if p and any(p == h or p.startswith(h + "/") for h in HIDDEN_FROM_UNITS):
+            return p
+    return None
+
+
+def check_units_can_run(dbrs_bin, package_dir):
+    """Refuse before anything changes when the units would get a dbrs they cannot see: a venv in a
+    home folder makes every timer fail with 203/EXEC while the install looks fine."""
+    paths = [dbrs_bin, os.path.realpath(dbrs_bin) if dbrs_bin else None, package_dir]
+    if dbrs_bin:
+        try:
+            with open(dbrs_bin, "rb") as f:
+                first = f.readline(512)
+            if first.startswith(b"#!"):
+                paths.append(first[2:].split()[0].decode(errors="replace"))
+        except (OSError, IndexError):
+            pass
+    hidden = hidden_from_units(paths)
+    if hidden:
+        raise InputError("dbrs", f"{hidden} is in a home folder, which the units' sandbox (ProtectHome=yes) hides: "
+                         "the backup and oplog timers would fail with 203/EXEC",
+                         "install dbrs outside /home, /root and /run/user, e.g. `sudo python3 -m venv /opt/dbrs && "
+                         "sudo /opt/dbrs/bin/pip install . && sudo /opt/dbrs/bin/dbrs-install`, or the .deb; "
+                         "nothing was changed")
+
+
 def build_target(opts, files):
     live = opts.root is None
     local = facts.this_host() if live else (set(), {"localhost"})
+    if live:
+        check_units_can_run(facts.dbrs_bin(), os.path.dirname(os.path.realpath(__file__)))
     members, host_members = select(files.spec, opts, local)
     addresses = {m.host: facts.resolve(m.host) for m in files.spec.members}
     if live:
@@ -147,11 +183,13 @@ def build_target(opts, files):
 INSTALL_LOCK = "/run/lock/dbrs-install.lock"
 
 
-def run(opts, bootstrap=None, progress=None):
+def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None, preview=None):
     """Do the whole install; `bootstrap(target)` runs after apply on the primary host.
 
-    On a real host one run at a time (an flock): two runs planning from the
-    same facts would fight over the same files and units.
+    `on_plan(result)` sees the plan before anything changes and `on_item(change)`
+    each item once it is settled, so a caller can stream the report. On a
+    real host one run at a time (an flock): two runs planning from the same
+    facts would fight over the same files and units.
     """
     check_options(opts)
     if opts.root is None and not opts.dry_run:
@@ -159,30 +197,35 @@ def run(opts, bootstrap=None, progress=None):
 
         os.makedirs(os.path.dirname(INSTALL_LOCK), exist_ok=True)
         with locks.held(INSTALL_LOCK, "dbrs-install"):
-            return _run(opts, bootstrap, progress)
-    return _run(opts, bootstrap, progress)
+            return _run(opts, bootstrap, progress, on_plan, on_item, preview)
+    return _run(opts, bootstrap, progress, on_plan, on_item, preview)
 
 
-def _run(opts, bootstrap, progress):
+def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     files = load_cluster(opts)
     target = build_target(opts, files)
     result = Result(target, files.origin)
 
     if target.live:
         ports = {m.port for m in target.members}
-        result.checks = preflight.evaluate(preflight.read(paths.member_data(target.members[0].name), ports), target)
+        result.checks = preflight.evaluate(preflight.read(paths.member_data(target.members[0].name), ports,
+                                                          [m.name for m in target.members]), target)
 
     items = plan.desired(target)
     current = facts.gather(items, opts.root, target.live)
     result.changes = plan.compare(items, current, chown=target.live)
 
+    if on_plan:
+        on_plan(result)
     if preflight.failed(result.checks) or opts.dry_run:
         result.diffs = diffs(result.changes)
+        if opts.dry_run and preview and target.live and target.start and target.has_primary:
+            result.steps += preview(target)
         return result
 
     from .apply import apply
 
-    apply(result.changes, root=opts.root, live=target.live, progress=progress)
+    apply(result.changes, root=opts.root, live=target.live, progress=progress, done=on_item)
     if bootstrap and target.live and target.start and target.has_primary:
         result.steps.append(bootstrap(target))
     return result

@@ -40,8 +40,11 @@ def repository(os_release, version):
 
 
 def items(target):
-    """Mask the stock mongod.service first, so installing the package never starts it on 27017."""
+    """Mask the stock mongod.service first, so installing the package never starts it on 27017; with
+    --no-packages too, since an operator-installed package ships the same unit (two mongods after a reboot)."""
     mask = Link(unit_path("mongod.service"), "/dev/null")
+    if not target.packages:
+        return [mask]
     if target.debs_from:
         return [mask, Packages(DISTRO_PACKAGES + MONGODB_PACKAGES, debs_from=target.debs_from)]
     version = target.version

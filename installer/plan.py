@@ -299,7 +299,7 @@ def desired(target):
     items = []
     if target.live:
         items.append(User("mongodb", "/var/lib/mongodb"))
-    if target.packages:
+    if target.live:
         items += packages.items(target)
     items.append(Dir(str(target.etc), 0o755))
     items += target.secret_files

@@ -41,6 +41,7 @@ class HostFacts:
     hostname: str = ""
     hostname_resolves: bool = True
     listeners: dict = field(default_factory=dict)  # port -> (pid, name, cmdline)
+    unit_pids: dict = field(default_factory=dict)  # member name -> MainPID of dbrs-mongod@NAME (0: not running)
 
 
 def _existing_parent(path):
@@ -50,7 +51,15 @@ def _existing_parent(path):
     return p
 
 
-def read(data_dir, ports):
+def unit_main_pid(unit):
+    """systemd's MainPID of `unit`, 0 when it is not running or systemctl is unavailable."""
+    if not shutil.which("systemctl"):
+        return 0
+    r = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", unit], capture_output=True, text=True)
+    return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else 0
+
+
+def read(data_dir, ports, members=()):
     import psutil
 
     facts = HostFacts()
@@ -87,6 +96,8 @@ def read(data_dir, ports):
                 except psutil.Error:
                     pass
             facts.listeners[c.laddr.port] = (c.pid, name, cmdline)
+    if facts.listeners:
+        facts.unit_pids = {m: unit_main_pid(f"dbrs-mongod@{m}.service") for m in members}
     return facts
 
 
@@ -142,7 +153,8 @@ def evaluate(facts, target):
             out.append(Check("OK", f"port {m.port}", "free"))
             continue
         pid, name, cmdline = facts.listeners[m.port]
-        if name == "mongod" and f"/{m.name}/mongod.conf" in cmdline:
+        # Ours only if it is the unit's own process: a mongod started by hand with our config is not.
+        if pid and facts.unit_pids.get(m.name) == pid:
             out.append(Check("OK", f"port {m.port}", f"member {m.name} already running (pid {pid})"))
         else:
             who = f"pid {pid} ({name})" if pid else "another process"

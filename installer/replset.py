@@ -4,7 +4,8 @@ Deciding is pure and tested without a server: the documents sent
 (`initiate_config`, `user_commands`, `rw_concern`), what a replSetGetStatus
 means (`interpret_status`), the next config of a degrade or recover
 (`plan_reconfig`). The functions that talk to mongod are thin loops around
-them and take every connection from `mongo.client`.
+them; every connection is a `mongo.Conn`, so any MongoDB failure ends as
+one line naming the member, the command and the likely cause.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ HEALTHY_STATES = (1, 2, 7)
 RESTORE_ROLE = "dbrsOplogReplay"
 LAG_WARN_S = 30          # a secondary further behind than this is worth a page
 CATCH_UP_S = 10          # recover hands the priority back once the member is this close
+VOTE_LAG_S = 2           # ... and the vote only this close: a lagged voter stalls the majority commit point
+STEPDOWN_CATCH_UP_S = 10  # MongoDB's default secondaryCatchUpPeriodSecs
 POLL_S = 0.5
 HELLO_TIMEOUT_MS = 2000
 # Errors of a reconfig that only mean "the previous config is not committed yet": retry.
@@ -154,7 +157,8 @@ class MemberStatus:
     priority: float = 1
     arbiter: bool = False
     lag_s: float | None = None
-    heartbeat_ago_s: float | None = None
+    heard_ago_s: float | None = None     # since it last answered a heartbeat (lastHeartbeatRecv)
+    is_self: bool = False                # the member that answered replSetGetStatus
     message: str = ""
 
     @property
@@ -198,7 +202,7 @@ class Status:
             "ok": self.ok,
             "members": [
                 {"name": m.name, "address": m.address, "state": m.state, "health": m.health, "votes": m.votes,
-                 "priority": m.priority, "lag_s": m.lag_s, "last_heartbeat_s": m.heartbeat_ago_s,
+                 "priority": m.priority, "lag_s": m.lag_s, "last_heard_s": m.heard_ago_s,
                  "message": m.message}
                 for m in self.members
             ],
@@ -215,6 +219,13 @@ def _seconds(later, earlier):
     if later is None or earlier is None:
         return None
     return max(0.0, (_aware(later) - _aware(earlier)).total_seconds())
+
+
+def _heard(now, recv):
+    """Seconds since the last answer; None when never (mongod reports the epoch then)."""
+    if recv is None or _aware(recv).year <= 1970:
+        return None
+    return _seconds(now, recv)
 
 
 def _aware(dt):
@@ -251,7 +262,9 @@ def interpret_status(rs_status, spec, config=None, rw=None, oplog_window_s=None)
             priority=cfg.get("priority", 0 if arbiter else 1),
             arbiter=arbiter,
             lag_s=None if arbiter or not raw.get("health") else _seconds(primary_optime, raw.get("optimeDate")),
-            heartbeat_ago_s=None if raw.get("self") else _seconds(now, raw.get("lastHeartbeat")),
+            # lastHeartbeat is the last *attempt* (set on failures too); lastHeartbeatRecv the last answer.
+            heard_ago_s=None if raw.get("self") else _heard(now, raw.get("lastHeartbeatRecv")),
+            is_self=bool(raw.get("self")),
             message=raw.get("lastHeartbeatMessage", "") or raw.get("infoMessage", ""),
         )
         if raw.get("state") == 1:
@@ -338,11 +351,11 @@ def _ago(seconds):
 def render_status(status):
     """One screen for the person on call."""
     lines = [f"replica set {status.set_name}: " + (f"primary {status.primary}" if status.primary else "NO PRIMARY")]
-    rows = [("MEMBER", "ADDRESS", "STATE", "VOTES", "PRIORITY", "LAG", "HEARTBEAT")]
+    rows = [("MEMBER", "ADDRESS", "STATE", "VOTES", "PRIORITY", "LAG", "LAST HEARD")]
     for m in status.members:
+        heard = "self" if m.is_self else "never" if m.heard_ago_s is None else _ago(m.heard_ago_s) + " ago"
         rows.append((m.name, m.address, m.state, str(m.votes), f"{m.priority:g}",
-                     "-" if m.lag_s is None else _ago(m.lag_s),
-                     "self" if m.heartbeat_ago_s is None and m.health else _ago(m.heartbeat_ago_s) + " ago"))
+                     "-" if m.lag_s is None else _ago(m.lag_s), heard))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -434,13 +447,37 @@ def _say(progress, text):
         progress(text)
 
 
-def wait_for_members(spec, wait_s, progress=None, local=None):
-    """Every member answers `hello`, or DbrsError naming each missing one and the likely cause."""
-    deadline = time.monotonic() + wait_s
-    hellos, last = {}, None
+def _wait_line(progress, text, elapsed, limit, key=None):
+    """One poll of a long wait: the reporter decides how often it shows (live line, or when `key` changes and
+    every few seconds); a plain callable hears every poll."""
+    if progress is None:
+        return
+    wait = getattr(progress, "wait", None)
+    if wait:
+        wait(text, elapsed, limit, key=key)
+    else:
+        progress(f"{text} [{elapsed:.0f}/{limit:g} s]")
+
+
+def _step(progress, name, status, detail):
+    """A finished bootstrap step, told as it happens."""
+    if progress is None:
+        return
+    tell = getattr(progress, "step", None)
+    if tell:
+        tell(name, status, detail)
+    else:
+        progress(f"{name}: {status}" + (f" ({detail})" if detail else ""))
+
+
+def wait_for_members(spec, wait_s, progress=None, local=None, only=None, wait_flag="--wait"):
+    """Every member (or those in `only`) answers `hello`, or DbrsError naming each missing one and the likely cause."""
+    started = time.monotonic()
+    members = list(only or spec.members)
+    hellos = {}
     while True:
         errors = {}
-        for m in spec.members:
+        for m in members:
             if m.name in hellos:
                 continue
             host = "127.0.0.1" if local and m.name == local.name else m.host
@@ -450,21 +487,18 @@ def wait_for_members(spec, wait_s, progress=None, local=None):
                 errors[m.name] = str(e)
         if not errors:
             return hellos
-        line = ("up: " + (", ".join(sorted(hellos)) or "none") + "; waiting for: "
-                + ", ".join(explain_missing(spec.member(n), errors[n]) for n in sorted(errors)))
-        if line != last:
-            _say(progress, line)
-            last = line
-        if time.monotonic() >= deadline:
-            raise DbrsError(f"after {wait_s:g} s no answer from " + "; ".join(
-                explain_missing(spec.member(n), errors[n]) for n in sorted(errors)) + " (raise --wait to wait longer)")
-        time.sleep(min(POLL_S * 2, max(0.0, deadline - time.monotonic())))
+        elapsed = time.monotonic() - started
+        missing = "; ".join(explain_missing(spec.member(n), errors[n]) for n in sorted(errors))
+        _wait_line(progress, "up: " + (", ".join(sorted(hellos)) or "none") + "; waiting for: " + missing,
+                   elapsed, wait_s, key=tuple(sorted(errors)))
+        if elapsed >= wait_s:
+            raise DbrsError(f"after {wait_s:g} s no answer from {missing} (raise {wait_flag} to wait longer)")
+        time.sleep(min(POLL_S * 2, max(0.0, wait_s - elapsed)))
 
 
 def _wait_primary(spec, local, wait_s, progress):
     """The address of the PRIMARY as the local member sees it; the local member once it was just initiated."""
-    deadline = time.monotonic() + wait_s
-    _say(progress, f"waiting for {local.name} to become PRIMARY")
+    started = time.monotonic()
     while True:
         try:
             h = hello("127.0.0.1", local.port)
@@ -472,7 +506,9 @@ def _wait_primary(spec, local, wait_s, progress):
                 return local.address
         except _errors().PyMongoError:
             pass
-        if time.monotonic() >= deadline:
+        elapsed = time.monotonic() - started
+        _wait_line(progress, f"waiting for {local.name} to become PRIMARY", elapsed, wait_s)
+        if elapsed >= wait_s:
             raise DbrsError(f"{local.name} did not become PRIMARY within {wait_s:g} s; check `journalctl -u "
                             f"dbrs-mongod@{local.name}` and `dbrs status`")
         time.sleep(POLL_S)
@@ -489,6 +525,15 @@ def _is_auth_failure(e):
     return isinstance(e, _errors().OperationFailure) and e.code == 18
 
 
+def _who(member, user=None, host=None):
+    where = f"{host}:{member.port}" if host else member.address
+    return f"{member.name} ({where})" + (f" as {user}" if user else "")
+
+
+def _conn(member, user=None, password=None, host=None):
+    return mongo.connect(_who(member, user, host), host or member.host, member.port, user=user, password=password)
+
+
 def _ensure_users(spec, secrets, local, primary_address):
     """Create missing users and the restore role; returns the names created.
 
@@ -501,11 +546,11 @@ def _ensure_users(spec, secrets, local, primary_address):
     admin_pw = secrets.password("admin")
 
     def as_admin():
-        return mongo.client(host, primary.port, user="admin", password=admin_pw)
+        return _conn(primary, "admin", admin_pw, host)
 
-    with as_admin() as c:
+    with as_admin() as c, mongo.talking(c.who, "ping"):
         try:
-            c.admin.command("ping")
+            c.client.admin.command("ping")
             have_admin = True
         except _errors().OperationFailure as e:
             if not _is_auth_failure(e):
@@ -516,69 +561,68 @@ def _ensure_users(spec, secrets, local, primary_address):
             raise DbrsError(f"no admin user yet and the primary is {primary.name}, not this host's {local.name}: "
                             f"run `dbrs bootstrap` on {primary.host}")
         roles = dict(user_roles(spec))["admin"]
-        with mongo.client("127.0.0.1", local.port) as c:
+        with _conn(local, host="127.0.0.1") as c, mongo.talking(c.who, "createUser admin"):
             try:
-                c.admin.command(create_user_command("admin", admin_pw, roles))
+                c.client.admin.command(create_user_command("admin", admin_pw, roles))
             except _errors().OperationFailure as e:
                 if e.code == 13:
-                    raise DbrsError("users exist already but not with the admin password of secrets.toml: "
+                    raise DbrsError(f"{c.who}: users exist already but not with the admin password of secrets.toml: "
                                     "the set belongs to another cluster spec or secrets.toml was replaced") from None
                 raise
         created.append("admin")
     with as_admin() as c:
         wanted = user_roles(spec)
-        have = {u["user"] for u in c.admin.command(
+        have = {u["user"] for u in c.command(
             "usersInfo", [{"user": u, "db": "admin"} for u, _ in wanted])["users"]}
-        if "restore" not in have and not c.admin.command("rolesInfo", RESTORE_ROLE)["roles"]:
-            c.admin.command(restore_role_command())
+        if "restore" not in have and not c.command("rolesInfo", RESTORE_ROLE)["roles"]:
+            c.command(restore_role_command())
         for user, roles in wanted:
             if user in have or user in created:
                 continue
-            c.admin.command(create_user_command(user, secrets.password(user), roles))
+            c.command(create_user_command(user, secrets.password(user), roles))
             created.append(user)
     return created
 
 
 def _ensure_rw_concern(client, cluster):
     want = rw_concern(cluster)
-    got = client.admin.command("getDefaultRWConcern")
+    got = client.command("getDefaultRWConcern")
     wc = got.get("defaultWriteConcern") or {}
     if (got.get("defaultWriteConcernSource") == "global" and str(wc.get("w")) == str(want["w"])
             and wc.get("wtimeout", 0) == want["wtimeout"]):
         return False
-    client.admin.command({"setDefaultRWConcern": 1, "defaultWriteConcern": want})
+    client.command({"setDefaultRWConcern": 1, "defaultWriteConcern": want})
     return True
 
 
 def _rs_status(client):
-    return client.admin.command("replSetGetStatus")
+    return client.command("replSetGetStatus")
 
 
-def _wait_healthy(client, spec, wait_s, progress):
-    deadline = time.monotonic() + wait_s
-    last = None
+def _wait_healthy(client, spec, wait_s, progress, wait_flag="--wait"):
+    started = time.monotonic()
     while True:
         st = interpret_status(_rs_status(client), spec)
         bad = [m for m in st.members if not m.healthy]
         if not bad and st.primary:
             return st
-        line = "waiting for healthy members: " + ", ".join(
-            f"{m.name} {m.state}" + (f" ({m.message})" if m.message else "") for m in bad)
-        if line != last:
-            _say(progress, line)
-            last = line
-        if time.monotonic() >= deadline:
+        elapsed = time.monotonic() - started
+        if elapsed >= wait_s:
             details = []
             for m in bad:
                 cause = explain_missing(_member_at(spec, m.address) or spec.members[0], m.message) if m.message else f"{m.name}: {m.state}"
                 details.append(cause)
-            raise DbrsError(f"after {wait_s:g} s not healthy: " + "; ".join(details))
+            raise DbrsError(f"after {wait_s:g} s not healthy: " + "; ".join(details) + f" (raise {wait_flag} to wait longer)")
+        up = [m.name for m in st.members if m.healthy]
+        _wait_line(progress, "healthy: " + (", ".join(up) or "none") + "; waiting for: " + ", ".join(
+            f"{m.name} {m.state}" + (f" ({m.message[:80]})" if m.message else "") for m in bad), elapsed, wait_s,
+            key=tuple(m.name + m.state for m in bad))
         time.sleep(POLL_S)
 
 
 @dataclass
 class BootstrapResult:
-    steps: list                 # (step, "changed"|"unchanged", detail)
+    steps: list                 # (step, "changed"|"unchanged"|"waiting", detail)
     uri: str
     read_uri: str
     notes: list = field(default_factory=list)
@@ -587,47 +631,109 @@ class BootstrapResult:
     def changed(self):
         return any(s[1] == "changed" for s in self.steps)
 
+    @property
+    def waiting(self):
+        """A member is missing, but the set had nothing to do: it catches up when the member is back."""
+        return any(s[1] == "waiting" for s in self.steps)
 
-def bootstrap(spec, secrets, wait_s=600, progress=None):
-    """Idempotent set-up run on the primary-role member's host; every step checks whether it is done."""
+
+def bootstrap(spec, secrets, wait_s=600, progress=None, wait_flag="--wait"):
+    """Idempotent set-up run on the primary-role member's host; every step checks whether it is done.
+
+    A set that is already complete is not waited for: a re-run while
+    another member's host is down reports that member and returns at once.
+    Only an initiate (which needs every member) and a set that just changed
+    wait, for at most `wait_s`.
+    """
     local = spec.primary
     steps, notes = [], []
-    wait_for_members(spec, wait_s, progress, local=local)
-    steps.append(("members", "unchanged", f"all {len(spec.members)} answer hello"))
 
-    h = hello("127.0.0.1", local.port)
+    def step(name, status, detail):
+        steps.append((name, status, detail))
+        _step(progress, name, status, detail)
+
+    h = wait_for_members(spec, wait_s, progress, local=local, only=(local,), wait_flag=wait_flag)[local.name]
     if h.get("setName"):
         if h["setName"] != spec.cluster.name:
             raise DbrsError(f"{local.name} belongs to replica set {h['setName']!r}, the spec says "
                             f"{spec.cluster.name!r}; fix cluster.name or the member's data")
-        steps.append(("initiate", "unchanged", f"replica set {h['setName']} exists"))
+        step("initiate", "unchanged", f"replica set {h['setName']} exists")
         primary = h.get("primary") or _wait_primary(spec, local, wait_s, progress)
     else:
+        wait_for_members(spec, wait_s, progress, local=local, wait_flag=wait_flag)
+        step("members", "unchanged", f"all {len(spec.members)} answer hello")
         _say(progress, f"initiating replica set {spec.cluster.name}")
-        with mongo.client("127.0.0.1", local.port) as c:
+        with _conn(local, host="127.0.0.1") as c, mongo.talking(c.who, "replSetInitiate"):
             try:
-                c.admin.command({"replSetInitiate": initiate_config(spec)})
+                c.client.admin.command({"replSetInitiate": initiate_config(spec)})
             except _errors().OperationFailure as e:
                 if e.code != 23:  # AlreadyInitialized: a concurrent run got there first
                     raise DbrsError(explain_initiate_failure(spec, e.details.get("errmsg", str(e)))) from None
-        steps.append(("initiate", "changed", f"replica set {spec.cluster.name} with " + ", ".join(spec.names())))
+        step("initiate", "changed", f"replica set {spec.cluster.name} with " + ", ".join(spec.names()))
         primary = _wait_primary(spec, local, wait_s, progress)
 
     created = _ensure_users(spec, secrets, local, primary)
-    steps.append(("users", "changed" if created else "unchanged",
-                  ("created " + ", ".join(created)) if created else "all present"))
+    step("users", "changed" if created else "unchanged", ("created " + ", ".join(created)) if created else "all present")
 
     pm = _member_at(spec, primary) or local
     host = "127.0.0.1" if pm.name == local.name else pm.host
-    with mongo.client(host, pm.port, user="admin", password=secrets.password("admin")) as c:
+    with _conn(pm, "admin", secrets.password("admin"), host) as c:
         changed = _ensure_rw_concern(c, spec.cluster)
-        steps.append(("write concern", "changed" if changed else "unchanged", concern_text(rw_concern(spec.cluster))))
-        _wait_healthy(c, spec, wait_s, progress)
-    steps.append(("health", "unchanged", "all members healthy"))
+        step("write concern", "changed" if changed else "unchanged", concern_text(rw_concern(spec.cluster)))
+        if any(s[1] == "changed" for s in steps):
+            _wait_healthy(c, spec, wait_s, progress, wait_flag)
+            step("health", "unchanged", "all members healthy")
+        else:
+            bad = [m for m in interpret_status(_rs_status(c), spec).members if not m.healthy]
+            if bad:
+                step("health", "waiting", "; ".join(
+                    f"{m.name} is {m.state.lower()}" + (f" ({m.message[:120]})" if m.message else "") for m in bad)
+                    + ": the set needed nothing; it catches up once back (`dbrs status` shows it)")
+            else:
+                step("health", "unchanged", "all members healthy")
     if spec.cluster.write_concern != "majority":
         notes.append("write concern w:1: an acknowledged write can roll back when the primary fails (not zero RPO)")
     uri, read_uri = connection_strings(spec)
     return BootstrapResult(steps, uri, read_uri, notes)
+
+
+def preview(spec, secrets):
+    """What `bootstrap` would do, from read-only queries (hello, usersInfo, rolesInfo, getDefaultRWConcern):
+    the replica-set part of `dbrs-install --dry-run`. Returns (step, status, detail) with status
+    "would change", "unchanged" or "unknown"."""
+    local = spec.primary
+    want_users = [u for u, _ in user_roles(spec)]
+    concern = concern_text(rw_concern(spec.cluster))
+    fresh = [("initiate", "would change", f"replica set {spec.cluster.name} with " + ", ".join(spec.names())),
+             ("users", "would change", "create " + ", ".join(want_users)),
+             ("write concern", "would change", concern)]
+    try:
+        h = hello("127.0.0.1", local.port)
+    except _errors().PyMongoError:
+        return [("members", "would change", f"{local.name} is not running yet: wait for all "
+                 f"{len(spec.members)} members to answer")] + fresh
+    if not h.get("setName"):
+        return fresh
+    out = [("initiate", "unchanged", f"replica set {h['setName']} exists")]
+    pm = _member_at(spec, h.get("primary", "")) or local
+    host = "127.0.0.1" if pm.name == local.name else pm.host
+    with _conn(pm, "admin", secrets.password("admin"), host) as c:
+        try:
+            have = {u["user"] for u in c.client.admin.command(
+                "usersInfo", [{"user": u, "db": "admin"} for u in want_users])["users"]}
+            got = c.client.admin.command("getDefaultRWConcern")
+        except _errors().PyMongoError as e:
+            return out + [("users", "unknown", mongo.cause(e)), ("write concern", "unknown", "see users")]
+    missing = [u for u in want_users if u not in have]
+    out.append(("users", "would change", "create " + ", ".join(missing)) if missing
+               else ("users", "unchanged", "all present"))
+    wc = got.get("defaultWriteConcern") or {}
+    want = rw_concern(spec.cluster)
+    same = (got.get("defaultWriteConcernSource") == "global" and str(wc.get("w")) == str(want["w"])
+            and wc.get("wtimeout", 0) == want["wtimeout"])
+    out.append(("write concern", "unchanged" if same else "would change",
+                concern if same else f"{concern_text(wc)} -> {concern}"))
+    return out
 
 
 # ------------------------------------------------------------ from any member host
@@ -663,7 +769,7 @@ def _connect_any(spec, secrets, user, need_primary):
         member = next((m for m in _local_first(spec) if isinstance(seen.get(m.name), dict) and m.data_bearing), None)
     if member is None:
         raise DbrsError("no member answers: " + _seen_text(spec, seen))
-    return member, mongo.client(member.host, member.port, user=user, password=secrets.password(user))
+    return member, _conn(member, user, secrets.password(user))
 
 
 def _seen_text(spec, seen):
@@ -679,9 +785,9 @@ def _seen_text(spec, seen):
     return "; ".join(out)
 
 
-def _oplog_window(client):
+def _oplog_window(conn):
     try:
-        oplog = client.local["oplog.rs"]
+        oplog = conn.client.local["oplog.rs"]
         first = next(iter(oplog.find({}, {"ts": 1, "wall": 1}).sort("$natural", 1).limit(1)), None)
         last = next(iter(oplog.find({}, {"ts": 1, "wall": 1}).sort("$natural", -1).limit(1)), None)
     except _errors().OperationFailure:
@@ -696,26 +802,31 @@ def read_status(spec, secrets, user="monitor"):
     member, client = _connect_any(spec, secrets, user, need_primary=False)
     with client as c:
         try:
-            rs = _rs_status(c)
-            config = c.admin.command("replSetGetConfig")["config"]
-            rw = c.admin.command("getDefaultRWConcern")
+            rs = c.client.admin.command("replSetGetStatus")
         except _errors().OperationFailure as e:
             if _is_auth_failure(e):
                 raise DbrsError(f"{user} cannot log in to {member.name}: the password in secrets.toml is not the "
                                 "set's; is --config pointing at this cluster?") from None
-            raise DbrsError(f"{member.name}: {e.details.get('errmsg', e)}") from None
-        window = _oplog_window(c)
+            raise mongo.translate(e, c.who, "replSetGetStatus") from None
+        except _errors().PyMongoError as e:
+            raise mongo.translate(e, c.who, "replSetGetStatus") from None
+        config = c.command("replSetGetConfig")["config"]
+        rw = c.command("getDefaultRWConcern")
+        with mongo.talking(c.who, "find local.oplog.rs"):
+            window = _oplog_window(c)
     return interpret_status(rs, spec, config, rw, window)
 
 
 def _reconfig(client, new, deadline):
     while True:
         try:
-            client.admin.command({"replSetReconfig": new})
+            client.client.admin.command({"replSetReconfig": new})
             return
         except _errors().OperationFailure as e:
             if e.code not in RECONFIG_RETRY_CODES or time.monotonic() >= deadline:
-                raise DbrsError(f"replSetReconfig failed: {e.details.get('errmsg', e)}") from None
+                raise mongo.translate(e, client.who, "replSetReconfig") from None
+        except _errors().PyMongoError as e:
+            raise mongo.translate(e, client.who, "replSetReconfig") from None
         time.sleep(POLL_S)
 
 
@@ -727,7 +838,7 @@ def _lookup(spec, name):
 
 
 def _state(client, spec):
-    config = client.admin.command("replSetGetConfig")["config"]
+    config = client.command("replSetGetConfig")["config"]
     st = interpret_status(_rs_status(client), spec, config)
     up = {m.address for m in st.members if m.healthy}
     primary = next((m.address for m in st.members if m.state == "PRIMARY"), None)
@@ -746,29 +857,46 @@ def degrade(spec, secrets, name, wait_s=60):
 
 
 def recover(spec, secrets, name, wait_s=600, progress=None):
-    """Give the vote back with priority 0, wait until the member caught up, then restore its priority."""
+    """Give the vote back once the member has caught up (a lagged voter stalls the majority commit point,
+    which is what degrade avoided), with priority 0; then its priority."""
     member = _lookup(spec, name)
-    deadline = time.monotonic() + wait_s
+    started = time.monotonic()
+    deadline = started + wait_s
     _, client = _connect_any(spec, secrets, "admin", need_primary=True)
     with client as c:
         config, _, up, primary = _state(c, spec)
         new = plan_reconfig(config, member, "recover", primary=primary, up=up)
         if config_member(config, member).get("votes", 1) == 0:
+            _wait_caught_up(c, spec, member, VOTE_LAG_S, started, wait_s, progress,
+                            "it is still degraded (votes 0), which is safe")
+            config, _, up, primary = _state(c, spec)
+            new = plan_reconfig(config, member, "recover", primary=primary, up=up)
             _reconfig(c, new, deadline)
-            _say(progress, f"{name} votes again (priority 0); waiting until it has caught up")
-        while True:
-            config, st, up, primary = _state(c, spec)
-            ms = st.member(name)
-            if ms and ms.state == "SECONDARY" and ms.lag_s is not None and ms.lag_s <= CATCH_UP_S:
-                break
-            if time.monotonic() >= deadline:
-                raise DbrsError(f"{name} has not caught up within {wait_s:g} s (state {ms.state if ms else '?'}, "
-                                f"lag {_ago(ms.lag_s) if ms else '?'}); it votes again with priority 0; "
-                                f"run `dbrs recover {name}` again to finish")
-            time.sleep(POLL_S)
+            _say(progress, f"{name} votes again (priority 0, config version {new['version']})")
+        _wait_caught_up(c, spec, member, CATCH_UP_S, started, wait_s, progress,
+                        "it votes again with priority 0")
+        config, _, up, primary = _state(c, spec)
         new = plan_reconfig(config, member, "recover", primary=primary, up=up)
         _reconfig(c, new, deadline)
     return f"{name} recovered: votes 1, priority {member.priority:g} (config version {new['version']})"
+
+
+def _wait_caught_up(client, spec, member, within_s, started, wait_s, progress, state_now):
+    """Until `member` is a SECONDARY at most `within_s` behind the primary; DbrsError at the deadline."""
+    name = member.name
+    while True:
+        _, st, _, _ = _state(client, spec)
+        ms = st.member(name)
+        if ms and ms.state == "SECONDARY" and ms.lag_s is not None and ms.lag_s <= within_s:
+            return
+        elapsed = time.monotonic() - started
+        where = f"state {ms.state if ms else '?'}, lag {_ago(ms.lag_s) if ms and ms.lag_s is not None else '?'}"
+        if elapsed >= wait_s:
+            raise DbrsError(f"{name} has not caught up within {wait_s:g} s ({where}); {state_now}; "
+                            f"run `dbrs recover {name}` again to finish")
+        _wait_line(progress, f"waiting for {name} to catch up to within {within_s:g} s ({where})", elapsed, wait_s,
+                   key=ms.state if ms else None)
+        time.sleep(POLL_S)
 
 
 def config_member(config, member):
@@ -782,8 +910,13 @@ class Stepdown:
     no_primary_s: float
 
 
-def stepdown(spec, secrets, secs=60, wait_s=60, catch_up_s=10):
-    """Step the primary down and time how long the set had no primary (a failover drill)."""
+def stepdown(spec, secrets, secs=60, wait_s=60):
+    """Step the primary down and time how long the set had no primary (a failover drill).
+
+    MongoDB refuses a stepdown shorter than its secondaryCatchUpPeriodSecs,
+    so the catch-up period follows a short --secs instead of the fixed 10 s.
+    """
+    catch_up_s = min(STEPDOWN_CATCH_UP_S, secs)
     old, client = _connect_any(spec, secrets, "admin", need_primary=True)
     with client as c:
         _, st, _, _ = _state(c, spec)
@@ -793,11 +926,11 @@ def stepdown(spec, secrets, secs=60, wait_s=60, catch_up_s=10):
                              "the set would stay without a primary; bring a secondary back (or recover it) first")
         started = time.monotonic()
         try:
-            c.admin.command({"replSetStepDown": secs, "secondaryCatchUpPeriodSecs": catch_up_s})
+            c.client.admin.command({"replSetStepDown": secs, "secondaryCatchUpPeriodSecs": catch_up_s})
         except _errors().AutoReconnect:
             pass  # older servers close every connection on stepdown
-        except _errors().OperationFailure as e:
-            raise DbrsError(f"{old.name} refused to step down: {e.details.get('errmsg', e)}") from None
+        except _errors().PyMongoError as e:
+            raise mongo.translate(e, c.who, "replSetStepDown") from None
     deadline = started + wait_s
     while True:
         for m in spec.members:

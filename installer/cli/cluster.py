@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .common import config_option, emit_json, handle_errors
+from .common import Reporter, config_option, emit_json, handle_errors
 
 
 def _load(config):
@@ -17,21 +17,13 @@ def _load(config):
     return spec.load(config), cluster.read_secrets(config)
 
 
-def _progress():
-    """Progress lines on a TTY only; logs and JSON consumers get the result alone."""
-    if sys.stderr.isatty():
-        return lambda text: click.echo(f"  ... {text}", err=True)
-    return None
-
-
 def wait_option(default):
     return click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=default, show_default=True,
                         metavar="SECONDS", help="How long to wait before giving up.")
 
 
 def print_bootstrap(result):
-    for step, status, detail in result.steps:
-        click.echo(f"{status:9} {step}" + (f": {detail}" if detail else ""))
+    """What follows the steps (the reporter printed each as it finished): notes and connection strings."""
     for note in result.notes:
         click.echo(f"note {note}")
     click.echo(f"connect:      {result.uri}")
@@ -48,7 +40,7 @@ def bootstrap(config, wait_s, as_json):
     from .. import replset
 
     spec, secrets = _load(config)
-    result = replset.bootstrap(spec, secrets, wait_s=wait_s, progress=None if as_json else _progress())
+    result = replset.bootstrap(spec, secrets, wait_s=wait_s, progress=None if as_json else Reporter())
     if as_json:
         emit_json({"steps": [{"step": s, "status": st, "detail": d} for s, st, d in result.steps],
                    "uri": result.uri, "read_uri": result.read_uri, "notes": result.notes})
@@ -121,7 +113,7 @@ def recover(member, config, wait_s):
     from .. import replset
 
     spec, secrets = _load(config)
-    click.echo(replset.recover(spec, secrets, member, wait_s=wait_s, progress=_progress()))
+    click.echo(replset.recover(spec, secrets, member, wait_s=wait_s, progress=Reporter()))
 
 
 @click.command("stepdown")

@@ -1,15 +1,16 @@
-"""`dbrs-install`: make this host's members what the spec says; safe to run again."""
+"""`dbrs-install`: make this host's members what the spec says; safe to run again.
+
+The report streams: the members and preflight first, then each item the
+moment it is settled, then the replica-set steps; `--json` prints one
+document at the end instead.
+"""
 
 import sys
 
 import click
 
-from .common import emit_json, handle_errors
-
-
-def _progress(change):
-    if sys.stderr.isatty():
-        click.echo(f"  ... {change.item.label()}", err=True)
+from . import common
+from .common import Reporter, emit_json, handle_errors
 
 
 @click.command("dbrs-install", context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,10 +25,14 @@ def _progress(change):
 @click.option("--no-packages", is_flag=True, help="Do not touch apt (mongod is installed already).")
 @click.option("--packages-from", metavar="DIR", help="Install MongoDB from the .deb files in DIR (air-gapped hosts).")
 @click.option("--no-start", is_flag=True, help="Enable the units but do not start them (and skip the bootstrap).")
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=600, show_default=True, metavar="SECONDS",
+              help="On the primary's host: how long the bootstrap waits for the other members when the set "
+                   "has something to do (a set that is already complete is not waited for).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.version_option(package_name="dbrs", prog_name="dbrs-install")
 @handle_errors
-def main(role, member, config, bundle, passphrase_file, root, dry_run, no_packages, packages_from, no_start, as_json):
+def main(role, member, config, bundle, passphrase_file, root, dry_run, no_packages, packages_from, no_start,
+         wait_s, as_json):
     """Install this host's replica-set members: packages, mongod.conf and units,
     keyfile, OS tuning, firewall; then bootstrap the set on the primary.
 
@@ -43,7 +48,12 @@ def main(role, member, config, bundle, passphrase_file, root, dry_run, no_packag
 
         if os.geteuid() != 0:
             raise install.InputError("dbrs-install", "changes the host and must run as root", "use sudo, or --root DIR / --dry-run")
-    result = install.run(opts, bootstrap=_bootstrap(), progress=None if as_json else _progress)
+    if as_json:
+        result = install.run(opts, bootstrap=_bootstrap(wait_s, None), preview=_preview)
+    else:
+        reporter = Reporter()
+        result = install.run(opts, bootstrap=_bootstrap(wait_s, reporter), on_plan=_head(dry_run),
+                             on_item=_item, preview=_preview, progress=_slow(reporter))
     failed = [c for c in result.checks if c.level == "FAIL"]
     if as_json:
         emit_json({
@@ -57,46 +67,78 @@ def main(role, member, config, bundle, passphrase_file, root, dry_run, no_packag
             "summary": result.summary,
         })
     else:
-        _print(result, dry_run)
+        _tail(result, dry_run or bool(failed))
     if failed:
         click.echo("error: preflight failed; nothing was changed", err=True)
         sys.exit(1)
 
 
-def _print(result, dry_run):
-    names = ", ".join(m.name for m in result.target.members)
-    where = {"default": "no spec found: the single-host default", "bundle": "spec and secrets from the bundle"}.get(
-        result.origin, f"spec {result.origin}")
-    click.echo(f"members: {names} ({where})")
-    for check in result.checks:
-        click.echo(f"preflight {check.line()}")
-    if dry_run:
+def _out(text):
+    click.echo(text)
+    sys.stdout.flush()
+
+
+def _head(dry_run):
+    """The members and the preflight, printed before anything changes."""
+
+    def show(result):
+        names = ", ".join(m.name for m in result.target.members)
+        where = {"default": "no spec found: the single-host default",
+                 "bundle": "spec and secrets from the bundle"}.get(result.origin, f"spec {result.origin}")
+        _out(f"members: {names} ({where})")
+        for check in result.checks:
+            _out(f"preflight {check.line()}")
+
+    return show
+
+
+def _slow(reporter):
+    """Say before an item that can take minutes (apt, npm, a key download) that it is under way."""
+
+    def before(change):
+        if change.item.kind in ("packages", "npm", "aptkey"):
+            reporter(f"{change.item.label()} ...")
+
+    return before
+
+
+def _item(change):
+    _out(change.line())
+    if change.changed:
+        common.DONE.append(change.item.label())
+
+
+def _tail(result, not_applied):
+    """What was not streamed: a dry run's diffs and items, the replica-set step, the summary."""
+    if not_applied:
         for text in result.diffs:
             click.echo(text, nl=not text.endswith("\n"))
-    for change in result.changes:
-        line = change.line()
-        click.echo(line.replace("changed  ", "would change", 1) if dry_run and change.changed else line)
+        for change in result.changes:
+            line = change.line()
+            _out(line.replace("changed  ", "would change", 1) if change.changed else line)
     for step, status, detail in result.steps:
-        click.echo(f"{status:9} {step}" + (f": {detail}" if detail else ""))
+        _out(f"{status:9} {step}" + (f": {detail}" if detail else ""))
     s = result.summary
-    verb = "would change" if dry_run else "changed"
-    click.echo(f"{s['changed']} {verb}, {s['unchanged']} unchanged")
+    _out(f"{s['changed']} {'would change' if not_applied else 'changed'}, {s['unchanged']} unchanged")
 
 
-def _bootstrap():
+def _bootstrap(wait_s, progress):
     """The replica-set bootstrap that runs on the primary host after apply, as (step, status, detail)."""
 
     def run(target):
         from .. import cluster, replset
 
-        result = replset.bootstrap(target.spec, cluster.read_secrets(target.spec_path), progress=_progress_text())
-        detail = "; ".join(f"{step} {detail}" for step, status, detail in result.steps if status == "changed")
-        return ("replica set", "changed" if result.changed else "unchanged",
-                (detail + "; " if detail else "") + result.uri)
-
-    def _progress_text():
-        if sys.stderr.isatty():
-            return lambda text: click.echo(f"  ... {text}", err=True)
-        return None
+        result = replset.bootstrap(target.spec, cluster.read_secrets(target.spec_path), wait_s=wait_s,
+                                   progress=progress, wait_flag="dbrs-install --wait")
+        detail = "; ".join(f"{step} {detail}" for step, status, detail in result.steps if status != "unchanged")
+        status = "changed" if result.changed else "waiting" if result.waiting else "unchanged"
+        return ("replica set", status, (detail + "; " if detail else "") + result.uri)
 
     return run
+
+
+def _preview(target):
+    """--dry-run on the primary's host: the replica-set steps the bootstrap would take (read-only queries)."""
+    from .. import replset
+
+    return [(f"replica set {step}", status, detail) for step, status, detail in replset.preview(target.spec, target.secrets)]

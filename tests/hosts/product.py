@@ -91,7 +91,8 @@ def wheelhouse(log=None) -> Path:
             for argv in (pip + ["wheel", "--no-deps", "-w", str(tmp), src],):
                 subprocess.run(argv, check=True, capture_output=True, text=True)
         built = next(tmp.glob("dbrs-*.whl"))
-        r = subprocess.run(pip + ["wheel", "-w", str(tmp), str(built)], capture_output=True, text=True)
+        # setuptools too: the README's `pip install .` builds from source, offline in the hosts.
+        r = subprocess.run(pip + ["wheel", "-w", str(tmp), str(built), "setuptools>=61"], capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"pip wheel of the dependencies failed: {r.stderr[-2000:]}")
         (tmp / ".ok").write_text(built.name + "\n")
@@ -127,6 +128,50 @@ def install_standins(host, mongodb_version: str = "8.0") -> None:
             if mode == 0o755:
                 links.append(f"ln -sf {STANDIN_DIR}/{tool} /usr/bin/{tool}")
     host.run(" && ".join(links))
+
+
+def source_tree(host, dst: str) -> None:
+    """This working tree's build files at `dst` in the host, as `git clone` would leave them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for p in _tree_files():
+            out = Path(tmp) / p.relative_to(REPO)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, out)
+        host.copy_in(tmp, dst)
+
+
+def offline_pip(host, wheels: Path) -> None:
+    """pip in the host finds everything in the wheelhouse (the hosts have no network); set in
+    /etc/pip.conf so the commands an operator types stay exactly as written."""
+    host.copy_in(wheels, WHEELS_IN_HOST)
+    host.write_file("/etc/pip.conf", f"[global]\nno-index = true\nfind-links = {WHEELS_IN_HOST}\n"
+                    "disable-pip-version-check = true\n", 0o644)
+
+
+def mongodb_repo_standin(host, version: str = "8.0") -> None:
+    """What MongoDB's apt repository would have done, offline: its three packages marked installed by
+    empty stand-in .debs (the binaries are the stand-ins of install_standins) and its key in place, so
+    `dbrs-install` without --no-packages finds nothing to fetch. Test-bed only, named as stand-ins."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("mongodb-org-server", "mongodb-mongosh", "mongodb-database-tools"):
+            d = Path(tmp) / name
+            (d / "DEBIAN").mkdir(parents=True)
+            (d / "DEBIAN" / "control").write_text(
+                f"Package: {name}\nVersion: {PATCH.get(version, version)}-standin\nArchitecture: all\n"
+                "Maintainer: dbrs tests <tests@dbrs.invalid>\n"
+                "Description: dbrs test-bed stand-in for MongoDB's package (empty)\n")
+            subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(d), f"{tmp}/{name}.deb"],
+                           check=True, capture_output=True)
+            host.write_file(f"/var/tmp/{name}.deb", Path(f"{tmp}/{name}.deb").read_bytes(), 0o644)
+    host.run("dpkg -i /var/tmp/mongodb-org-server.deb /var/tmp/mongodb-mongosh.deb "
+             "/var/tmp/mongodb-database-tools.deb && rm /var/tmp/mongodb-*.deb")
+    host.write_file(f"/usr/share/keyrings/mongodb-server-{version}.asc",
+                    "# dbrs test-bed stand-in for MongoDB's release key (nothing is fetched offline)\n", 0o644)
+
+
+def sudo_standin(host) -> None:
+    """The hosts are entered as root and minbase has no sudo: `sudo CMD` runs CMD (test bed only)."""
+    host.write_file("/usr/local/bin/sudo", "#!/bin/sh\n# dbrs test-bed stand-in: already root\nexec \"$@\"\n", 0o755)
 
 
 class Unavailable(Exception):

@@ -132,6 +132,27 @@ def check_mongo_express(host, spec_, members):
     assert not host.socket(f"tcp://0.0.0.0:{port}").is_listening, "mongo-express listens on every address"
 
 
+def check_sysctls(host):
+    """The host's own /proc/sys holds the drop-in's values right after install, without a reboot (net.*
+    sysctls are per network namespace; set inside a private one they would be lost). Containers skip the
+    tuning unit (ConditionVirtualization=!container), so there is nothing to read there."""
+    if host.run("systemd-detect-virt --container").rc == 0:
+        return []
+    wanted = {}
+    for line in host.file("/etc/sysctl.d/60-dbrs.conf").content_string.splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = (x.strip() for x in line.split("=", 1))
+            wanted[key] = value
+    assert any(k.startswith("net.") for k in wanted), "the drop-in sets no net.* sysctl"
+    for key, value in wanted.items():
+        got = host.file("/proc/sys/" + key.replace(".", "/")).content_string.strip()
+        if key == "vm.max_map_count":
+            assert int(got) >= int(value), f"{key} = {got}, want >= {value}"
+        else:
+            assert got == value, f"{key} = {got} on the host, the drop-in says {value}"
+    return sorted(wanted)
+
+
 def check_member(host):
     """All of the above for whatever members live on `host`; raises AssertionError on the first miss."""
     spec_ = spec(host)

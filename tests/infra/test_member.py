@@ -38,3 +38,7 @@ def test_firewall_table_guards_the_ports(host, members):
 def test_mongo_express_only_where_wanted(host):
     spec = checks.spec(host)
     checks.check_mongo_express(host, spec, checks.local_members(host, spec))
+
+
+def test_sysctls_apply_to_the_host_without_a_reboot(host):
+    checks.check_sysctls(host)

@@ -7,8 +7,15 @@ exception (no users and no roles yet: createUser/createRole,
 replSetInitiate, replSetGetStatus, replSetReconfig); writes need the
 PRIMARY; replSetInitiate runs a quorum check; replSetReconfig wants
 version+1, at most one voting change and priority 0 for non-voters;
-unknown commands fail with CommandNotFound. Real MongoDB behaviour beyond
-this is for the Vagrant tier (tests/infra/test_replset_real.py).
+unknown commands fail with CommandNotFound. From mongodb/mongo's sources:
+a down member's `lastHeartbeat` is the last *attempt* (every failed
+heartbeat sets it, MemberData::setDownValues) while `lastHeartbeatRecv`
+stays at the last answer; replSetStepDown rejects stepDownForSecs <
+secondaryCatchUpPeriodSecs (BadValue, repl_set_commands.cpp); the majority
+commit point is the newest optime that a write majority of voting
+data-bearing members has, so a lagged member that votes holds it back
+(`rs.reconfigForPSASet`). Real MongoDB behaviour beyond this is for the
+Vagrant tier (tests/infra/test_replset_real.py).
 """
 
 from __future__ import annotations
@@ -80,7 +87,10 @@ class StandInSet:
         self.elect_at = None
         self.electable_after = {}     # member -> monotonic time it may stand again (stepdown)
         self.keyfile_mismatch = set()  # members whose keyfile differs: heartbeats fail with auth errors
-        self.lag = {}                  # member -> seconds behind the primary
+        self.lag = {}                  # member -> seconds behind the primary, or a callable returning them
+        self.fault = None              # auth | drop | timeout | error: every command fails that way
+        self.stall_s = 2.0             # how long "timeout" keeps a command unanswered
+        self.vote_grants = []          # (member, its lag when a reconfig gave it a vote)
         self.commit_lag = 0
         self.started = now() - dt.timedelta(hours=50)
         self.log = []
@@ -101,6 +111,28 @@ class StandInSet:
 
     def member(self, name):
         return self.members[name]
+
+    def lag_of(self, name):
+        lag = self.lag.get(name, 0)
+        return lag() if callable(lag) else lag
+
+    def catching_up(self, name, behind_s, per_s):
+        """`name` is `behind_s` seconds behind now and gains `per_s` seconds every second."""
+        t0 = time.monotonic()
+        self.lag[name] = lambda: max(0.0, behind_s - per_s * (time.monotonic() - t0))
+
+    def _down_for(self, m):
+        return (now() - m.last_heard).total_seconds() if m.last_heard else 0.0
+
+    def majority_commit_lag(self):
+        """Seconds the majority commit point trails the primary: the optime a write majority of the voting
+        data-bearing members has reached (down ones have none), never better than `commit_lag`."""
+        voters = [m for m in self.members.values() if m.role != "arbiter" and self.cfg_member(m.name)["votes"]]
+        voting = [c for c in self.config["members"] if c["votes"]]
+        need = min(len(voting) // 2 + 1, len(voters))
+        lags = sorted(self.lag_of(m.name) if self.healthy_from_primary(m.name) else self._down_for(m) for m in voters)
+        behind = lags[need - 1] if need else 0
+        return max(self.commit_lag, behind)
 
     def sent(self, *names):
         wanted = {n.lower() for n in names}
@@ -174,7 +206,8 @@ class StandInSet:
         t = now()
         primary = self.current_primary()
         applied = t - dt.timedelta(seconds=1)
-        committed = applied - dt.timedelta(seconds=self.commit_lag)
+        commit_lag = self.majority_commit_lag()
+        committed = applied - dt.timedelta(seconds=min(commit_lag, 86400 * 365))
         members = []
         for m in self.members.values():
             c = self.cfg_member(m.name)
@@ -184,7 +217,7 @@ class StandInSet:
             if not healthy:
                 doc.update(state=8, stateStr="(not reachable/healthy)", uptime=0,
                            optime={"ts": Timestamp(0, 0), "t": Int64(-1)}, optimeDate=dt.datetime(1970, 1, 1),
-                           lastHeartbeat=t - dt.timedelta(minutes=5), lastHeartbeatRecv=t - dt.timedelta(minutes=5),
+                           lastHeartbeat=t - dt.timedelta(seconds=1), lastHeartbeatRecv=m.last_heard or dt.datetime(1970, 1, 1),
                            pingMs=Int64(0), authenticated=False, configVersion=-1, configTerm=-1,
                            lastHeartbeatMessage=("Authentication failed." if m.name in self.keyfile_mismatch else
                                                  f"Error connecting to {m.address} :: caused by :: Connection refused"))
@@ -194,7 +227,7 @@ class StandInSet:
             doc.update(state=state, stateStr={1: "PRIMARY", 2: "SECONDARY", 7: "ARBITER"}[state], uptime=180000,
                        configVersion=self.config["version"], configTerm=1)
             if state != 7:
-                at = applied - dt.timedelta(seconds=self.lag.get(m.name, 0))
+                at = applied - dt.timedelta(seconds=self.lag_of(m.name))
                 doc.update(optime={"ts": Timestamp(int(at.replace(tzinfo=dt.timezone.utc).timestamp()), 1), "t": Int64(1)},
                            optimeDate=at, lastAppliedWallTime=at, lastDurableWallTime=at)
             if is_self:
@@ -244,6 +277,7 @@ class StandInMember:
         self.up = False
         self.auth = {}     # client port -> user
         self.sasl = {}     # client port -> Conversation
+        self.last_heard = None   # when the others last got a heartbeat answer (set when it stops)
 
     @property
     def address(self):
@@ -258,12 +292,23 @@ class StandInMember:
     def stop(self):
         if self.server and self.up:
             self.up = False
+            self.last_heard = now()
             time.sleep(0.05)  # MockupDB's accept thread fails if its socket closes before it first runs
             self.server.stop()
 
     # -------------------------------------------------------------- dispatch
     def handle(self, request):
         rs = self.rs
+        low = next(iter(request.doc)).lower()
+        fault = rs.fault if low not in ("hello", "ismaster", "endsessions") else None
+        if fault == "auth" and low == "saslcontinue":
+            return request.command_err(code=18, errmsg="Authentication failed.", codeName="AuthenticationFailed")
+        if fault in ("drop", "timeout") and low not in ("saslstart", "saslcontinue"):
+            if fault == "timeout":
+                time.sleep(rs.stall_s)   # outside the lock: the other members keep answering
+            return request.hangup()
+        if fault == "error" and low not in ("saslstart", "saslcontinue"):
+            return request.command_err(code=8000, errmsg="stand-in: the server failed", codeName="AtlasError")
         with rs.lock:
             doc = dict(request.doc)
             name = next(iter(doc))
@@ -408,6 +453,10 @@ class StandInMember:
         if {c["host"] for c in new["members"]} != set(old_votes) or new.get("_id") != rs.name:
             return request.command_err(code=103, codeName="NewReplicaSetConfigurationIncompatible",
                                        errmsg="members or set name changed")
+        for c in new["members"]:
+            m = rs.by_address(c["host"])
+            if c.get("votes", 1) and not old_votes.get(c["host"]) and m is not None:
+                rs.vote_grants.append((m.name, rs.lag_of(m.name)))
         stored = copy.deepcopy(new)
         stored["term"] = old["term"]
         rs.config = stored
@@ -415,9 +464,13 @@ class StandInMember:
 
     def cmd_replsetstepdown(self, request, doc):
         rs = self.rs
+        catch_up = doc.get("secondaryCatchUpPeriodSecs", 10)
+        if doc["replSetStepDown"] < catch_up:
+            return request.command_err(code=2, codeName="BadValue",
+                                       errmsg="stepdown period must be longer than secondaryCatchUpPeriodSecs")
         electable = [m for m in rs.members.values() if m.name != self.name and m.up and m.role != "arbiter"
                      and rs.cfg_member(m.name)["votes"] and rs.cfg_member(m.name)["priority"] > 0
-                     and rs.lag.get(m.name, 0) <= doc.get("secondaryCatchUpPeriodSecs", 10)]
+                     and rs.lag_of(m.name) <= catch_up]
         if not electable:
             return request.command_err(code=262, codeName="ExceededTimeLimit",
                                        errmsg="No electable secondaries caught up as of now.")

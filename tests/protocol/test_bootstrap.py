@@ -135,10 +135,68 @@ def test_dbrs_install_bootstrap_step_reports_changed_then_unchanged(standin, spe
     path = spec_for(rs)
     spec = specmod.load(path)
     target = Target(spec=spec, members=(spec.primary,), host_members=spec.members, spec_path=path)
-    step = _bootstrap()
+    step = _bootstrap(5, None)
     first = step(target)
     second = step(target)
     assert first[0] == second[0] == "replica set"
     assert (first[1], second[1]) == ("changed", "unchanged")
     assert "initiate" in first[2] and second[2].startswith("mongodb://")
     assert cluster.read_secrets(path).password("admin") not in first[2]
+
+
+def test_rerun_with_a_member_down_returns_at_once_and_names_it(standin, spec_for):
+    """Nothing for the set to do: no 600 s wait, exit 0, the missing member and what waits are said."""
+    import time
+
+    rs = standin.initiated().start()
+    rs.member("mongod2").stop()
+    path = spec_for(rs)
+    started = time.monotonic()
+    r = CliRunner().invoke(main, ["bootstrap", "--config", path, "--wait", "600"])
+    assert r.exit_code == 0, r.output
+    assert time.monotonic() - started < 10
+    assert "waiting   health: mongod2 is down" in r.output and "catches up once back" in r.output
+    assert not {s.name for s in rs.log} & {"replSetInitiate", "createUser", "setDefaultRWConcern"}
+    spec = specmod.load(path)
+    target = Target(spec=spec, members=(spec.primary,), host_members=spec.members, spec_path=path)
+    name, status, detail = _bootstrap(600, None)(target)
+    assert (name, status) == ("replica set", "waiting") and "mongod2 is down" in detail
+
+
+def test_a_fresh_set_waiting_for_a_member_streams_progress_without_a_terminal(standin, spec_for):
+    """CliRunner's stderr is no terminal (a journal, CI, `| tee`): the wait still says who is up and missing."""
+    rs = standin
+    for name in ("mongod1", "mongod3"):
+        rs.member(name).start()
+    r = CliRunner().invoke(main, ["bootstrap", "--config", spec_for(rs), "--wait", "1.5"])
+    assert r.exit_code == 1
+    waits = [line for line in r.output.splitlines() if "waiting for: mongod2" in line]
+    assert waits and waits[0].startswith("  ... up: mongod1, mongod3; waiting for: mongod2")
+    assert waits[0].endswith("/1.5 s]") and "raise --wait to wait longer" in r.output
+
+
+def test_preview_lists_the_set_steps_from_read_only_queries(standin, spec_for):
+    """`dbrs-install --dry-run` on the primary's host: what the bootstrap would do, changing nothing."""
+    from installer import replset
+
+    rs = standin.initiated().start()
+    del rs.users["monitor"]
+    rs.rw = None
+    path = spec_for(rs)
+    spec, secrets = specmod.load(path), cluster.read_secrets(path)
+    steps = replset.preview(spec, secrets)
+    assert steps == [("initiate", "unchanged", "replica set dbrs exists"),
+                     ("users", "would change", "create monitor"),
+                     ("write concern", "would change", "w:1 -> w:majority, wtimeout 10 s")]
+    assert {s.name for s in rs.log} <= {"usersInfo", "getDefaultRWConcern", "endSessions"}
+
+
+def test_preview_of_a_set_not_yet_initiated(standin, spec_for):
+    from installer import replset
+
+    rs = standin.start()
+    path = spec_for(rs)
+    steps = replset.preview(specmod.load(path), cluster.read_secrets(path))
+    assert [(s[0], s[1]) for s in steps] == [("initiate", "would change"), ("users", "would change"),
+                                             ("write concern", "would change")]
+    assert rs.log == []

@@ -109,3 +109,44 @@ def test_stepdown_without_a_healthy_secondary_is_refused(standin, spec_for):
     r = dbrs("stepdown", "--config", spec_for(rs))
     assert r.exit_code == 2 and "no healthy electable secondary" in r.output
     assert not [s for s in rs.log if s.name == "replSetStepDown"]
+
+
+def test_recover_waits_for_catch_up_before_giving_the_vote_back(standin, spec_for):
+    """A lagged member that votes holds the majority commit point back (rs.reconfigForPSASet): the vote
+    goes out only once the member is close to the primary, and the wait says what it waits for."""
+    rs = standin.initiated().start()
+    path = spec_for(rs)
+    rs.member("mongod2").stop()
+    assert dbrs("degrade", "mongod2", "--config", path).exit_code == 0
+    rs.member("mongod2").start()
+    rs.catching_up("mongod2", behind_s=50, per_s=20)
+    r = dbrs("recover", "mongod2", "--config", path, "--wait", "20")
+    assert r.exit_code == 0, r.output
+    [(who, lag)] = rs.vote_grants
+    assert who == "mongod2" and lag <= 2, f"the vote went back {lag:.0f} s behind"
+    assert "waiting for mongod2 to catch up" in r.output
+    assert "mongod2 recovered: votes 1, priority 1 (config version 4)" in r.output
+
+
+def test_recover_that_times_out_keeps_the_member_without_a_vote(standin, spec_for):
+    rs = standin.initiated().start()
+    path = spec_for(rs)
+    rs.member("mongod2").stop()
+    assert dbrs("degrade", "mongod2", "--config", path).exit_code == 0
+    rs.member("mongod2").start()
+    rs.lag["mongod2"] = 50
+    r = dbrs("recover", "mongod2", "--config", path, "--wait", "1")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.output.count("\n") <= 2 and "has not caught up within 1 s" in r.output
+    assert "still degraded (votes 0)" in r.output
+    assert rs.vote_grants == [] and len(reconfigs(rs)) == 1
+
+
+def test_stepdown_shorter_than_the_catch_up_period_is_accepted(standin, spec_for):
+    """MongoDB refuses stepDownForSecs < secondaryCatchUpPeriodSecs (BadValue): the catch-up period
+    follows --secs instead of a fixed 10 s."""
+    rs = standin.initiated().start()
+    r = dbrs("stepdown", "--config", spec_for(rs), "--secs", "5")
+    assert r.exit_code == 0, r.output
+    [sent] = [command_doc(s.doc) for s in rs.log if s.name == "replSetStepDown"]
+    assert sent["replSetStepDown"] == 5 and sent["secondaryCatchUpPeriodSecs"] <= 5

@@ -78,3 +78,21 @@ def test_wrong_monitor_password_is_one_line(standin, spec_for, tmp_path):
     r = status(path)
     assert r.exit_code == 1
     assert r.output.count("\n") == 1 and "monitor cannot log in to mongod1" in r.output
+
+
+def test_a_down_member_shows_when_it_was_last_heard_from(standin, spec_for):
+    """mongod sets lastHeartbeat on every failed attempt too; lastHeartbeatRecv is when it last answered."""
+    import time
+
+    rs = standin.initiated().start()
+    rs.member("mongod2").stop()
+    time.sleep(3.2)
+    path = spec_for(rs)
+    r = status(path)
+    header = next(line for line in r.output.splitlines() if line.split()[:1] == ["MEMBER"])
+    assert header.split()[-2:] == ["LAST", "HEARD"]
+    row = next(line for line in r.output.splitlines() if line.split()[:1] == ["mongod2"])
+    assert row.split()[-2] != "1s" and int(row.split()[-2].rstrip("s")) >= 3, row
+    data = json.loads(status(path, "--json").output)
+    heard = {m["name"]: m["last_heard_s"] for m in data["members"]}
+    assert heard["mongod1"] is None and heard["mongod2"] >= 3 and heard["mongod3"] < 3

@@ -153,3 +153,27 @@ def test_member_hostname_resolving_to_loopback_only_is_refused():
 
     one = single_host()
     install.check_reachable(one, one.members, {"127.0.0.1": ("127.0.0.1",)})
+
+
+def test_each_item_is_reported_as_soon_as_it_is_done(psa_root, monkeypatch):
+    """The report streams: an item's line is out before the next item is touched, so a killed or
+    long-waiting run has already shown what it changed."""
+    from installer import apply as apply_mod, install
+
+    events = []
+    real_write = apply_mod.write_file
+
+    def write_file(root, path, *a, **kw):
+        events.append(("write", str(path)))
+        return real_write(root, path, *a, **kw)
+
+    monkeypatch.setattr(apply_mod, "write_file", write_file)
+    opts = install.Options(root=str(psa_root), role="primary")
+    install.run(opts, on_plan=lambda r: events.append(("plan", len(r.changes))),
+                on_item=lambda c: events.append(("item", c.item.label())))
+    assert events[0][0] == "plan"
+    writes = [i for i, e in enumerate(events) if e[0] == "write"]
+    assert len(writes) > 5
+    for i in writes:
+        assert events[i + 1] == ("item", f"file {events[i][1]}"), events[i:i + 2]
+    assert sum(1 for e in events if e[0] == "item") == events[0][1]

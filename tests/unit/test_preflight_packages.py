@@ -43,7 +43,13 @@ def test_healthy_host_all_ok():
     (dict(clock_synced="no"), "clock", "WARN"),
     (dict(hostname_resolves=False), "hostname", "WARN"),
     (dict(listeners={27017: (42, "mongod", "/usr/bin/mongod --config /etc/mongod.conf")}), "port 27017", "FAIL"),
-    (dict(listeners={27017: (42, "mongod", "/usr/bin/mongod --config /etc/dbrs/mongod1/mongod.conf")}), "port 27017", "OK"),
+    (dict(listeners={27017: (42, "mongod", "/usr/bin/mongod --config /etc/dbrs/mongod1/mongod.conf")},
+          unit_pids={"mongod1": 42}), "port 27017", "OK"),
+    # started by hand with our config, or renamed: not the unit's process, so not ours
+    (dict(listeners={27017: (42, "mongod", "/usr/bin/mongod --config /etc/dbrs/mongod1/mongod.conf")},
+          unit_pids={"mongod1": 0}), "port 27017", "FAIL"),
+    (dict(listeners={27017: (42, "mongod-8.0", "/opt/x/mongod --config /etc/dbrs/mongod1/mongod.conf")},
+          unit_pids={"mongod1": 42}), "port 27017", "OK"),
 ])
 def test_checks(facts, name, level):
     assert levels(preflight.evaluate(healthy(**facts), target()))[name] == level
@@ -116,3 +122,15 @@ def test_wiredtiger_cache_is_split_between_members_sharing_a_host():
                                        memory_bytes=9 * GIB), psa.members[0]) is None
     staged = Target(spec=one, members=one.members, host_members=one.members)
     assert b"cacheSizeGB" not in mongod.conf(staged, one.members[0])
+
+
+def test_stock_unit_is_masked_without_packages_too():
+    """--no-packages: MongoDB's package (installed by the operator) ships mongod.service on 27017 as well."""
+    from dataclasses import replace
+
+    from installer import plan
+
+    t = replace(target(), live=True, packages=False)
+    links = [i for i in plan.desired(t) if i.kind == "link" and i.path == "/etc/systemd/system/mongod.service"]
+    assert [(i.path, i.target) for i in links] == [("/etc/systemd/system/mongod.service", "/dev/null")]
+    assert not [i for i in plan.desired(t) if i.kind in ("packages", "aptkey")]

@@ -31,7 +31,7 @@ def config(**overrides):
 def member(address, state, health=1, lag=0, **extra):
     doc = {"name": address, "health": float(health), "state": state,
            "stateStr": {1: "PRIMARY", 2: "SECONDARY", 7: "ARBITER", 8: "(not reachable/healthy)"}[state],
-           "lastHeartbeat": T - dt.timedelta(seconds=2)}
+           "lastHeartbeat": T - dt.timedelta(seconds=1), "lastHeartbeatRecv": T - dt.timedelta(seconds=2)}
     if state in (1, 2):
         doc["optimeDate"] = T - dt.timedelta(seconds=1 + lag)
     doc.update(extra)
@@ -88,7 +88,7 @@ def test_healthy_status():
     assert st.ok and st.primary == "mongod1"
     assert [m.name for m in st.healthy_secondaries()] == ["mongod2"]
     assert st.member("mongod2").lag_s == 0 and st.member("mongod3").lag_s is None
-    assert st.member("mongod1").heartbeat_ago_s is None and st.member("mongod2").heartbeat_ago_s == 2
+    assert st.member("mongod1").heard_ago_s is None and st.member("mongod2").heard_ago_s == 2
 
 
 def test_secondary_down_says_what_majority_writes_do_and_what_to_run():

@@ -81,3 +81,18 @@ def test_mongod_unit_keeps_what_a_real_mongod_needs(units):
     for limit in ("LimitNOFILE=64000", "LimitNPROC=64000", "LimitMEMLOCK=infinity", "TasksMax=infinity"):
         assert limit in active
     assert "Environment=GLIBC_TUNABLES=glibc.pthread.rseq=0" in active
+
+
+def test_tuning_sets_net_sysctls_in_the_hosts_own_network_namespace():
+    """net.* sysctls are per network namespace: under PrivateNetwork=yes `sysctl -p` would change a
+    namespace that dies with the unit and leave the host at its defaults until the next boot."""
+    from types import SimpleNamespace
+
+    from installer import tuning
+
+    unit = next(i for i in tuning.items(SimpleNamespace(version="8.0")) if i.path.endswith(tuning.UNIT))
+    text = unit.content.decode()
+    assert any(name.startswith("net.") for name, _ in tuning.SYSCTL)
+    directives = {line.split("=", 1)[0] for line in text.splitlines() if "=" in line and not line.startswith("#")}
+    assert not directives & {"PrivateNetwork", "NetworkNamespacePath", "JoinsNamespaceOf"}
+    assert "ExecStart=/sbin/sysctl -p /etc/sysctl.d/60-dbrs.conf" in text
