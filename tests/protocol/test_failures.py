@@ -23,7 +23,7 @@ from .test_backup_protocol import STANDINS, env, spec_with_backup_dir  # noqa: F
 
 FAULTS = ("auth", "drop", "timeout", "error")
 # `dbrs --help` commands that never open a MongoDB connection.
-OFFLINE = {"init", "uri", "prune", "alert"}
+OFFLINE = {"init", "uri", "prune", "alert", "offsite"}
 # Each command that does, as the argv that reaches its first MongoDB command.
 RUNS = {
     "bootstrap": ["bootstrap", "--wait", "5"],
@@ -35,6 +35,10 @@ RUNS = {
     "oplog": ["oplog"],
     "restore": ["restore", "{backup}", "--yes"],
     "backup verify --drill": ["backup", "verify", "--drill"],
+    "user add": ["user", "add", "app1", "--role", "readWrite@shop"],
+    "user list": ["user", "list"],
+    "user rotate": ["user", "rotate", "app1"],
+    "user remove": ["user", "remove", "app1", "--yes"],
 }
 
 
