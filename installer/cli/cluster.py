@@ -55,21 +55,24 @@ def bootstrap(config, wait_s, as_json):
 @handle_errors
 def status(config, as_json, check):
     """Members, lag, commit point, oplog window, write concern and what needs doing."""
-    from .. import replset
-
-    from .. import backup
+    from .. import backup, offsite, replset
 
     spec, secrets = _load(config)
     st = replset.read_status(spec, secrets)
     backups = backup.status_summary(spec)
     backup_problems = backup.summary_problems(backups)
+    copies = offsite.status_summary(spec) if spec.offsite else None
+    copy_problems = offsite.problems(copies) if copies else []
     if as_json:
-        emit_json({**st.to_json(), "backups": {**backups, "problems": backup_problems}})
+        doc = {**st.to_json(), "backups": {**backups, "problems": backup_problems}}
+        if copies is not None:
+            doc["offsite"] = {**copies, "problems": copy_problems}
+        emit_json(doc)
     else:
         click.echo(replset.render_status(st))
-        for line in backup.render_summary(backups):
+        for line in backup.render_summary(backups) + (offsite.render_summary(copies) if copies else []):
             click.echo(line)
-    if check and (not st.ok or backup_problems):
+    if check and (not st.ok or backup_problems or copy_problems):
         sys.exit(1)
 
 

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from installer.cli import main
 
+from .test_backup_protocol import env  # noqa: F401 - a fixture
 from .test_bootstrap import PASSWORDS
 
 
@@ -96,3 +97,32 @@ def test_a_down_member_shows_when_it_was_last_heard_from(standin, spec_for):
     data = json.loads(status(path, "--json").output)
     heard = {m["name"]: m["last_heard_s"] for m in data["members"]}
     assert heard["mongod1"] is None and heard["mongod2"] >= 3 and heard["mongod3"] < 3
+
+
+def test_a_failing_off_site_copy_fails_status_check(standin, env):  # noqa: F811 - env is a fixture
+    """`dbrs status` carries the off-site lag, and --check fails once a copy to a target has failed."""
+    import shutil
+
+    import pytest
+
+    from .test_backup_protocol import spec_text, write_cluster
+
+    if not shutil.which("rclone"):
+        pytest.skip("rclone is not installed (tests/run installs it)")
+    rs = standin.initiated().start()
+    usb = env / "usb-not-mounted"
+    usb.write_text("a file where the mount point should be\n")   # the target cannot take a copy, even as root
+    text = (spec_text(rs) + f'\n[backup]\ndir = "{env / "backups"}"\n'
+            + f'\n[[offsite]]\nname = "usb"\ntype = "path"\npath = "{usb}"\n')
+    path = str(write_cluster(env / "etc", text))
+    assert CliRunner().invoke(main, ["backup", "--config", path]).exit_code == 0
+    r = status(path, "--check")
+    assert r.exit_code == 0, r.output
+    assert "off-site usb (path): no copy yet;" in r.output
+    push = CliRunner().invoke(main, ["offsite", "push", "--catch-up", "--config", path])
+    assert push.exit_code == 1, push.output
+    r = status(path, "--check")
+    assert r.exit_code == 1, r.output
+    assert "WARN off-site copy to usb failed at" in r.output and "1 file(s) waiting" in r.output
+    doc = json.loads(status(path, "--json").output)
+    assert doc["offsite"]["problems"] and doc["offsite"]["targets"][0]["waiting"] == 1
