@@ -20,7 +20,7 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from . import archive, backup, catalog
+from . import archive, backup, catalog, tools
 from .errors import DbrsError
 
 
@@ -125,6 +125,7 @@ class Result:
 
 def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local=None):
     connect_fn = connect_fn or backup.connect
+    state_file = catalog.state_path(spec_path)
     sec = backup.load_secrets(spec_path)
     password = sec.password(backup.USER)
     key = backup.backup_key(sec) if spec.backup.encrypt else None
@@ -132,13 +133,12 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
     if not local:
         return Result("skipped", "this host has no data-bearing member of the spec")
     bdir = spec.backup.dir
-    with catalog.lock(bdir, catalog.OPLOG):
+    with tools.signals_as_errors("the oplog slice"), catalog.lock(bdir, catalog.OPLOG):
         catalog.clear_partials(bdir, catalog.OPLOG)
         client = connect_fn(local[0], password)
         try:
-            with backup.talking_to(backup.who(local[0])):
-                status = backup.read_status(client)
             try:
+                status = backup.first_status(client, local[0], state_file)
                 member, _ = backup.choose_source(spec, local, backup.member_states(spec, status))
                 fulls = catalog.scan(bdir, catalog.FULL)[0]
                 slices = catalog.scan(bdir, catalog.OPLOG)[0]
@@ -156,7 +156,8 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             name = catalog.file_name(spec.cluster.name, catalog.OPLOG, started)
             path = catalog.kind_dir(bdir, catalog.OPLOG) / name
             try:
-                with archive.Sink(path, key) as sink, backup.talking_to(backup.who(member)):
+                with catalog.folder_errors(bdir), archive.Sink(path, key) as sink, \
+                        backup.talking_to(backup.who(member)):
                     first, last, count = write_slice(read_entries(client, p.after, committed_ts(status)), sink)
                     if not count:
                         sink.abort()
@@ -188,10 +189,11 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             "key_id": archive.key_id(key).hex() if key else None,
         }
         backup.write_manifest_or_remove(path, manifest)
+        backup.record_written(path)
     if p.gap:
         raise Gap(f"oplog gap: entries after {catalog.ts_iso(p.after)} up to {catalog.ts_iso(first)} were "
                   f"overwritten before a slice saved them; point-in-time restore is broken until the next "
                   f"full backup (run `dbrs backup`, and raise the oplog size or slice more often)")
-    catalog.record_success(catalog.OPLOG, {"name": name, "last": catalog.ts_iso(last), "count": count})
-    backup._metrics(spec)
+    catalog.record_success(catalog.OPLOG, {"name": name, "last": catalog.ts_iso(last), "count": count}, state_file)
+    backup._metrics(spec, state_file)
     return Result("done", "", name, manifest)

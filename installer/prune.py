@@ -1,0 +1,53 @@
+"""`dbrs prune`: retention.decide, with every backup it relies on read back before anything older goes.
+
+The decision is pure (retention.py); this is the doing. Under both locks:
+decide over the trusted backups, read back the ones the decision relies on
+(the newest keep_min), quarantine any that fail and decide again, until
+what it relies on was verified in this very run. Only then delete.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from . import catalog, retention, verification
+
+
+@dataclass
+class Pruned:
+    decision: retention.Decision
+    verified: list = field(default_factory=list)        # names read back and found good
+    quarantined: list = field(default_factory=list)     # (name, detail)
+
+
+def run(backup_dir, retention_days, keep_min, key_fn, *, dry_run=False, now=None):
+    """Prune `backup_dir`. `key_fn()` gives backup.key, asked only when something must be read back."""
+    now = time.time() if now is None else now
+    out = Pruned(None)
+    failed, done = set(), set()
+    with catalog.lock(backup_dir, catalog.FULL, wait=300), catalog.lock(backup_dir, catalog.OPLOG, wait=300):
+        while True:
+            fulls = catalog.scan(backup_dir, catalog.FULL)[0]
+            slices = catalog.scan(backup_dir, catalog.OPLOG)[0]
+            d = retention.decide(fulls, slices, now, retention_days, keep_min,
+                                 trusted=lambda e: e.name not in failed and verification.trusted(e))
+            out.decision = d
+            if not (d.drop_full or d.drop_slices):
+                break
+            todo = [e for e in d.relied if e.name not in done]
+            if not todo:
+                break
+            key = key_fn()
+            for e in todo:
+                done.add(e.name)
+                ok, detail = verification.check(e, key, "prune", quarantine=not dry_run, now=now)
+                if ok:
+                    out.verified.append(e.name)
+                else:
+                    failed.add(e.name)
+                    out.quarantined.append((e.name, detail))
+        if not dry_run:
+            for e in d.drop_full + d.drop_slices:
+                catalog.remove(e.path)
+    return out
