@@ -291,12 +291,16 @@ def lock(backup_dir, kind, wait=0):
 def busy(backup_dir, kind):
     """Whether a run of `kind` holds its lock right now (its `.partial` is work in progress, not a leftover)."""
     try:
-        with locks.held(Path(backup_dir) / f".{kind}.lock", f"dbrs {kind} run", 0):
-            return False
-    except DbrsError:
-        return True
+        fd = os.open(Path(backup_dir) / f".{kind}.lock", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def clear_partials(backup_dir, kind):
