@@ -42,7 +42,9 @@ def run(backup_dir, retention_days, keep_min, key_fn, *, dry_run=False, now=None
             for e in todo:
                 done.add(e.name)
                 ok, detail = verification.check(e, key, "prune", quarantine=not dry_run, now=now)
-                if ok:
+                if ok is None:
+                    failed.add(e.name)      # gone meanwhile: nothing to rely on
+                elif ok:
                     out.verified.append(e.name)
                 else:
                     failed.add(e.name)

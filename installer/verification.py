@@ -80,8 +80,10 @@ def _key_problem(entry, key):
 def check(entry, key, how="verify", quarantine=True, now=None):
     """Read `entry` end to end against its manifest; record the result; quarantine it when it fails.
 
-    Returns (ok, detail). Raises WrongKey (nothing recorded or moved) when
-    the key, not the backup, is the problem.
+    Returns (ok, detail); ok is None when the backup was deleted (by a
+    prune) while it was being read: nothing to judge, nothing to move.
+    Raises WrongKey (nothing recorded or moved) when the key, not the
+    backup, is the problem.
     """
     from . import restore
 
@@ -94,6 +96,8 @@ def check(entry, key, how="verify", quarantine=True, now=None):
     except WrongKey:
         raise
     except archive.ArchiveError as e:
+        if not os.path.lexists(entry.path + catalog.MANIFEST) and not os.path.lexists(entry.path):
+            return None, "removed while it was being read (pruned meanwhile)"
         detail = str(e).removeprefix(f"{entry.name}: ")
         if quarantine:
             catalog.quarantine(backup_dir_of(entry.path), entry.path, f"failed verification: {detail}", now)
@@ -113,13 +117,15 @@ def check_folder(backup_dir, key, *, name=None, every=False, now=None):
     Besides the backups read, every problem `list` knows fails the run:
     cut-off files, data without manifest or manifest without data,
     files nobody wrote (a `.partial` only while no run holds the lock).
-    Damaged files go to quarantine.
+    Damaged files go to quarantine; with --all, what sits there keeps
+    failing the run (and so alerting) until someone deals with it.
     """
     with catalog.folder_errors(backup_dir):
         return _check_folder(backup_dir, key, name, every, now)
 
 
 def _check_folder(backup_dir, key, name, every, now):
+    earlier = catalog.quarantined(backup_dir) if every else []
     fulls, bad = catalog.scan(backup_dir, catalog.FULL)
     slices, bad_s = catalog.scan(backup_dir, catalog.OPLOG)
     results = []
@@ -145,12 +151,19 @@ def _check_folder(backup_dir, key, name, every, now):
                 continue
             catalog.quarantine(backup_dir, b.path, b.reason, now)
             results.append({"name": b.name, "kind": b.kind, "ok": False, "detail": b.reason + "; quarantined"})
+    for q in earlier:
+        results.append({"name": q["name"], "kind": q.get("kind"), "ok": False,
+                        "detail": f"in quarantine since {q.get('time')}: {q.get('reason')} (inspect it, then "
+                                  "`dbrs backup verify --rebuild-manifest NAME` or delete it by hand)"})
     for e in chosen:
         try:
             ok, detail = check(e, key, "verify", now=now)
         except WrongKey as err:
             ok, detail = False, str(err).removeprefix(f"{e.name}: ")
         else:
+            if ok is None:
+                results.append({"name": e.name, "kind": e.kind, "ok": True, "skipped": True, "detail": detail})
+                continue
             if not ok:
                 detail += "; quarantined"
         results.append({"name": e.name, "kind": e.kind, "ok": ok, "detail": detail})

@@ -523,6 +523,97 @@ def test_prune_during_a_running_backup_never_touches_its_partial(bed, monkeypatc
     assert (bed.bdir / "full" / "dbrs-20991231T000000Z.archive.partial").exists()
 
 
+def test_verify_meeting_a_backup_pruned_meanwhile_quarantines_nothing(bed, monkeypatch):
+    names = [aged(bed, d) for d in (2, 1)]
+    from installer import restore
+
+    real = restore.verify_entry
+
+    def pruned_underneath(entry, key):
+        if entry.name == names[0]:
+            catalog.remove(entry.path)                     # prune deletes it while verify reads
+        return real(entry, key)
+
+    monkeypatch.setattr(restore, "verify_entry", pruned_underneath)
+    r = dbrs("backup", "verify", "--all", "--config", bed.config)
+    assert r.exit_code == 0, r.output
+    assert f"skip   {names[0]}: removed while it was being read" in r.output
+    assert quarantined(bed) == [] and good_names(bed) == names[1:]
+
+
+KILL_AT = {
+    # stage: (what to patch in the child, which call of it dies)
+    "tool started": ("installer.tools", "spawn"),
+    "data renamed, no manifest yet": ("installer.catalog", "write_manifest"),
+    "manifest written, no record yet": ("installer.verification", "write"),
+}
+
+
+@pytest.mark.parametrize("stage", list(KILL_AT))
+def test_kill_9_at_every_stage_of_a_backup_loses_nothing_and_the_next_run_converges(bed, stage):
+    first = bed.backup(now=lambda: time.time() - 120).name
+    module, fn = KILL_AT[stage]
+    script = textwrap.dedent(f"""
+        import importlib, os, signal, sys, time
+        sys.path.insert(0, {str(STANDINS)!r})
+        from installer import backup, spec
+        from fake_member import FakeMember, entry
+        mod = importlib.import_module({module!r})
+        real = getattr(mod, {fn!r})
+        def die(*a, **kw):
+            if {fn!r} == "spawn":
+                real(*a, **kw)
+                time.sleep(0.5)
+            os.kill(os.getpid(), signal.SIGKILL)
+        setattr(mod, {fn!r}, die)
+        s = spec.load({bed.config!r})
+        m = FakeMember(s, {{"mongod2": "SECONDARY", "mongod1": "PRIMARY"}}, [entry({T0}, 1)])
+        backup.run(s, {bed.config!r}, connect_fn=m.connect, local=[s.member("mongod2")], now=lambda: time.time() - 60)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-500:]
+    assert first in good_names(bed)                                  # the older backup is untouched
+    r = dbrs("backup", "list", "--config", bed.config)
+    assert r.exit_code == 0
+    killed = bed.backup()                                             # the next run converges
+    assert killed.status == "done"
+    good = good_names(bed)
+    assert first in good and killed.name in good
+    assert not any(n.endswith(".partial") for n in bed.files())
+    if stage == "data renamed, no manifest yet":
+        assert len(quarantined(bed)) == 1                             # kept, not deleted, not counted
+    elif stage == "manifest written, no record yet":
+        assert len(good) == 3 and sum(verification.last(bed.bdir / "full" / n) is None for n in good) == 1
+        assert "not verified yet" in r.output
+    else:
+        assert quarantined(bed) == [] and len(good) == 2
+    v = dbrs("backup", "verify", "--all", "--config", bed.config)
+    assert v.exit_code == (1 if stage == "data renamed, no manifest yet" else 0), v.output
+
+
+def test_kill_9_in_the_middle_of_prune_never_loses_a_kept_backup(bed):
+    names = [aged(bed, d) for d in (30, 29, 20, 10)]
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        from installer import catalog
+        from installer.cli import main
+        real = catalog.remove
+        def die(path):
+            os.unlink(str(path) + catalog.MANIFEST)       # the manifest goes first, then the process dies
+            os.kill(os.getpid(), signal.SIGKILL)
+        catalog.remove = die
+        main(["prune", "--config", {bed.config!r}])
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-500:]
+    assert good_names(bed) == names[1:]
+    r = dbrs("prune", "--config", bed.config)
+    assert r.exit_code == 0, r.output
+    assert good_names(bed) == names[2:]                    # keep_min = 2, both read back
+    assert bed.backup().status == "done"                   # the half-deleted one is quarantined, not lost
+    assert quarantined(bed) == [names[0]]
+
+
 def test_a_clock_jump_during_a_dump_does_not_trip_the_watchdog(bed, monkeypatch):
     monkeypatch.setenv("DBRS_STANDIN_DUMP_BYTES", str(3 << 20))
     monkeypatch.setenv("DBRS_STANDIN_DUMP_DELAY", "0.3")
