@@ -128,9 +128,10 @@ def verify(name, all_, drill, rebuild, as_json, config):
         click.echo(f"rebuilt the manifest of {m['name']}: {m['bytes']} bytes, sha256 {m['sha256'][:16]}…; "
                    "marked rebuilt (no oplog times: restore it by NAME, not with --to)")
         return
-    if not all_ and not name and not catalog.scan(spec.backup.dir, catalog.FULL)[0]:
-        raise DbrsError(f"no full backup in {spec.backup.dir} to verify (run `dbrs backup`)")
     results = verification.check_folder(spec.backup.dir, key, name=name, every=all_)
+    if not all_ and not name and not any(r["kind"] == catalog.FULL and r["ok"] for r in results) and \
+            not any(not r["ok"] for r in results):
+        raise DbrsError(f"no full backup in {spec.backup.dir} to verify (run `dbrs backup`)")
     failed = sum(1 for r in results if not r["ok"])
     if drill and not failed:
         fulls = catalog.scan(spec.backup.dir, catalog.FULL)[0]

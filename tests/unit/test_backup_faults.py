@@ -210,9 +210,10 @@ def test_verify_all_fails_on_cut_off_backups(bed):
     for n in names:
         p = bed.bdir / "full" / n
         p.write_bytes(p.read_bytes()[:-1000])
-    for args in (["--all"], []):
+    for args in ([], ["--all"]):
         r = dbrs("backup", "verify", *args, "--config", bed.config)
         assert r.exit_code == 1, (args, r.output)
+        assert all(n in r.output for n in names), (args, r.output)
     r = dbrs("backup", "list", "--config", bed.config)
     assert all(f"quarantined {n}" in r.output for n in names)
 
@@ -396,8 +397,8 @@ def test_backup_dir_that_is_a_file_is_bad_input(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
-def test_disk_full_while_writing_the_record_keeps_the_backup(tmp_path, monkeypatch):
-    """The record is the last write; failing it leaves a backup prune will verify, never a lost one."""
+def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    """A guard (this worked before issue 9): the new steps must not turn ENOSPC into a traceback."""
     small = tmp_path / "small"
     small.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)]).returncode != 0:
