@@ -319,7 +319,8 @@ def clear_partials(backup_dir, kind):
 def quarantine(backup_dir, path, reason, now=None):
     """Move a backup (data, manifest, record, whichever exist) out of the catalog, with the reason beside it.
 
-    Never deletes: a file that failed once may be all that is left. Returns the quarantined name.
+    Never deletes: a file that failed once may be all that is left. Returns the quarantined name,
+    or None when nothing was left to move (another run got there first).
     """
     path = str(path)
     name = os.path.basename(path[:-len(MANIFEST)] if path.endswith(MANIFEST) and not os.path.exists(path[:-len(MANIFEST)])
@@ -334,10 +335,14 @@ def quarantine(backup_dir, path, reason, now=None):
         why = {"name": name, "kind": FULL if name.endswith(SUFFIX[FULL]) else OPLOG, "reason": reason,
                "time": iso(time.time() if now is None else now), "stored_as": target}
         write_manifest_like(qdir / (target + WHY), why)
+        moved = 0
         for suffix in ("", MANIFEST, RECORD):
-            src = os.path.join(src_dir, name + suffix)
-            if os.path.lexists(src):
-                os.rename(src, qdir / (target + suffix))
+            with contextlib.suppress(FileNotFoundError):     # another run moved or pruned it meanwhile
+                os.rename(os.path.join(src_dir, name + suffix), qdir / (target + suffix))
+                moved += 1
+        if not moved:
+            os.unlink(qdir / (target + WHY))
+            return None
         from .apply import fsync_dir
 
         fsync_dir(str(qdir))

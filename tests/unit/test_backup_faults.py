@@ -268,6 +268,25 @@ def test_kill_between_rename_and_manifest_loses_nothing(bed, monkeypatch):
     assert len(quarantined(b2)) == 1
 
 
+def test_no_room_for_the_record_keeps_the_backup_unverified(bed, monkeypatch):
+    def full(*a, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(verification, "write", full)
+    r = bed.backup()
+    assert r.status == "done" and good_names(bed) == [r.name]
+    assert verification.last(bed.bdir / "full" / r.name) is None    # prune reads it back before relying on it
+
+
+def test_two_verify_runs_quarantining_the_same_file_do_not_collide(bed):
+    name = bed.backup().name
+    p = bed.bdir / "full" / name
+    e = catalog.scan(bed.bdir, catalog.FULL)[0][0]
+    assert catalog.quarantine(bed.bdir, p, "first") == name
+    assert catalog.quarantine(bed.bdir, e.path, "second") is None    # the other run was first
+    assert [q["reason"] for q in catalog.quarantined(bed.bdir)] == ["first"]
+
+
 def test_a_backup_without_a_record_is_verified_before_prune_relies_on_it(bed, monkeypatch):
     """Killed between manifest and record, or taken by an older dbrs: not trusted until read."""
     names = [aged(bed, d) for d in (30, 20, 10)]
