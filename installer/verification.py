@@ -152,9 +152,11 @@ def _check_folder(backup_dir, key, name, every, now):
             catalog.quarantine(backup_dir, b.path, b.reason, now)
             results.append({"name": b.name, "kind": b.kind, "ok": False, "detail": b.reason + "; quarantined"})
     for q in earlier:
+        lost = str(q.get("reason", "")).startswith("no manifest")
+        fix = ("`dbrs backup verify --rebuild-manifest NAME` brings it back" if lost
+               else "look at it, then delete it by hand")
         results.append({"name": q["name"], "kind": q.get("kind"), "ok": False,
-                        "detail": f"in quarantine since {q.get('time')}: {q.get('reason')} (inspect it, then "
-                                  "`dbrs backup verify --rebuild-manifest NAME` or delete it by hand)"})
+                        "detail": f"in quarantine since {q.get('time')}: {q.get('reason')} ({fix})"})
     for e in chosen:
         try:
             ok, detail = check(e, key, "verify", now=now)

@@ -205,8 +205,8 @@ def prune(dry_run, as_json, config):
             click.echo(f"{verb} {len(d.drop_slices)} oplog slices older than the oldest kept backup")
         for n, detail in out.quarantined:
             click.echo(f"{'would quarantine' if dry_run else 'quarantined'} {n}: {detail}")
-        click.echo(f"kept {len(d.keep_full)} full backups ({len(out.verified)} read back just now) and "
-                   f"{len(d.keep_slices)} slices")
+        click.echo(f"kept {len(d.keep_full)} full backups and {len(d.keep_slices)} slices"
+                   + (f"; read back {', '.join(out.verified)} before deleting" if out.verified else ""))
     if out.quarantined:
         raise DbrsError(f"{len(out.quarantined)} backup(s) failed verification and "
                         f"{'would be' if dry_run else 'were'} quarantined, never counted: "
