@@ -255,6 +255,53 @@ def test_an_archive_whose_manifest_was_lost_is_quarantined_not_deleted_and_can_b
     assert "rebuilt" in dbrs("backup", "list", "--config", bed.config).output
 
 
+def test_a_slice_whose_manifest_was_lost_is_quarantined_and_rebuilt_from_its_entries(bed):
+    bed.backup()
+    bed.member.oplog += [entry(T0 + 60, 1), entry(T0 + 70, 1), entry(T0 + 80, 2)]
+    s = oplog.run(bed.spec, bed.config, local=bed.local("mongod2"))
+    os.unlink(bed.bdir / "oplog" / (s.name + catalog.MANIFEST))
+    bed.member.oplog += [entry(T0 + 90, 1)]
+    nxt = oplog.run(bed.spec, bed.config, local=bed.local("mongod2"), now=lambda: time.time() + 5)
+    assert nxt.status == "done" and quarantined(bed) == [s.name]
+    # the lost slice's entries are read again: the chain has no hole
+    assert nxt.manifest["after"] == {"t": T0 + 50, "i": 1} and nxt.manifest["count"] == 4
+    r = dbrs("backup", "verify", "--rebuild-manifest", s.name, "--config", bed.config)
+    assert r.exit_code == 0, r.output
+    m = json.loads((bed.bdir / "oplog" / (s.name + catalog.MANIFEST)).read_text())
+    assert m["rebuilt"] and m["count"] == 3 and m["first"] == {"t": T0 + 60, "i": 1} and m["last"] == {"t": T0 + 80, "i": 2}
+    assert dbrs("backup", "verify", "--all", "--config", bed.config).exit_code == 0
+
+
+def test_rebuild_refuses_what_is_not_in_quarantine_and_damaged_bytes(bed):
+    name = bed.backup().name
+    r = dbrs("backup", "verify", "--rebuild-manifest", name, "--config", bed.config)
+    assert r.exit_code == 2 and "not in quarantine" in r.output
+    p = bed.bdir / "full" / name
+    flip(p, p.stat().st_size // 2)
+    os.unlink(str(p) + catalog.MANIFEST)
+    bed.backup(now=lambda: time.time() + 5)
+    r = dbrs("backup", "verify", "--rebuild-manifest", name, "--config", bed.config)
+    assert r.exit_code == 1 and "does not authenticate" in r.output and len(lines(r)) == 1
+    assert quarantined(bed) == [name]
+
+
+def test_sigterm_during_a_slice_leaves_no_partial(bed, monkeypatch):
+    bed.backup()
+    bed.member.oplog += [entry(T0 + 60, 1)]
+    real = oplog.write_slice
+
+    def term(docs, sink):
+        sink.write(b"x" * 1000)
+        signal.raise_signal(signal.SIGTERM)
+        return real(docs, sink)
+
+    monkeypatch.setattr(oplog, "write_slice", term)
+    with pytest.raises(DbrsError, match="stopped by SIGTERM"):
+        oplog.run(bed.spec, bed.config, local=bed.local("mongod2"))
+    assert bed.files("oplog") == []
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL            # the handler is put back
+
+
 def test_kill_between_rename_and_manifest_loses_nothing(bed, monkeypatch):
     def die(path, manifest):
         raise KeyboardInterrupt                               # the process dies right here
