@@ -1,9 +1,11 @@
 """`dbrs prune`: retention.decide, with every backup it relies on read back before anything older goes.
 
-The decision is pure (retention.py); this is the doing. Under both locks:
-decide over the trusted backups, read back the ones the decision relies on
-(the newest keep_min), quarantine any that fail and decide again, until
-what it relies on was verified in this very run. Only then delete.
+The decision is pure (retention.py); this is the doing. Under the full
+backups' lock: decide over the trusted backups, read back the ones the
+decision relies on (the newest keep_min), quarantine any that fail and
+decide again, until what it relies on was verified in this very run. Only
+then, holding the slices' lock as well (briefly: a slice every few minutes
+must not fail while prune reads gigabytes), decide once more and delete.
 """
 
 from __future__ import annotations
@@ -26,16 +28,17 @@ def run(backup_dir, retention_days, keep_min, key_fn, *, dry_run=False, now=None
     now = time.time() if now is None else now
     out = Pruned(None)
     failed, done = set(), set()
-    with catalog.lock(backup_dir, catalog.FULL, wait=300), catalog.lock(backup_dir, catalog.OPLOG, wait=300):
+
+    def decide():
+        fulls = catalog.scan(backup_dir, catalog.FULL)[0]
+        slices = catalog.scan(backup_dir, catalog.OPLOG)[0]
+        return retention.decide(fulls, slices, now, retention_days, keep_min,
+                                trusted=lambda e: e.name not in failed and verification.trusted(e))
+
+    with catalog.lock(backup_dir, catalog.FULL, wait=300):
         while True:
-            fulls = catalog.scan(backup_dir, catalog.FULL)[0]
-            slices = catalog.scan(backup_dir, catalog.OPLOG)[0]
-            d = retention.decide(fulls, slices, now, retention_days, keep_min,
-                                 trusted=lambda e: e.name not in failed and verification.trusted(e))
-            out.decision = d
-            if not (d.drop_full or d.drop_slices):
-                break
-            todo = [e for e in d.relied if e.name not in done]
+            d = decide()
+            todo = [e for e in d.relied if e.name not in done] if d.drop_full or d.drop_slices else []
             if not todo:
                 break
             key = key_fn()
@@ -49,7 +52,11 @@ def run(backup_dir, retention_days, keep_min, key_fn, *, dry_run=False, now=None
                 else:
                     failed.add(e.name)
                     out.quarantined.append((e.name, detail))
-        if not dry_run:
-            for e in d.drop_full + d.drop_slices:
-                catalog.remove(e.path)
+        with catalog.lock(backup_dir, catalog.OPLOG, wait=300):
+            # Full backups cannot change while we hold their lock, so what this relies on was read back
+            # above (or nothing full is dropped, and slices older than the oldest full help no one).
+            out.decision = d = decide()
+            if not dry_run:
+                for e in d.drop_full + d.drop_slices:
+                    catalog.remove(e.path)
     return out

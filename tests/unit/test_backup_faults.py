@@ -681,6 +681,24 @@ def test_kill_9_in_the_middle_of_prune_never_loses_a_kept_backup(bed):
     assert quarantined(bed) == [names[0]]
 
 
+def test_a_slice_can_run_while_prune_reads_back_backups(bed, monkeypatch):
+    """Prune holds the slices' lock only to delete: the 5-minute slice timer must not fail for its read-back."""
+    [aged(bed, d) for d in (30, 20, 10)]
+    bed.member.oplog += [entry(T0 + 60, 1)]
+    seen = []
+    real = verification.check
+
+    def slice_meanwhile(entry, key, *a, **kw):
+        if not seen:
+            seen.append(oplog.run(bed.spec, bed.config, local=bed.local("mongod2")).status)
+        return real(entry, key, *a, **kw)
+
+    monkeypatch.setattr(verification, "check", slice_meanwhile)
+    r = dbrs("prune", "--config", bed.config)
+    assert r.exit_code == 0, r.output
+    assert seen == ["done"]
+
+
 def test_a_clock_jump_during_a_dump_does_not_trip_the_watchdog(bed, monkeypatch):
     monkeypatch.setenv("DBRS_STANDIN_DUMP_BYTES", str(3 << 20))
     monkeypatch.setenv("DBRS_STANDIN_DUMP_DELAY", "0.3")
