@@ -26,6 +26,12 @@ from .errors import DbrsError
 USER = "backup"
 LOOPBACK = "127.0.0.1"
 _BLOCK = 4 << 20
+# No byte from mongodump for this long: it is hung (a member that stopped answering), not slow.
+STALL_S = 600
+# Timers fire before `dbrs-install --role primary` has initiated the set and created the backup user;
+# the first runs within this long wait quietly, later ones fail (a wrong password must not stay silent).
+BOOTSTRAP_GRACE_S = 3600
+NOT_BOOTSTRAPPED = (18, 94, 93)     # AuthenticationFailed, NotYetInitialized, InvalidReplicaSetConfig
 
 
 class Skip(Exception):
@@ -65,9 +71,14 @@ def load_secrets(spec_path):
 
 
 def backup_key(sec):
+    from .errors import InputError
     from .secrets import backup_key_bytes
 
-    return backup_key_bytes(sec.backup_key)
+    try:
+        return backup_key_bytes(sec.backup_key)
+    except ValueError:
+        raise InputError("backup.key", "is not base64", "restore it from the bundle (`dbrs-install --bundle FILE`)") \
+            from None
 
 
 # ------------------------------------------------------------- the source
@@ -127,6 +138,37 @@ def talking_to(what):
         raise DbrsError(f"{what}: {msg}{fix}") from None
     except PyMongoError as e:
         raise DbrsError(f"{what}: {str(e).splitlines()[0][:300]}") from None
+
+
+def first_status(client, member, state_file, now=None):
+    """replSetGetStatus as the backup user, or Skip("not bootstrapped yet") while the set is young.
+
+    Before bootstrap the backup user does not exist (AuthenticationFailed)
+    or the set is not initiated (NotYetInitialized). That is expected for
+    the first runs after an install; it is a failure once it lasts longer
+    than BOOTSTRAP_GRACE_S, counted from the first such run, and at once
+    on a set that has been backed up before.
+    """
+    from pymongo.errors import OperationFailure
+
+    now = time.time() if now is None else now
+    with talking_to(who(member)):
+        try:
+            return read_status(client)
+        except OperationFailure as e:
+            if e.code not in NOT_BOOTSTRAPPED:
+                raise
+            state = catalog.update_state(
+                lambda s: None if s.get("last_success") else s.setdefault("waiting_for_bootstrap_since", now),
+                state_file)
+            since = state.get("waiting_for_bootstrap_since", now - BOOTSTRAP_GRACE_S)
+            if now - since < BOOTSTRAP_GRACE_S:
+                raise Skip(f"not bootstrapped yet: {member.name} has no replica set or no backup user "
+                           f"({(e.details or {}).get('errmsg') or e}); waiting for `dbrs-install --role primary`") \
+                    from None
+            raise DbrsError(f"{who(member)}: {(e.details or {}).get('errmsg') or e} (the replica set or its backup "
+                            "user is missing, or the password in secrets.toml does not match; run `dbrs bootstrap` "
+                            "on the primary's host)") from None
 
 
 def who(member):
@@ -229,40 +271,36 @@ def human(n):
         n /= 1024
 
 
-def stream_dump(make_argv, password, sink, progress=None):
+def stream_dump(make_argv, password, sink, progress=None, stall=STALL_S):
     """Run mongodump and pour its stdout into `sink`; returns the per-collection counts.
 
-    If mongodump fails, or we fail (disk full), the other side is stopped
-    and the error raised: the caller's Sink then removes the `.partial`.
+    mongodump runs in its own process group. If it fails, stalls (no byte
+    for `stall` seconds), or we fail (disk full, SIGTERM turned into an
+    error), the whole group is killed and the error raised: the caller's
+    Sink then removes the `.partial`.
     """
     with tools.PasswordPipe(password) as pipe:
         argv = make_argv(pipe.path)
-        try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    pass_fds=pipe.fds, env=tools.child_env())
-        except OSError as e:
-            raise DbrsError(f"cannot run {argv[0]}: {e.strerror}") from None
+        proc = tools.spawn(argv, pipe.fds)
         pipe.close()
         err = tools.Stderr(proc.stderr)
         total = 0
         fd = proc.stdout.fileno()
         tools.widen_pipe(fd)
         try:
-            while True:
-                data = os.read(fd, _BLOCK)
-                if not data:
-                    break
+            for data in tools.read_watched(fd, _BLOCK, stall, "mongodump"):
                 sink.write(data)
                 total += len(data)
                 if progress:
                     progress(total)
-        except BaseException:
-            proc.kill()
-            proc.wait()
+            rc = proc.wait(stall)
+        except BaseException as e:
+            tools.kill_group(proc)
+            if isinstance(e, subprocess.TimeoutExpired):
+                raise DbrsError(f"mongodump: closed its output but did not exit for {stall:g} s; killed it") from None
             raise
         finally:
             proc.stdout.close()
-        rc = proc.wait()
         err.join(5)
         if rc != 0:
             raise DbrsError(f"mongodump exited {rc}: {err.last() or 'no message'}")
@@ -285,9 +323,10 @@ class Result:
                 f"sha256 {m['sha256'][:16]}…, {'encrypted' if m['encrypted'] else 'not encrypted'}")
 
 
-def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostname=None, local=None):
+def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostname=None, local=None, stall=STALL_S):
     """Take one full backup if this host is the one to; see the module docstring."""
     connect_fn = connect_fn or connect
+    state_file = catalog.state_path(spec_path)
     sec = load_secrets(spec_path)
     password = sec.password(USER)
     key = backup_key(sec) if spec.backup.encrypt else None
@@ -296,13 +335,16 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
         return Result("skipped", "this host has no data-bearing member of the spec")
     mongodump = tools.find("mongodump")
     bdir = spec.backup.dir
-    with catalog.lock(bdir, catalog.FULL):
+    with tools.signals_as_errors("the backup"), catalog.lock(bdir, catalog.FULL):
         client = connect_fn(local[0], password)
         try:
+            try:
+                states = member_states(spec, first_status(client, local[0], state_file))
+            except Skip as s:
+                return Result("skipped", str(s))
             with talking_to(who(local[0])):
-                states = member_states(spec, read_status(client))
                 ident = cluster_identity(client, spec)
-            catalog.remember_identity(ident)
+            catalog.remember_identity(ident, state_file)
             catalog.clear_partials(bdir, catalog.FULL, ident)
             try:
                 member, why = choose_source(spec, local, states)
@@ -319,9 +361,9 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
                                      ident.replset_id)
             path = catalog.kind_dir(bdir, catalog.FULL) / name
             try:
-                with archive.Sink(path, key) as sink:
+                with catalog.folder_errors(bdir), archive.Sink(path, key) as sink:
                     counts = stream_dump(lambda cfg: dump_argv(mongodump, member.port, cfg), password, sink,
-                                         progress)
+                                         progress, stall)
                     with talking_to(who(member)):
                         oplog_end = newest_ts(client)
                     written = sink.commit()
@@ -355,9 +397,33 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
             "collections": counts,
         }
         write_manifest_or_remove(path, manifest)
-    catalog.record_success(catalog.FULL, {"name": name, "bytes": written.bytes, "host": manifest["host"]})
-    _metrics(spec)
+        record_written(path)
+        queue_offsite(spec, path)
+    catalog.record_success(catalog.FULL, {"name": name, "bytes": written.bytes, "host": manifest["host"]}, state_file)
+    _metrics(spec, state_file)
     return Result("done", why, name, str(path), manifest)
+
+
+def queue_offsite(spec, path):
+    """Hand a finished backup or slice to the off-site queue (cheap, no network, never fails the run)."""
+    if spec.offsite:
+        from . import offsite
+
+        offsite.enqueue(spec, str(path), str(path) + catalog.MANIFEST)
+
+
+def record_written(path):
+    """The verification record at creation: the bytes were hashed as they were written.
+
+    Without it (disk full at this very moment) the backup stays, merely
+    unverified: prune reads it back before relying on it.
+    """
+    from . import verification
+
+    try:
+        verification.write(path, True, "written", "hashed as written")
+    except OSError:
+        pass
 
 
 def write_manifest_or_remove(path, manifest):
@@ -369,11 +435,11 @@ def write_manifest_or_remove(path, manifest):
         raise DbrsError(f"writing the manifest of {path}: {e.strerror or e}; the backup was removed") from None
 
 
-def _metrics(spec):
+def _metrics(spec, state_file=None):
     from . import alert
 
     try:
-        alert.write_metrics(spec)
+        alert.write_metrics(spec, state_file=state_file)
     except OSError:
         pass  # metrics are a convenience; the backup itself succeeded
 
@@ -383,14 +449,15 @@ def _metrics(spec):
 def status_summary(spec, config_dir=None, *, state_file=None, now=None):
     """What `dbrs status` shows about backups. Reads the backup folder and the alert state only.
 
-    `config_dir` is accepted for symmetry with the other status hooks; the
-    backup side needs nothing from it.
+    The state file is the one of the spec in `config_dir` (catalog.state_path).
     """
     from . import restore
 
     now = time.time() if now is None else now
     from .errors import InputError
 
+    if state_file is None and config_dir is not None:
+        state_file = catalog.state_path(Path(config_dir) / "cluster.toml")
     try:
         ident, unsure = catalog.identity(spec.backup.dir, spec.cluster.name, state_file=state_file), []
     except InputError as e:
@@ -426,6 +493,7 @@ def status_summary(spec, config_dir=None, *, state_file=None, now=None):
         "chain_problems": unsure + restore.chain_problems(fulls, slices),
         "foreign": catalog.foreign_lines(spec.backup.dir, ident),
         "incomplete": [b.name for b in bad_full + bad_slices],
+        "quarantined": [q["name"] for q in catalog.quarantined(spec.backup.dir)],
         "recent_failures": failures[-5:],
         "last_verify": state.get("last_verify"),
         "next_runs": next_runs(),
@@ -447,13 +515,13 @@ def next_runs(units=("dbrs-backup.timer", "dbrs-oplog.timer", "dbrs-verify.timer
 
 
 def parse_next_runs(text):
-    out, unit = {}, None
-    for line in text.splitlines():
-        k, _, v = line.partition("=")
-        if k == "Id":
-            unit = v
-        elif k == "NextElapseUSecRealtime" and unit and v:
-            out[unit] = v
+    """`systemctl show` prints one block per unit, blank-line separated, properties in its own order
+    (Id comes after NextElapseUSecRealtime): pair them within a block."""
+    out = {}
+    for block in text.split("\n\n"):
+        props = dict(line.partition("=")[::2] for line in block.splitlines() if "=" in line)
+        if props.get("Id") and props.get("NextElapseUSecRealtime"):
+            out[props["Id"]] = props["NextElapseUSecRealtime"]
     return out
 
 
@@ -466,6 +534,10 @@ def summary_problems(summary):
         if catalog.parse_iso(f["time"]) > since:
             problems.append(f"{f['unit']} failed at {f['time']} on {f.get('host', '?')}: {f.get('message') or f.get('result', '')}"
                             .rstrip(": "))
+    q = summary.get("quarantined") or []
+    if q:
+        problems.append(f"{len(q)} backup file(s) failed verification and sit in quarantine ({catalog.shown(q[-1])}"
+                        f"{' …' if len(q) > 1 else ''}): never counted as good; see `dbrs backup list`")
     gap = bool(summary.get("last_slice") and summary["last_slice"].get("gap"))
     if gap:
         problems.append("the oplog rolled over before a slice saved it: point-in-time restore is broken until the "

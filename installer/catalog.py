@@ -6,6 +6,8 @@ Layout under `[backup] dir` (root, 0700):
     full/CLUSTER-RSID-20261128T020000.123456Z.archive.manifest.json
     oplog/CLUSTER-RSID-20261128T020500.000042Z.oplog.gz   gzip'd oplog.bson slice (maybe encrypted)
     oplog/CLUSTER-RSID-20261128T020500.000042Z.oplog.gz.manifest.json
+    */NAME.verified.json                              the last verification of NAME (verification.py)
+    quarantine/NAME, NAME.manifest.json, NAME.quarantine.json   what failed verification, with the reason
 
 Every file belongs to one cluster: its name starts with the cluster's name
 and its replica set id (replSetGetConfig.settings.replicaSetId, which a
@@ -20,11 +22,17 @@ A file counts as a backup only when its manifest exists and the sizes
 agree; the manifest is written after the data file was renamed into place,
 so nothing half-written ever qualifies. Oplog timestamps are kept as one
 int, (seconds << 32) | increment, which orders like MongoDB's Timestamp.
+
+Nothing that may hold data is ever deleted for being odd: a data file
+without a manifest, a cut-off file, a manifest naming another file go to
+the quarantine folder with the reason, for `dbrs backup list` and `dbrs
+status` to show. Only `.partial` files (never a backup) are removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -36,7 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import locks, paths
-from .errors import DbrsError
+from .errors import DbrsError, InputError
 
 FULL = "full"
 OPLOG = "oplog"
@@ -46,6 +54,10 @@ FORMAT = 1
 STATE_DIR = paths.DATA / ".backup"
 STATE_FILE = STATE_DIR / "state.json"
 MAX_FAILURES = 50
+RECORD = ".verified.json"
+QUARANTINE = "quarantine"
+WHY = ".quarantine.json"
+NAME_SHOWN = 80
 
 
 def stamp(t):
@@ -221,6 +233,38 @@ def kind_dir(backup_dir, kind):
     return Path(backup_dir) / kind
 
 
+def shown(name):
+    """A name as error messages show it: never more than NAME_SHOWN characters of whatever was typed."""
+    name = str(name)
+    return name if len(name) <= NAME_SHOWN else name[:NAME_SHOWN] + f"… ({len(name)} characters)"
+
+
+@contextlib.contextmanager
+def folder_errors(backup_dir):
+    """The backup folder's OSErrors as one line: a file where the folder should be is bad input (exit 2)."""
+    try:
+        yield
+    except (NotADirectoryError, FileExistsError) as e:
+        if os.path.exists(backup_dir) and not os.path.isdir(backup_dir):
+            raise InputError("backup.dir", f"{backup_dir} is a file, not a folder",
+                             "point [backup] dir at a folder, or move the file away") from None
+        raise DbrsError(f"{e.filename or backup_dir}: {e.strerror}") from None
+    except OSError as e:
+        if e.errno == errno.EROFS:
+            raise DbrsError(f"{backup_dir} is on a read-only filesystem ({e.filename}); remount it read-write "
+                            "or point [backup] dir elsewhere") from None
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise DbrsError(f"{e.filename or backup_dir}: permission denied (run as root)") from None
+        raise
+
+
+def _listdir(d):
+    try:
+        return sorted(os.listdir(d))
+    except FileNotFoundError:
+        return []
+
+
 def _order(e):
     if e.kind == FULL:
         return (e.oplog_start or 0, e.manifest.get("started", ""), e.name)
@@ -229,6 +273,10 @@ def _order(e):
 
 def scan(backup_dir, kind, ident=None):
     """(good entries oldest first, incomplete things) of one kind; with `ident`, only that cluster's.
+
+    Incomplete: a `.partial`, data without a manifest, a manifest without
+    its data, a size that disagrees, a manifest naming another file, and
+    any file dbrs did not write.
 
     Fulls are ordered by oplog start, slices by their last entry: names of
     different clusters (or from before the id was in them) do not sort by time.
@@ -263,14 +311,29 @@ def _scan(backup_dir, kind, ident):
     d = kind_dir(backup_dir, kind)
     good, bad = [], []
     others = []
-    try:
-        names = sorted(os.listdir(d))
-    except FileNotFoundError:
-        return [], [], []
+    with folder_errors(backup_dir):
+        if os.path.exists(backup_dir) and not os.path.isdir(backup_dir):
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(backup_dir))
+        names = _listdir(d)
     present = set(names)
     for n in names:
         p = str(d / n)
-        if ident is not None and not n.endswith(MANIFEST) and not ident.owns_name(n):
+        if n.startswith("."):
+            continue      # the atomic writer's temporaries
+        if n.endswith(MANIFEST):
+            data = n[:-len(MANIFEST)]
+            if ident is not None and not ident.owns_name(data):
+                m = _peek_manifest(p)
+                if m is None or not ident.owns_manifest(m):
+                    continue      # another cluster's: reported (if at all) with its data file
+            if data not in present and data.endswith(SUFFIX[kind]):
+                bad.append(Incomplete(kind, data, p, "data file is missing (only its manifest is left)"))
+            elif not data.endswith(SUFFIX[kind]):
+                bad.append(Incomplete(kind, n, p, "not a dbrs file"))
+            continue
+        if n.endswith(RECORD) and n[:-len(RECORD)].endswith(SUFFIX[kind]):
+            continue
+        if ident is not None and not ident.owns_name(n) and (n.endswith(SUFFIX[kind]) or n.endswith(".partial")):
             m = _peek_manifest(p + MANIFEST) if n + MANIFEST in present else None
             if m is None or not ident.owns_manifest(m):
                 owner = Identity(m["cluster"], m.get("replset_id")) if m and m.get("cluster") else _owner_of_name(n)
@@ -281,9 +344,10 @@ def _scan(backup_dir, kind, ident):
             bad.append(Incomplete(kind, n, p, "unfinished (.partial): a run was interrupted"))
             continue
         if not n.endswith(SUFFIX[kind]):
+            bad.append(Incomplete(kind, n, p, "not a dbrs file"))
             continue
         if n + MANIFEST not in present:
-            bad.append(Incomplete(kind, n, p, "no manifest: the run did not finish"))
+            bad.append(Incomplete(kind, n, p, "no manifest: the run did not finish, or the manifest was lost"))
             continue
         try:
             with open(p + MANIFEST, encoding="utf-8") as f:
@@ -292,9 +356,12 @@ def _scan(backup_dir, kind, ident):
         except (OSError, ValueError) as e:
             bad.append(Incomplete(kind, n, p, f"unreadable manifest: {e}"))
             continue
-        if ident is not None and not ident.owns_manifest(m):
-            others.append((Identity(m.get("cluster", "?"), m.get("replset_id")), kind, n))
-        elif m.get("name") != n or m.get("kind") != kind:
+        if isinstance(m, dict) and ident is not None and not ident.owns_manifest(m):
+            if _owner_of_name(n) == ident and ident.replset_id:
+                bad.append(Incomplete(kind, n, p, "the manifest names another cluster than the file name does"))
+            else:
+                others.append((Identity(m.get("cluster", "?"), m.get("replset_id")), kind, n))
+        elif not isinstance(m, dict) or m.get("name") != n or m.get("kind") != kind:
             bad.append(Incomplete(kind, n, p, "manifest names another file"))
         elif size != m.get("bytes"):
             bad.append(Incomplete(kind, n, p, f"{size} bytes, manifest says {m.get('bytes')}"))
@@ -313,19 +380,27 @@ def _peek_manifest(path):
         return None
 
 
-def find(backup_dir, name):
-    """The good full backup or slice called NAME (a file name or a path to one)."""
-    base = os.path.basename(str(name))
+def find(backup_dir, name, ident=None):
+    """The good full backup or slice called NAME, as `dbrs backup list` shows it. Bad input otherwise (exit 2)."""
+    name = str(name)
+    if "/" in name or "\0" in name or name in (".", ".."):
+        raise InputError("NAME", f"{shown(name)!r} is a path",
+                         "give the backup's file name as `dbrs backup list` shows it")
     for kind in (FULL, OPLOG):
-        if base.endswith(SUFFIX[kind]):
-            good, bad = scan(backup_dir, kind)
+        if name.endswith(SUFFIX[kind]):
+            good, bad = scan(backup_dir, kind, ident)
             for e in good:
-                if e.name == base:
+                if e.name == name:
                     return e
             for b in bad:
-                if b.name == base:
-                    raise DbrsError(f"{base}: not a usable backup ({b.reason})")
-    raise DbrsError(f"{base}: no such backup in {backup_dir} (see `dbrs backup list`)")
+                if b.name == name:
+                    raise InputError("NAME", f"{name} is not a usable backup ({b.reason})",
+                                     "see `dbrs backup list`; pick another backup")
+            if any(q["name"] == name for q in quarantined(backup_dir)):
+                raise InputError("NAME", f"{name} is in quarantine (it failed verification)",
+                                 "see `dbrs backup list`; pick another backup")
+    raise InputError("NAME", f"{shown(name)!r} names no backup in {backup_dir}",
+                     "see `dbrs backup list` for the names")
 
 
 def write_manifest(path, manifest):
@@ -337,7 +412,7 @@ def write_manifest(path, manifest):
 
 def remove(entry_path):
     """Delete a backup: the manifest first, so a crash in between leaves data nobody takes for good."""
-    for p in (str(entry_path) + MANIFEST, str(entry_path)):
+    for p in (str(entry_path) + MANIFEST, str(entry_path), str(entry_path) + RECORD):
         try:
             os.unlink(p)
         except FileNotFoundError:
@@ -345,8 +420,9 @@ def remove(entry_path):
 
 
 def ensure_dirs(backup_dir):
-    for d in (Path(backup_dir), kind_dir(backup_dir, FULL), kind_dir(backup_dir, OPLOG)):
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with folder_errors(backup_dir):
+        for d in (Path(backup_dir), kind_dir(backup_dir, FULL), kind_dir(backup_dir, OPLOG)):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 @contextlib.contextmanager
@@ -356,32 +432,121 @@ def lock(backup_dir, kind, wait=0):
     `wait` seconds are for prune, which may meet a slice that ends in a moment.
     """
     ensure_dirs(backup_dir)
-    with locks.held(Path(backup_dir) / f".{kind}.lock", f"dbrs {kind} run", wait):
+    with folder_errors(backup_dir), locks.held(Path(backup_dir) / f".{kind}.lock", f"dbrs {kind} run", wait):
         yield
 
 
+def busy(backup_dir, kind):
+    """Whether a run of `kind` holds its lock right now (its `.partial` is work in progress, not a leftover)."""
+    try:
+        fd = os.open(Path(backup_dir) / f".{kind}.lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def clear_partials(backup_dir, kind, ident=None):
-    """Remove leftovers of killed runs; call only while holding the kind's lock.
+    """Remove `.partial` leftovers of killed runs, quarantine data without a manifest; only under the kind's lock.
 
     With `ident`, only this cluster's: another cluster's `.partial` in a shared folder may be its run in progress.
     """
     removed = []
     for b in scan(backup_dir, kind, ident)[1]:
-        if b.name.endswith(".partial") or "no manifest" in b.reason:
+        if b.name.endswith(".partial"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(b.path)
             removed.append(b.name)
+        elif b.reason.startswith("no manifest"):
+            quarantine(backup_dir, b.path, b.reason)
     return removed
+
+
+def quarantine(backup_dir, path, reason, now=None):
+    """Move a backup (data, manifest, record, whichever exist) out of the catalog, with the reason beside it.
+
+    Never deletes: a file that failed once may be all that is left. Returns the quarantined name,
+    or None when nothing was left to move (another run got there first).
+    """
+    path = str(path)
+    name = os.path.basename(path[:-len(MANIFEST)] if path.endswith(MANIFEST) and not os.path.exists(path[:-len(MANIFEST)])
+                            else path)
+    src_dir = os.path.dirname(path)
+    qdir = Path(backup_dir) / QUARANTINE
+    with folder_errors(backup_dir):
+        qdir.mkdir(mode=0o700, exist_ok=True)
+        target = name
+        if any(os.path.lexists(qdir / (target + s)) for s in ("", MANIFEST, WHY)):
+            target = f"{name}.{int(time.time())}"
+        why = {"name": name, "kind": FULL if name.endswith(SUFFIX[FULL]) else OPLOG, "reason": reason,
+               "time": iso(time.time() if now is None else now), "stored_as": target}
+        write_manifest_like(qdir / (target + WHY), why)
+        moved = 0
+        for suffix in ("", MANIFEST, RECORD):
+            with contextlib.suppress(FileNotFoundError):     # another run moved or pruned it meanwhile
+                os.rename(os.path.join(src_dir, name + suffix), qdir / (target + suffix))
+                moved += 1
+        if not moved:
+            os.unlink(qdir / (target + WHY))
+            return None
+        from .apply import fsync_dir
+
+        fsync_dir(str(qdir))
+        fsync_dir(src_dir)
+    return name
+
+
+def quarantined(backup_dir):
+    """What sits in the quarantine folder: [{name, kind, reason, time, stored_as}], oldest first."""
+    qdir = Path(backup_dir) / QUARANTINE
+    out = []
+    with folder_errors(backup_dir):
+        names = _listdir(qdir) if os.path.isdir(backup_dir) else []
+    for n in names:
+        if not n.endswith(WHY):
+            continue
+        try:
+            with open(qdir / n, encoding="utf-8") as f:
+                out.append(json.load(f))
+        except (OSError, ValueError):
+            out.append({"name": n[:-len(WHY)], "kind": "?", "reason": "reason file unreadable", "time": "",
+                        "stored_as": n[:-len(WHY)]})
+    return sorted(out, key=lambda q: (q.get("time", ""), q["name"]))
+
+
+def write_manifest_like(path, data):
+    from .apply import write_file
+
+    write_file(None, str(path), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), 0o600, chown=False)
+
+
 
 
 # --------------------------------------------------------------------- state
 
+def state_path(spec_path):
+    """The state file for the spec at `spec_path`: under the same root (ROOT/etc/dbrs/x.toml ->
+    ROOT/var/lib/dbrs/.backup/state.json), else in a `.dbrs-state` folder next to the spec, so a run
+    pointed at a staging tree never writes into this machine's /var/lib."""
+    p = Path(os.path.abspath(spec_path))
+    if p.parent.name == "dbrs" and p.parent.parent.name == "etc":
+        root = p.parent.parent.parent
+        return root / str(STATE_DIR).lstrip("/") / "state.json"
+    return p.parent / ".dbrs-state" / "state.json"
+
+
 def read_state(state_file=None):
     try:
         with open(state_file or STATE_FILE, encoding="utf-8") as f:
-            return json.load(f)
-    except (FileNotFoundError, ValueError):
+            state = json.load(f)
+    except (FileNotFoundError, NotADirectoryError, ValueError):
         return {}
+    return state if isinstance(state, dict) else {}
 
 
 def update_state(change, state_file=None):
@@ -406,4 +571,5 @@ def update_state(change, state_file=None):
 def record_success(kind, info, state_file=None):
     def change(state):
         state.setdefault("last_success", {})[kind] = dict(info, time=iso(time.time()))
+        state.pop("waiting_for_bootstrap_since", None)
     return update_state(change, state_file)

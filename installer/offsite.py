@@ -64,6 +64,8 @@ def enqueue(spec, data_path, manifest_path, *, spool=None, now=None):
 
         now = time.time() if now is None else now
         name = os.path.basename(str(data_path))
+        if any(q.name == name for q in read_queue(spool)):
+            return True     # queued already (the backup run and a catch-up both hand it over)
         kind = catalog.FULL if name.endswith(catalog.SUFFIX[catalog.FULL]) else catalog.OPLOG
         entry = {"name": name, "kind": kind, "data": str(data_path), "manifest": str(manifest_path),
                  "queued": catalog.iso(now), "queued_t": now, "done": []}
@@ -72,7 +74,7 @@ def enqueue(spec, data_path, manifest_path, *, spool=None, now=None):
         write_file(None, str(d["queue"] / f"{catalog.stamp(now)}-{name}.json"),
                    (json.dumps(entry, indent=2, sort_keys=True) + "\n").encode(), 0o600, chown=False)
         return True
-    except Exception as e:  # noqa: BLE001 - the seam must never fail the backup that calls it
+    except (OSError, ValueError, TypeError) as e:   # the seam must never fail the backup that calls it
         print(f"warning: {os.path.basename(str(data_path))} not queued for off-site copy ({e}); "
               "run `dbrs offsite push --catch-up`", file=sys.stderr)
         return False

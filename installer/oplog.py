@@ -21,7 +21,7 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from . import archive, backup, catalog
+from . import archive, backup, catalog, tools
 from .errors import DbrsError
 
 
@@ -153,6 +153,7 @@ class Result:
 
 def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local=None):
     connect_fn = connect_fn or backup.connect
+    state_file = catalog.state_path(spec_path)
     sec = backup.load_secrets(spec_path)
     password = sec.password(backup.USER)
     key = backup.backup_key(sec) if spec.backup.encrypt else None
@@ -160,13 +161,16 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
     if not local:
         return Result("skipped", "this host has no data-bearing member of the spec")
     bdir = spec.backup.dir
-    with catalog.lock(bdir, catalog.OPLOG):
+    with tools.signals_as_errors("the oplog slice"), catalog.lock(bdir, catalog.OPLOG):
         client = connect_fn(local[0], password)
         try:
+            try:
+                status = backup.first_status(client, local[0], state_file)
+            except backup.Skip as s:
+                return Result("skipped", str(s))
             with backup.talking_to(backup.who(local[0])):
-                status = backup.read_status(client)
                 ident = backup.cluster_identity(client, spec)
-            catalog.remember_identity(ident)
+            catalog.remember_identity(ident, state_file)
             catalog.clear_partials(bdir, catalog.OPLOG, ident)
             try:
                 member, _ = backup.choose_source(spec, local, backup.member_states(spec, status))
@@ -187,7 +191,8 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
                                      ident.replset_id)
             path = catalog.kind_dir(bdir, catalog.OPLOG) / name
             try:
-                with archive.Sink(path, key) as sink, backup.talking_to(backup.who(member)):
+                with catalog.folder_errors(bdir), archive.Sink(path, key) as sink, \
+                        backup.talking_to(backup.who(member)):
                     entries_sha = hashlib.sha256()
                     docs = read_entries(client, p.after, committed_ts(status), include_after=not p.gap)
                     first, last, count = write_slice(docs if p.gap else continuing(docs, p.after), sink,
@@ -225,10 +230,12 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             **archive.proofs(written),
         }
         backup.write_manifest_or_remove(path, manifest)
+        backup.record_written(path)
+        backup.queue_offsite(spec, path)
     if p.gap:
         raise Gap(f"oplog gap: entries after {catalog.ts_iso(p.after)} up to {catalog.ts_iso(first)} were "
                   f"overwritten before a slice saved them; point-in-time restore is broken until the next "
                   f"full backup (run `dbrs backup`, and raise the oplog size or slice more often)")
-    catalog.record_success(catalog.OPLOG, {"name": name, "last": catalog.ts_iso(last), "count": count})
-    backup._metrics(spec)
+    catalog.record_success(catalog.OPLOG, {"name": name, "last": catalog.ts_iso(last), "count": count}, state_file)
+    backup._metrics(spec, state_file)
     return Result("done", "", name, manifest)

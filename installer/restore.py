@@ -375,12 +375,9 @@ def _run_restore(argv_for, password, feed=None):
     """
     with tools.PasswordPipe(password) as pipe:
         argv = argv_for(pipe.path)
-        try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=pipe.fds,
-                                    env=tools.child_env())
-        except OSError as e:
-            raise DbrsError(f"cannot run {argv[0]}: {e.strerror}") from None
+        # its own process group: killed whole on failure or SIGTERM, never left running on its own
+        proc = tools.spawn(argv, pipe.fds, stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL)
         pipe.close()
         log = RestoreLog(proc.stderr)
         try:
@@ -396,8 +393,7 @@ def _run_restore(argv_for, password, feed=None):
                 except BrokenPipeError:
                     pass
         except BaseException as e:
-            proc.kill()
-            proc.wait()
+            tools.kill_group(proc)
             log.join(5)
             if isinstance(e, DbrsError):
                 raise RestoreFailed(str(e), log) from None
@@ -561,8 +557,8 @@ def execute(spec, prepared, password, key, *, drop=False, ns_include=(), say=Non
     return report
 
 
-def identity(spec, cluster_id=None):
-    return catalog.identity(spec.backup.dir, spec.cluster.name, cluster_id)
+def identity(spec, cluster_id=None, state_file=None):
+    return catalog.identity(spec.backup.dir, spec.cluster.name, cluster_id, state_file=state_file)
 
 
 def entries(spec, ident=None):

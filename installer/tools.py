@@ -9,8 +9,11 @@ environment or the disk, and nothing is left behind if dbrs is killed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import select
+import signal
 import subprocess
 import threading
 from collections import deque
@@ -47,6 +50,69 @@ def version(path):
 def same_release(a, b):
     """Tools versions agree on major.minor (100.10.x vs 100.10.y)."""
     return a.split(".")[:2] == b.split(".")[:2]
+
+
+class Terminated(DbrsError):
+    """SIGTERM or SIGHUP reached dbrs; raised so every cleanup on the way out runs."""
+
+
+@contextlib.contextmanager
+def signals_as_errors(what, outcome="the tool was killed and nothing was kept"):
+    """Turn SIGTERM/SIGHUP into Terminated while `what` runs.
+
+    Python's default for SIGTERM ends the process on the spot: no finally
+    block runs, the tool (in its own process group) would live on and the
+    `.partial` would stay. Outside the main thread signals cannot be
+    handled, so there it changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(f"{what} stopped by {signal.Signals(signum).name}; {outcome}")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def spawn(argv, pass_fds=(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE):
+    """Start a tool in its own process group (session), so killing the group leaves no orphan behind."""
+    try:
+        return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, pass_fds=pass_fds,
+                                env=child_env(), start_new_session=True)
+    except OSError as e:
+        raise DbrsError(f"cannot run {argv[0]}: {e.strerror}") from None
+
+
+def kill_group(proc):
+    """SIGKILL the tool's whole process group and reap it. A stalled or abandoned tool gets no second chance."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    proc.wait()
+
+
+def read_watched(fd, block, stall, what):
+    """Yield what a tool writes to `fd` until EOF; DbrsError when no byte arrives for `stall` seconds.
+
+    select() measures on the monotonic clock, so a wall-clock jump neither
+    trips nor hides a stall.
+    """
+    while True:
+        ready, _, _ = select.select([fd], [], [], stall)
+        if not ready:
+            raise DbrsError(f"{what}: no output for {stall:g} s; killed it (stalled: is the member answering? "
+                            "see its log)")
+        data = os.read(fd, block)
+        if not data:
+            return
+        yield data
 
 
 def child_env():

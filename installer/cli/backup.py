@@ -46,23 +46,26 @@ def backup(ctx, as_json, config):
 @config_option
 @handle_errors
 def list_(as_json, config):
-    """List full backups, oplog slices, the point-in-time window and anything incomplete."""
-    from .. import backup as lib, catalog, restore
+    """List full backups and slices with their last verification, the point-in-time window,
+    anything incomplete and what sits in quarantine."""
+    from .. import backup as lib, catalog, restore, verification
 
     spec = _spec(config)
-    ident = restore.identity(spec)
+    ident = restore.identity(spec, state_file=catalog.state_path(config))
     fulls, bad_f = catalog.scan(spec.backup.dir, catalog.FULL, ident)
     slices, bad_s = catalog.scan(spec.backup.dir, catalog.OPLOG, ident)
+    quarantined = catalog.quarantined(spec.backup.dir)
     window = restore.pitr_window(fulls, slices)
     problems = restore.chain_problems(fulls, slices)
     foreign = catalog.foreign_lines(spec.backup.dir, ident)
     if as_json:
         emit_json({
-            "full": [e.manifest for e in fulls],
-            "oplog": [e.manifest for e in slices],
+            "full": [dict(e.manifest, verification=verification.last(e.path)) for e in fulls],
+            "oplog": [dict(e.manifest, verification=verification.last(e.path)) for e in slices],
             "pitr_window": None if window is None else {"from": catalog.ts_exact(window[0]),
                                                         "to": catalog.ts_exact(window[1])},
             "incomplete": [{"name": b.name, "kind": b.kind, "reason": b.reason} for b in bad_f + bad_s],
+            "quarantined": quarantined,
             "chain_problems": problems,
             "foreign": foreign,
         })
@@ -71,80 +74,102 @@ def list_(as_json, config):
         click.echo(f"no full backups in {spec.backup.dir}")
     for e in fulls:
         m = e.manifest
-        click.echo(f"{e.name}  {m['finished']}  {lib.human(m['bytes']):>10}  {m['member']}@{m['host']}  "
-                   f"oplog to {catalog.ts_iso(e.oplog_end)}  {'encrypted' if m['encrypted'] else 'plain'}")
+        click.echo(f"{e.name}  {m['finished']}  {lib.human(m['bytes']):>10}  {m.get('member')}@{m.get('host')}  "
+                   f"oplog to {catalog.ts_iso(e.oplog_end)}  {'encrypted' if m['encrypted'] else 'plain'}  "
+                   f"{_verified(verification.last(e.path))}" + ("  (manifest rebuilt)" if m.get("rebuilt") else ""))
     if slices:
         gaps = sum(1 for s in slices if s.manifest.get("gap"))
+        unverified = sum(1 for s in slices if not (verification.last(s.path) or {}).get("ok"))
         click.echo(f"{len(slices)} oplog slices, {catalog.ts_iso(slices[0].first)} .. {catalog.ts_iso(slices[-1].last)}"
-                   + (f", {gaps} with a gap" if gaps else ""))
+                   + (f", {gaps} with a gap" if gaps else "")
+                   + (f", {unverified} not verified yet" if unverified else ", all verified")
+                   + f"; newest {_verified(verification.last(slices[-1].path))}")
     if window:
         click.echo(f"restore --to works from {catalog.ts_exact(window[0])} to {catalog.ts_exact(window[1])}")
     for b in bad_f + bad_s:
         click.echo(f"incomplete {b.name}: {b.reason}")
     for line in problems + foreign:
         click.echo(line)
+    for q in quarantined:
+        click.echo(f"quarantined {q['name']} ({q.get('time')}): {q.get('reason')}; in "
+                   f"{spec.backup.dir}/{catalog.QUARANTINE}")
+
+
+def _verified(rec):
+    if rec is None:
+        return "not verified yet"
+    word = "verified" if rec["ok"] else "FAILED verification"
+    return f"{word} {rec.get('time')} ({rec.get('how')})"
 
 
 @backup.command("verify")
 @click.argument("name", required=False)
 @click.option("--all", "all_", is_flag=True, help="Every full backup and every slice.")
 @click.option("--drill", is_flag=True, help="Also restore into a scratch mongod (when mongod is installed).")
+@click.option("--rebuild-manifest", "rebuild", is_flag=True,
+              help="Re-derive the lost manifest of the quarantined NAME from its bytes and put it back.")
 @click.option("--json", "as_json", is_flag=True)
 @config_option
 @handle_errors
-def verify(name, all_, drill, as_json, config):
-    """Check checksums and decrypt NAME (default: the newest full backup), or --all."""
-    from .. import archive, backup as lib, catalog, restore
+def verify(name, all_, drill, rebuild, as_json, config):
+    """Read back NAME (default: the newest full backup), or --all, against the manifests.
+
+    Cut-off, missing and stray files fail the run too; damaged files are
+    moved to quarantine. --rebuild-manifest NAME brings back an archive
+    whose manifest was lost (marked rebuilt: no oplog times, so NAME only).
+    """
+    from .. import backup as lib, catalog, restore, verification
     from ..errors import DbrsError, InputError
 
     if name and all_:
         raise InputError("--all", "and NAME both pick backups", "use one of them")
+    if rebuild and not name:
+        raise InputError("--rebuild-manifest", "needs the NAME of a quarantined backup", "see `dbrs backup list`")
     spec = _spec(config)
     sec = lib.load_secrets(config)
     key = lib.backup_key(sec)
-    ident = restore.identity(spec)
-    fulls, _ = catalog.scan(spec.backup.dir, catalog.FULL, ident)
+    state_file = catalog.state_path(config)
+    if rebuild:
+        from .. import rebuild as rlib
+
+        m = rlib.rebuild(spec.backup.dir, name, key, spec.cluster.name)
+        click.echo(f"rebuilt the manifest of {m['name']}: {m['bytes']} bytes, sha256 {m['sha256'][:16]}…; "
+                   "marked rebuilt (no oplog times: restore it by NAME, not with --to)")
+        return
+    ident = restore.identity(spec, state_file=catalog.state_path(config))
+    results = verification.check_folder(spec.backup.dir, key, name=name, every=all_, ident=ident)
+    if not all_ and not name and not any(r["kind"] == catalog.FULL and r["ok"] for r in results) and \
+            not any(not r["ok"] for r in results):
+        raise DbrsError(f"no full backup in {spec.backup.dir} to verify (run `dbrs backup`)")
+    failed = sum(1 for r in results if not r["ok"])
     chain = []
-    if name:
-        chosen = [catalog.find(spec.backup.dir, name)]
-    elif all_:
-        slices = catalog.scan(spec.backup.dir, catalog.OPLOG, ident)[0]
-        chosen = fulls + slices
-        chain = restore.chain_problems(fulls, slices)
-    else:
-        if not fulls:
-            raise DbrsError(f"no full backup in {spec.backup.dir} to verify (run `dbrs backup`)")
-        chosen = [fulls[-1]]
-    results, failed = [], 0
-    for e in chosen:
-        try:
-            restore.verify_entry(e, key)
-            results.append({"name": e.name, "ok": True, "detail": "checksum and size match"
-                            + (", every chunk authenticates" if e.encrypted else "")})
-        except archive.ArchiveError as err:
-            failed += 1
-            detail = str(err)
-            results.append({"name": e.name, "ok": False, "detail": detail.removeprefix(f"{e.name}: ")})
+    if all_:
+        chain = restore.chain_problems(catalog.scan(spec.backup.dir, catalog.FULL, ident)[0],
+                                       catalog.scan(spec.backup.dir, catalog.OPLOG, ident)[0])
     if drill and not failed:
-        target = [e for e in chosen if e.kind == catalog.FULL][-1:] or fulls[-1:]
+        fulls = catalog.scan(spec.backup.dir, catalog.FULL)[0]
+        target = [catalog.find(spec.backup.dir, name)] if name else fulls[-1:]
         for e in target:
-            status, detail = restore.drill(e, key, sec.password("restore"))
-            results.append({"name": e.name, "ok": True, "drill": status, "detail": detail})
+            if e.kind == catalog.FULL:
+                status, detail = restore.drill(e, key, sec.password("restore"))
+                results.append({"name": e.name, "ok": True, "drill": status, "detail": detail})
     catalog.update_state(lambda s: s.__setitem__("last_verify", {
-        "time": catalog.iso(time.time()), "checked": len(chosen), "failed": failed,
-        "failures": [r["name"] for r in results if not r["ok"]]}))
+        "time": catalog.iso(time.time()), "checked": len(results), "failed": failed,
+        "failures": [r["name"] for r in results if not r["ok"]]}), state_file)
     if as_json:
         emit_json({"results": results, "failed": failed, "chain_problems": chain})
     else:
         for r in results:
             word = "ok    " if r["ok"] else "FAILED"
+            if r.get("skipped"):
+                word = "skip  "
             if "drill" in r:
                 word = "drill " + r["drill"]
             click.echo(f"{word} {r['name']}: {r['detail']}")
         for line in chain:
             click.echo(f"FAILED {line}")
     if failed:
-        raise DbrsError(f"{failed} of {len(chosen)} backup file(s) failed verification; do not restore from them")
+        raise DbrsError(f"{failed} of {len(results)} backup file(s) failed verification; do not restore from them")
     if chain:
         raise DbrsError(f"the oplog chain has {len(chain)} problem(s) (above); point-in-time restore will not cross them")
 
@@ -171,30 +196,59 @@ def oplog(as_json, config):
 @config_option
 @handle_errors
 def prune(dry_run, as_json, config):
-    """Delete full backups past retention_days (keeping keep_min) and slices no kept backup needs."""
-    from .. import catalog, retention
+    """Delete full backups past retention_days (keeping keep_min verified ones) and slices no kept backup needs.
+
+    The backups it keeps in place of the deleted ones are read back first;
+    one that fails goes to quarantine and the run fails (so it is alerted).
+    """
+    from .. import backup as lib, catalog, offsite, prune as lib_prune
+    from ..errors import DbrsError
 
     spec = _spec(config)
     b = spec.backup
-    with catalog.lock(b.dir, catalog.FULL, wait=300), catalog.lock(b.dir, catalog.OPLOG, wait=300):
-        ident = catalog.identity(b.dir, spec.cluster.name)   # another cluster's files are never counted or deleted
-        fulls = catalog.scan(b.dir, catalog.FULL, ident)[0]
-        slices = catalog.scan(b.dir, catalog.OPLOG, ident)[0]
-        d = retention.decide(fulls, slices, time.time(), b.retention_days, b.keep_min)
-        if not dry_run:
-            for e in d.drop_full + d.drop_slices:
-                catalog.remove(e.path)
+    # another cluster's files are never counted or deleted; backups waiting for their off-site copy stay
+    ident = catalog.identity(b.dir, spec.cluster.name, state_file=catalog.state_path(config))
+    hold = offsite.queued_names(spec) if spec.offsite else ()
+    out = lib_prune.run(b.dir, b.retention_days, b.keep_min, lambda: lib.backup_key(lib.load_secrets(config)),
+                        dry_run=dry_run, ident=ident, hold=hold)
+    d = out.decision
     verb = "would delete" if dry_run else "deleted"
+    if not as_json:
+        for e in d.drop_full:
+            click.echo(f"{verb} {e.name} (older than {b.retention_days} days)")
+        if d.drop_slices:
+            click.echo(f"{verb} {len(d.drop_slices)} oplog slices older than the oldest kept backup")
+        for n, detail in out.quarantined:
+            click.echo(f"{'would quarantine' if dry_run else 'quarantined'} {n}: {detail}")
+        click.echo(f"kept {len(d.keep_full)} full backups and {len(d.keep_slices)} slices"
+                   + (f"; read back {', '.join(out.verified)} before deleting" if out.verified else "")
+                   + (f"; {len(hold)} waiting for their off-site copy" if hold else ""))
+    remote, remote_error = {}, None
+    if spec.offsite:
+        # the same retention on every target, each keeping keep_min good backups of its own
+        try:
+            remote = offsite.prune(spec, lib.load_secrets(config), dry_run=dry_run,
+                                   progress=None if as_json else click.echo)
+        except DbrsError as e:
+            remote_error = e
     if as_json:
         emit_json({"dry_run": dry_run, "deleted_full": [e.name for e in d.drop_full],
                    "deleted_slices": [e.name for e in d.drop_slices],
-                   "kept_full": [e.name for e in d.keep_full], "kept_slices": len(d.keep_slices)})
-        return
-    for e in d.drop_full:
-        click.echo(f"{verb} {e.name} (older than {b.retention_days} days)")
-    if d.drop_slices:
-        click.echo(f"{verb} {len(d.drop_slices)} oplog slices older than the oldest kept backup")
-    click.echo(f"kept {len(d.keep_full)} full backups and {len(d.keep_slices)} slices")
+                   "kept_full": [e.name for e in d.keep_full], "kept_slices": len(d.keep_slices),
+                   "verified": out.verified, "quarantined": [n for n, _ in out.quarantined],
+                   "offsite": remote})
+    if out.quarantined:
+        raise DbrsError(f"{len(out.quarantined)} backup(s) failed verification and "
+                        f"{'would be' if dry_run else 'were'} quarantined, never counted: "
+                        f"{catalog_shown(out.quarantined[0][0])}" + (" …" if len(out.quarantined) > 1 else ""))
+    if remote_error is not None:
+        raise DbrsError(f"off-site prune: {remote_error} (the local prune is done)")
+
+
+def catalog_shown(name):
+    from .. import catalog
+
+    return catalog.shown(name)
 
 
 _INC = re.compile(r"(.*(?:Z|[+-]\d\d:\d\d)|@\d+)\+(\d{1,10})")
@@ -261,7 +315,7 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
     second, as `dbrs backup list` prints the window. No byte reaches
     mongorestore unproven; admin, config and local are never restored over.
     """
-    from .. import backup as lib, catalog, restore as rlib
+    from .. import backup as lib, catalog, restore as rlib, tools
     from ..errors import InputError
 
     if bool(name) == bool(to):
@@ -283,7 +337,7 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
     spec = _spec(config)
     sec = lib.load_secrets(config)
     key = lib.backup_key(sec)
-    ident = rlib.identity(spec, cluster_id)
+    ident = rlib.identity(spec, cluster_id, state_file=catalog.state_path(config))
     if to:
         fulls, slices = rlib.entries(spec, ident)
         plan = rlib.plan_verified(fulls, slices, when[0], key, inc=when[1], base_name=base_name)
@@ -314,8 +368,9 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
                 raise InputError("--yes", "no terminal to confirm on", "pass --yes to restore without asking")
             click.confirm("Restore now?", abort=True)
         mongorestore = early.result()
-        report = rlib.execute(spec, prepared, sec.password(rlib.USER), key, drop=drop, ns_include=ns_include,
-                              say=click.echo, redo=redo, mongorestore=mongorestore)
+        with tools.signals_as_errors("the restore", "mongorestore was killed"):
+            report = rlib.execute(spec, prepared, sec.password(rlib.USER), key, drop=drop, ns_include=ns_include,
+                                  say=click.echo, redo=redo, mongorestore=mongorestore)
     click.echo(f"restore finished in {report.seconds:.1f} s")
 
 
@@ -327,7 +382,9 @@ def alert(unit, config):
     """Record and report the failure of UNIT (run by dbrs-alert@UNIT.service)."""
     from .. import alert as lib
 
+    from .. import catalog
+
     spec = _spec(config)
-    ev, problems = lib.handle(spec, unit)
+    ev, problems = lib.handle(spec, unit, state_file=catalog.state_path(config))
     click.echo(ev["message"])
     lib.raise_problems(problems)

@@ -4,6 +4,7 @@ pymongo and the spec loader are imported inside the commands so that
 `dbrs --help` stays light.
 """
 
+import os
 import sys
 
 import click
@@ -59,7 +60,7 @@ def status(config, as_json, check):
 
     spec, secrets = _load(config)
     st = replset.read_status(spec, secrets)
-    backups = backup.status_summary(spec)
+    backups = backup.status_summary(spec, os.path.dirname(os.path.abspath(config)))
     backup_problems = backup.summary_problems(backups)
     copies = offsite.status_summary(spec) if spec.offsite else None
     copy_problems = offsite.problems(copies) if copies else []

@@ -198,7 +198,7 @@ def test_prune_never_counts_or_deletes_another_clusters_backups(world):
     assert out["deleted_full"] == [] and sorted(out["kept_full"]) == sorted(old)
     assert [e.name for e in fulls_of(a)] == old
     after_b = sorted(n for n in os.listdir(world.folder / "full") if n.startswith(f"dbrs-{b.rsid}-"))
-    assert after_b == before_b and len(after_b) == 6          # 3 archives + 3 manifests, untouched
+    assert after_b == before_b and len(after_b) == 9          # 3 archives, manifests and records, untouched
 
 
 def test_a_killed_run_of_the_other_cluster_is_not_cleared_by_ours(world):
@@ -232,14 +232,18 @@ def test_a_slice_claiming_more_than_its_data_fails_verify_and_restore(world):
     m = json.loads(manifest_path(s1).read_text())
     m["last"] = {"t": T0 + 100, "i": 1}      # claims to reach into s3's time; its data ends at T0+70
     manifest_path(s1).write_text(json.dumps(m))
+    # restore proves the slice from its data while planning, before any verify run has looked at it
+    r = a.dbrs("restore", "--to", catalog.iso(T0 + 95), "--yes")
+    assert "cannot be trusted" in one_error_line(r)
+    assert world.records() == []                          # nothing reached mongorestore
     r = a.dbrs("backup", "verify", "--all")
     assert r.exit_code == 1
     assert f"FAILED {s1.name}: holds 3 entries {catalog.iso(T0 + 60)}+1 .. {catalog.iso(T0 + 70)}+1, the manifest " \
            f"says 3 entries {catalog.iso(T0 + 60)}+1 .. {catalog.iso(T0 + 100)}+1" in r.output
-    world.forget_records()
+    # verify moved it to quarantine: now restore names the hole it leaves, still feeding nothing
     r = a.dbrs("restore", "--to", catalog.iso(T0 + 95), "--yes")
-    assert "cannot be trusted" in one_error_line(r)
-    assert world.records() == []                          # nothing reached mongorestore
+    assert "oplog hole" in one_error_line(r)
+    assert world.records() == []
 
 
 def test_a_deleted_middle_slice_is_a_named_hole_in_list_verify_and_status(world):

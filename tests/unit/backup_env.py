@@ -75,7 +75,8 @@ class Bed:
         monkeypatch.setenv("PATH", f"{self.bin}{os.pathsep}{os.environ['PATH']}")
         monkeypatch.setenv("DBRS_STANDIN_RECORD", str(self.record))
         monkeypatch.setenv("DBRS_STANDIN_DUMP_BYTES", str(300_000))
-        self.state = tmp / "state" / "state.json"
+        # the state file follows --config (catalog.state_path); reads without a path see the same file
+        self.state = catalog.state_path(self.config)
         monkeypatch.setattr(catalog, "STATE_FILE", self.state)
         self.oplog = [entry(T0 + i, 1) for i in range(0, 51, 10)]
         self.member = FakeMember(self.spec, {"mongod1": "PRIMARY", "mongod2": "SECONDARY", "mongod3": "ARBITER"},

@@ -101,7 +101,7 @@ def test_unreachable_webhook_makes_the_alert_unit_fail(tmp_path, state, monkeypa
     r = CliRunner().invoke(main, ["alert", "--config", str(spec_path), "dbrs-backup.service"])
     assert r.exit_code == 1
     assert r.output.splitlines()[-1].startswith("error: alert recorded, but alerts.webhook unreachable")
-    assert catalog.read_state()["failures"][0]["unit"] == "dbrs-backup.service"
+    assert catalog.read_state(catalog.state_path(spec_path))["failures"][0]["unit"] == "dbrs-backup.service"
 
 
 def test_parse_systemctl_show():

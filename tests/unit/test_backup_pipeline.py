@@ -59,7 +59,7 @@ def test_backup_streams_hashes_encrypts_and_hands_the_password_over_a_pipe(bed):
     assert b"".join(archive.read_plain(str(path), key, m["sha256"], m["bytes"])) == bed.dump_bytes()
     assert bed.dump_bytes()[:4096] not in path.read_bytes()
     assert r.name.startswith("dbrs-") and r.name.endswith(".archive")
-    assert sorted(os.listdir(bed.bdir / "full")) == [r.name, r.name + ".manifest.json"]
+    assert sorted(os.listdir(bed.bdir / "full")) == [r.name, r.name + ".manifest.json", r.name + ".verified.json"]
     # state and metrics for `dbrs status` / node_exporter
     assert catalog.read_state()["last_success"]["full"]["name"] == r.name
     assert not (bed.tmp / "textfile").exists()          # only where the collector's folder exists
@@ -160,7 +160,7 @@ def test_kill_9_mid_run_leaves_no_good_looking_file(bed, monkeypatch):
     monkeypatch.delenv("DBRS_STANDIN_DUMP_DELAY")
     time.sleep(1.1)
     r = bed.backup()
-    assert r.status == "done" and bed.files() == [r.name, r.name + ".manifest.json"]
+    assert r.status == "done" and bed.files() == [r.name, r.name + ".manifest.json", r.name + ".verified.json"]
 
 
 def test_two_backups_at_once_the_second_refuses(bed, monkeypatch):
@@ -204,8 +204,9 @@ def test_corrupted_byte_verify_fails_and_restore_refuses(bed):
     path.write_bytes(bytes(data))
     v = dbrs("backup", "verify", r.name, "--config", bed.config)
     assert v.exit_code == 1 and "FAILED" in v.output and "do not restore" in v.output
+    # verify moved it to quarantine: restore refuses the name as bad input
     res = dbrs("restore", r.name, "--yes", "--config", bed.config)
-    assert res.exit_code == 1 and "sha256" in res.output or "authenticate" in res.output
+    assert res.exit_code == 2 and "is in quarantine" in res.output
     assert bed.records("mongorestore") == []
     assert catalog.read_state()["last_verify"]["failed"] == 1
 
@@ -217,7 +218,7 @@ def test_truncated_encrypted_file_is_not_a_backup(bed):
     good, bad = catalog.scan(bed.bdir, catalog.FULL)
     assert good == [] and "manifest says" in bad[0].reason
     res = dbrs("restore", r.name, "--yes", "--config", bed.config)
-    assert res.exit_code == 1 and "not a usable backup" in res.output
+    assert res.exit_code == 2 and "not a usable backup" in res.output
     # even with a manifest edited to match, the missing final chunk is caught
     m = json.loads((bed.bdir / "full" / (r.name + ".manifest.json")).read_text())
     m["bytes"] = path.stat().st_size
@@ -394,6 +395,6 @@ def test_prune_waits_briefly_for_a_running_slice_instead_of_failing(bed):
 
 
 def test_next_runs_parses_systemctl_show():
-    text = ("Id=dbrs-backup.timer\nNextElapseUSecRealtime=Sun 2026-11-29 02:07:31 UTC\n"
+    text = ("Id=dbrs-backup.timer\nNextElapseUSecRealtime=Sun 2026-11-29 02:07:31 UTC\n\n"
             "Id=dbrs-oplog.timer\nNextElapseUSecRealtime=\n")
     assert backup.parse_next_runs(text) == {"dbrs-backup.timer": "Sun 2026-11-29 02:07:31 UTC"}

@@ -410,4 +410,4 @@ def test_fetch_refuses_a_remote_copy_that_does_not_match_its_manifest(usb):
     assert res.output.strip() == (f"error: {full} on off-site usb: sha256/size do not match its manifest; this copy "
                                   "cannot be trusted (try another target or `dbrs offsite verify`)")
     # nothing with the backup's name, and no leftover download
-    assert sorted(p.name for p in (usb.bdir / "full").iterdir()) == [full + catalog.MANIFEST]
+    assert sorted(p.name for p in (usb.bdir / "full").iterdir()) == [full + catalog.MANIFEST, full + catalog.RECORD]

@@ -52,6 +52,15 @@ def test_no_full_backup_keeps_every_slice():
     assert d.drop_slices == () and len(d.keep_slices) == len(slices)
 
 
+def test_only_trusted_backups_count_and_untrusted_ones_are_never_dropped():
+    fulls = [full(NOW - (30 - i) * DAY) for i in range(6)]
+    bad = {fulls[-1].name, fulls[-2].name}                         # the newest two failed verification
+    d = retention.decide(fulls, [], NOW, retention_days=7, keep_min=2, trusted=lambda e: e.name not in bad)
+    assert sorted(names(d.relied)) == names(fulls[-4:-2])                # keep_min counts the newest trusted ones
+    assert set(names(d.keep_full)) == set(names(fulls[-4:]))       # the untrusted stay for quarantine, not deletion
+    assert names(d.drop_full) == names(fulls[:2])
+
+
 ages = st.lists(st.integers(min_value=0, max_value=60 * DAY), max_size=25, unique=True)
 
 
