@@ -126,6 +126,46 @@ def service(unit):
     return parse_systemctl_show(r.stdout) if r.returncode == 0 else ServiceFact(loaded=False)
 
 
+def parse_running_members(text):
+    """Member names from `systemctl list-units --plain --no-legend 'dbrs-mongod@*'`."""
+    out = []
+    for line in text.splitlines():
+        unit = line.split()[0] if line.split() else ""
+        if unit.startswith("dbrs-mongod@") and unit.endswith(".service"):
+            out.append(unit[len("dbrs-mongod@"):-len(".service")])
+    return out
+
+
+def running_members():
+    """Members whose mongod runs (or is starting) on this host: their keyfile is in use."""
+    if not which("systemctl"):
+        return []
+    r = subprocess.run(["systemctl", "list-units", "--type=service", "--state=active,activating,reloading",
+                        "--plain", "--no-legend", "dbrs-mongod@*"], capture_output=True, text=True)
+    return parse_running_members(r.stdout) if r.returncode == 0 else []
+
+
+def parse_nft_tables(text):
+    """(family, name) pairs from `nft list tables`."""
+    out = set()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "table":
+            out.add((parts[1], parts[2]))
+    return out
+
+
+def nft_table_present(family, name):
+    """Is the table loaded in the kernel right now? None when nft cannot tell (not root, no nft)."""
+    nft = which("nft") or ("/usr/sbin/nft" if os.access("/usr/sbin/nft", os.X_OK) else None)
+    if not nft:
+        return None
+    r = subprocess.run([nft, "list", "tables"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    return (family, name) in parse_nft_tables(r.stdout)
+
+
 def parse_os_release(text):
     values = {}
     for line in text.splitlines():
