@@ -100,8 +100,8 @@ def test_bundle_installs_same_secrets_on_another_host(tmp_path, run_dbrs, run_in
 
 def test_wrong_passphrase_exits_2_and_writes_nothing(tmp_path, run_dbrs, run_install):
     pp, bad = tmp_path / "pass", tmp_path / "bad"
-    pp.write_text("right")
-    bad.write_text("wrong")
+    pp.write_text("the right passphrase")
+    bad.write_text("the wrong passphrase")
     run_dbrs("init", "--root", str(tmp_path / "a"), "--passphrase-file", str(pp))
     target = tmp_path / "b"
     target.mkdir()
