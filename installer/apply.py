@@ -186,11 +186,14 @@ def apply(changes, root=None, live=True, progress=None):
         if progress:
             progress(change)
         try:
-            if item.kind == "service":
+            if item.kind in ("service", "nftable"):
                 if unit_files_changed and live:
                     systemctl("daemon-reload")
                     unit_files_changed = False
-                _service(item, change.reasons)
+                if item.kind == "service":
+                    _service(item, change.reasons)
+                else:
+                    _table(item)
             else:
                 _one(item, change, root, live)
                 if item.kind in ("file", "link") and str(item.path).startswith("/etc/systemd/system/"):
@@ -223,6 +226,15 @@ def _one(item, change, root, live):
             write_file(root, item.path, item.content, item.mode, item.owner, item.group, live)
         else:
             set_attrs(root, item.path, item.mode, item.owner, item.group, live)
+
+
+def _table(item):
+    """Load the firewall table again through its unit, unless a restart earlier in this run already did."""
+    from .facts import nft_table
+    from .firewall import UNIT
+
+    if item.reasons(nft_table("inet", "dbrs")):
+        systemctl("restart", UNIT)
 
 
 def _service(item, reasons):

@@ -145,25 +145,36 @@ def running_members():
     return parse_running_members(r.stdout) if r.returncode == 0 else []
 
 
-def parse_nft_tables(text):
-    """(family, name) pairs from `nft list tables`."""
-    out = set()
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "table":
-            out.add((parts[1], parts[2]))
-    return out
+NFT_UNKNOWN = "?"  # nft cannot tell (no nft, not root): judge nothing
 
 
-def nft_table_present(family, name):
-    """Is the table loaded in the kernel right now? None when nft cannot tell (not root, no nft)."""
+def parse_nft_list_table(returncode, stdout, stderr):
+    """The listing of `nft list table FAMILY NAME`; None when there is no such table."""
+    if returncode == 0:
+        return stdout
+    if "No such file or directory" in stderr:
+        return None
+    return NFT_UNKNOWN
+
+
+def nft_table(family, name):
+    """The table as loaded in the kernel right now (nft's listing), None when absent."""
     nft = which("nft") or ("/usr/sbin/nft" if os.access("/usr/sbin/nft", os.X_OK) else None)
     if not nft:
-        return None
-    r = subprocess.run([nft, "list", "tables"], capture_output=True, text=True)
-    if r.returncode != 0:
-        return None
-    return (family, name) in parse_nft_tables(r.stdout)
+        return NFT_UNKNOWN
+    r = subprocess.run([nft, "list", "table", family, name], capture_output=True, text=True)
+    return parse_nft_list_table(r.returncode, r.stdout, r.stderr)
+
+
+def firewall_state(spec_path):
+    """(firewall.nft next to the spec or None, the loaded table's listing or None, the unit's ActiveState):
+    what `dbrs status` judges this host's firewall by. The listing is NFT_UNKNOWN when nft cannot tell."""
+    try:
+        text = (Path(spec_path).parent / "firewall.nft").read_text()
+    except (OSError, UnicodeDecodeError):
+        return None, None, None
+    active = service("dbrs-firewall.service").active if which("systemctl") else None
+    return text, nft_table("inet", "dbrs"), active or None
 
 
 def parse_os_release(text):
@@ -271,4 +282,6 @@ def gather(items, root, live):
             facts[item.key] = service(item.unit) if live else ServiceFact("enabled", "active")
         elif kind == "npm":
             facts[item.key] = npm_version(root, item.prefix, item.name)
+        elif kind == "nftable":
+            facts[item.key] = nft_table("inet", "dbrs") if live else NFT_UNKNOWN
     return facts

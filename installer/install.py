@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import cluster, facts, paths, plan, preflight
+from . import cluster, facts, firewall, paths, plan, preflight
 from .errors import InputError
 from .target import Target
 
@@ -178,6 +178,7 @@ def _run(opts, bootstrap, progress):
         ports = {m.port for m in target.members}
         result.checks = preflight.evaluate(preflight.read(paths.member_data(target.members[0].name), ports), target)
 
+    result.checks += firewall.checks(target.spec)
     items = plan.desired(target)
     current = facts.gather(items, opts.root, target.live)
     result.changes = plan.compare(items, current, chown=target.live)

@@ -261,6 +261,9 @@ def compare(items, facts, *, chown=True):
             elif item.unit in touched_units or _template_of(item.unit) in touched_units:
                 reasons.append("restart")
             changes.append(Change(item, "changed" if reasons else "unchanged", reasons))
+        elif item.kind == "nftable":
+            reasons = [] if fact == "?" else item.reasons(fact)
+            changes.append(Change(item, "changed" if reasons else "unchanged", reasons))
         else:
             raise TypeError(f"unknown item kind {item.kind}")
     return changes

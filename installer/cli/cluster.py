@@ -71,13 +71,19 @@ def status(config, as_json, check):
     st = replset.read_status(spec, secrets)
     backups = backup.status_summary(spec)
     backup_problems = backup.summary_problems(backups)
+    from .. import facts, firewall
+
+    firewall_problems = firewall.problems(*facts.firewall_state(config))
     if as_json:
-        emit_json({**st.to_json(), "backups": {**backups, "problems": backup_problems}})
+        emit_json({**st.to_json(), "backups": {**backups, "problems": backup_problems},
+                   "firewall": {"problems": firewall_problems}})
     else:
         click.echo(replset.render_status(st))
         for line in backup.render_summary(backups):
             click.echo(line)
-    if check and (not st.ok or backup_problems):
+        for line in firewall_problems:
+            click.echo(f"WARN {line}")
+    if check and (not st.ok or backup_problems or firewall_problems):
         sys.exit(1)
 
 

@@ -39,7 +39,7 @@ def init(name, primary, secondaries, arbiter, allow, mongodb_version, write_conc
     """
     import os
 
-    from .. import cluster, facts, secrets
+    from .. import cluster, facts, firewall, secrets
 
     name = _single(name, "--name", "dbrs")
     primary = _single(primary, "--primary")
@@ -53,6 +53,8 @@ def init(name, primary, secondaries, arbiter, allow, mongodb_version, write_conc
         raise InputError("--root", "is empty", "give a directory, or leave --root out to write /")
     spec = cluster.spec_from_flags(name, primary, secondaries, arbiter, allow, mongodb_version,
                                    write_concern, backup_dir, mongo_express)
+    for warning in firewall.warnings(spec):
+        click.echo(f"warning: {warning}", err=True)
     passphrase = None
     if passphrase_file:
         passphrase = secrets.read_passphrase(passphrase_file, min_length=secrets.MIN_PASSPHRASE)
