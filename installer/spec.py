@@ -488,6 +488,8 @@ def load(path):
         raise InputError("--config", f"{path} does not exist", "run `dbrs init` first or pass --config FILE") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(str(path), f"not valid TOML: {e}", "fix the syntax at that line") from None
+    except UnicodeDecodeError as e:
+        raise InputError(str(path), f"is not UTF-8 (byte {e.start})", "save it as UTF-8 text") from None
     except OSError as e:
         raise InputError(str(path), f"cannot be read: {e.strerror}", "check the path and its permissions") from None
     return parse(raw, str(path))

@@ -77,3 +77,11 @@ def test_error_lines_are_bounded(staging, run_dbrs):
     assert len(line) < 400 and "[5002 characters]" in line and "is not a hostname" in line
     assert len(InputError("f", "x " * 3000, "y" * 3000).line()) < 1000
     assert errors.bound("/etc/dbrs/cluster.toml") == "/etc/dbrs/cluster.toml"
+
+
+def test_non_utf8_spec_is_exit_2(tmp_path):
+    path = tmp_path / "cluster.toml"
+    path.write_bytes(PSA.encode() + b"\xff\xfe\n")
+    with pytest.raises(InputError) as e:
+        specmod.load(path)
+    assert e.value.exit_code == 2 and "is not UTF-8 (byte" in str(e.value)
