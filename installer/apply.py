@@ -196,7 +196,7 @@ def apply(changes, root=None, live=True, progress=None):
                     _table(item)
             else:
                 _one(item, change, root, live)
-                if item.kind in ("file", "link") and str(item.path).startswith("/etc/systemd/system/"):
+                if item.kind in ("file", "link", "absent") and str(item.path).startswith("/etc/systemd/system/"):
                     unit_files_changed = True
         except StepFailed:
             raise
@@ -221,6 +221,13 @@ def _one(item, change, root, live):
         make_dir(root, item.path, item.mode, item.owner, item.group, live)
     elif kind == "link":
         make_link(root, item.path, item.target)
+    elif kind == "absent":
+        p = under(root, item.path)
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            return
+        fsync_dir(p.parent)
     elif kind == "file":
         if any(r in ("new", "content", "not a regular file") for r in change.reasons):
             write_file(root, item.path, item.content, item.mode, item.owner, item.group, live)
@@ -238,6 +245,10 @@ def _table(item):
 
 
 def _service(item, reasons):
+    if "stop" in reasons:
+        systemctl("stop", item.unit)
+    if "disable" in reasons:
+        systemctl("disable", item.unit)
     if "enable" in reasons:
         systemctl("enable", item.unit)
     if "start" in reasons:

@@ -270,7 +270,7 @@ def gather(items, root, live):
     facts = {}
     for item in items:
         kind = item.kind
-        if kind in ("file", "dir", "link"):
+        if kind in ("file", "dir", "link", "absent"):
             facts[item.key] = path(root, item.path)
         elif kind == "aptkey":
             facts[item.key] = path(root, item.path, read_content=False)

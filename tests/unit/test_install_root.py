@@ -14,7 +14,7 @@ def test_second_run_changes_nothing(psa_root, run_install):
     before = snapshot(psa_root)
     second = run_install("--root", str(psa_root), "--role", "primary")
     assert second.exit_code == 0, second.output
-    assert second.output.rstrip().endswith("0 changed, 27 unchanged")
+    assert second.output.rstrip().endswith("0 changed, 29 unchanged")
     assert snapshot(psa_root) == before, "content, modes and mtimes must not move"
 
 
