@@ -6,7 +6,9 @@ from installer import spec as specmod
 from installer import errors
 from installer.errors import InputError, SpecErrors
 
-from ..conftest import PSA
+from installer import secrets
+
+from ..conftest import PSA, SECRETS
 
 
 def _fields(text):
@@ -85,3 +87,25 @@ def test_non_utf8_spec_is_exit_2(tmp_path):
     with pytest.raises(InputError) as e:
         specmod.load(path)
     assert e.value.exit_code == 2 and "is not UTF-8 (byte" in str(e.value)
+
+
+def test_installer_only_manages_dbrs_own_directories():
+    """Every directory dbrs-install sets a mode/owner on is dbrs' own or the (validated) backup dir:
+    never a directory of the system it merely found there."""
+    from pathlib import PurePosixPath
+
+    from installer import plan
+    from installer.target import Target
+
+    text = PSA + '[backup]\ndir = "/srv/backups/dbrs"\n[mongo_express]\nenabled = true\n'
+    spec = specmod.loads(text)
+    own = [PurePosixPath(p) for p in ("/etc/dbrs", "/var/lib/dbrs", "/var/log/dbrs", "/opt/dbrs", spec.backup.dir)]
+    for role in ("primary", "secondary", "arbiter"):
+        members = tuple(spec.by_role(role))
+        target = Target(spec=spec, members=members, host_members=members, live=False, packages=False,
+                        addresses={m.host: (m.host,) for m in spec.members},
+                        secrets=secrets.parse_secrets_toml(SECRETS, b"k", b"b"))
+        dirs = [PurePosixPath(i.path) for i in plan.desired(target) if i.kind == "dir"]
+        assert dirs
+        for d in dirs:
+            assert any(d == o or o in d.parents for o in own), d
