@@ -1,4 +1,5 @@
-"""Tier 3: the firewall fails closed on a real systemd host (attack findings #1, #2, #14).
+"""Tier 3: the firewall fails closed on a real systemd host (attack findings #1, #2, #14), and the
+secret guards see the host's running members (#4).
 
 One host with the single-host default (three members, ports 27017-27019) and an outsider. What only
 real systemd and nftables can show: mongod loads its table before it starts, Debian's nftables.service
@@ -116,3 +117,19 @@ def test_reinstall_reloads_a_flushed_table(host):
     again = h.run(["dbrs-install", "--no-packages"], timeout=300).stdout
     assert re.search(r"^0 changed, \d+ unchanged$", again, re.M), again
     assert h.run("systemctl is-active dbrs-mongod@mongod1.service").stdout.strip() == "active"
+
+
+def test_secrets_of_running_members_are_not_replaced(host):
+    """`init --force` and a bundle of another cluster are refused while dbrs-mongod@ runs here (exit 2)."""
+    h, _ = host
+    keyfile = h.read_file("/etc/dbrs/keyfile")
+    h.write_file("/root/other.pass", "another cluster's passphrase\n", 0o600)
+    r = h.run(["dbrs", "init", "--force", "--passphrase-file", "/root/other.pass"], check=False)
+    assert r.returncode == 2 and "running on this host" in r.stderr, r.stderr
+    assert h.read_file("/etc/dbrs/keyfile") == keyfile
+    h.run(["dbrs", "init", "--root", "/root/other", "--passphrase-file", "/root/other.pass"])
+    r = h.run(["dbrs-install", "--no-packages", "--bundle", "/root/other/etc/dbrs/bundle.dbrs",
+               "--passphrase-file", "/root/other.pass"], check=False, timeout=300)
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "another cluster or a re-initialised one" in r.stderr and "--replace-secrets" in r.stderr
+    assert h.read_file("/etc/dbrs/keyfile") == keyfile
