@@ -190,14 +190,17 @@ def apply(changes, root=None, live=True, progress=None, done=None):
         if progress:
             progress(change)
         try:
-            if item.kind == "service":
+            if item.kind in ("service", "nftable"):
                 if unit_files_changed and live:
                     systemctl("daemon-reload")
                     unit_files_changed = False
-                _service(item, change.reasons)
+                if item.kind == "service":
+                    _service(item, change.reasons)
+                else:
+                    _table(item)
             else:
                 _one(item, change, root, live)
-                if item.kind in ("file", "link") and str(item.path).startswith("/etc/systemd/system/"):
+                if item.kind in ("file", "link", "absent") and str(item.path).startswith("/etc/systemd/system/"):
                     unit_files_changed = True
         except StepFailed:
             raise
@@ -224,6 +227,13 @@ def _one(item, change, root, live):
         make_dir(root, item.path, item.mode, item.owner, item.group, live)
     elif kind == "link":
         make_link(root, item.path, item.target)
+    elif kind == "absent":
+        p = under(root, item.path)
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            return
+        fsync_dir(p.parent)
     elif kind == "file":
         if any(r in ("new", "content", "not a regular file") for r in change.reasons):
             write_file(root, item.path, item.content, item.mode, item.owner, item.group, live)
@@ -231,7 +241,20 @@ def _one(item, change, root, live):
             set_attrs(root, item.path, item.mode, item.owner, item.group, live)
 
 
+def _table(item):
+    """Load the firewall table again through its unit, unless a restart earlier in this run already did."""
+    from .facts import nft_table
+    from .firewall import UNIT
+
+    if item.reasons(nft_table("inet", "dbrs")):
+        systemctl("restart", UNIT)
+
+
 def _service(item, reasons):
+    if "stop" in reasons:
+        systemctl("stop", item.unit)
+    if "disable" in reasons:
+        systemctl("disable", item.unit)
     if "enable" in reasons:
         systemctl("enable", item.unit)
     if "start" in reasons:

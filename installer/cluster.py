@@ -15,7 +15,7 @@ from . import paths, secrets
 from . import spec as specmod
 from .errors import InputError
 from .facts import under, user_exists
-from .plan import File
+from .plan import Change, File
 from .render import render
 
 
@@ -154,29 +154,117 @@ def default():
     return ClusterFiles(spec, spec_text(spec), secrets.generate(), "default")
 
 
-def init(root, spec, force=False, passphrase=None, live=True):
+INIT_FILES = (paths.SPEC, paths.KEYFILE, paths.SECRETS, paths.BACKUP_KEY, paths.BUNDLE)
+
+
+def utc_stamp(now=None):
+    import time
+
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+
+
+def check_init(existing, force, running):
+    """May `dbrs init` write here? Pure: `existing` are the cluster files already present,
+    `running` the dbrs-mongod@ members active on this host.
+
+    Any one of them, not only the spec, belongs to a cluster: a new keyfile
+    locks running members out of their set, a new backup key makes every
+    encrypted backup unreadable.
+    """
+    if existing and not force:
+        more = f" (and {len(existing) - 1} more cluster file(s))" if len(existing) > 1 else ""
+        raise InputError("--force", f"{existing[0]} exists{more}",
+                         "move the old cluster files away, or pass --force to replace the spec and every secret")
+    if force and running:
+        raise InputError("--force", f"dbrs-mongod@ {', '.join(sorted(running))} running on this host would be locked "
+                         "out by a new keyfile", "stop them first (systemctl stop 'dbrs-mongod@*'), or leave --force out")
+
+
+def make_dirs(root, path, mode=0o755, chown=False):
+    """Create `path` (under root) and its missing parents with `mode` whatever the umask.
+
+    An existing `path` is dbrs' own (/etc/dbrs): if others may write it, it gets `mode`.
+    """
+    target = under(root, path)
+    missing = []
+    p = target
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        os.mkdir(d, mode)
+        os.chmod(d, mode)
+        if chown:
+            os.chown(d, 0, 0)
+    st = os.lstat(target)
+    if os.path.islink(target) or not os.path.isdir(target):
+        raise InputError(str(target), "exists and is not a directory", "move it away")
+    if st.st_mode & 0o022:
+        os.chmod(target, mode)
+    if chown and (st.st_uid, st.st_gid) != (0, 0):
+        os.chown(target, 0, 0)
+
+
+def init(root, spec, force=False, passphrase=None, live=True, running=(), announce=None, now=None):
     """Write spec, secrets and bundle for a new cluster; returns (paths written, passphrase, generated?).
 
-    Refuses to overwrite an existing spec without `force`: a new keyfile
-    would lock this host out of the running set.
+    Refuses when any cluster file exists, unless `force`; `force` still refuses
+    while members run here. A replaced backup.key is kept next to it. A
+    generated passphrase goes to `announce` before anything is written, so no
+    bundle is ever sealed with a passphrase nobody saw.
     """
     from .apply import write_file
 
     etc = paths.ETC
-    existing = under(root, paths.SPEC)
-    if existing.exists() and not force:
-        raise InputError("--force", f"{existing} exists", "pass --force to replace it (and every secret) or edit it")
+    existing = [str(under(root, p)) for p in INIT_FILES if under(root, p).exists()]
+    check_init(existing, force, list(running))
     generated = passphrase is None
     if generated:
         passphrase = secrets.new_passphrase()
+        if announce:
+            announce(passphrase)
     sec = secrets.generate()
     text = spec_text(spec)
     files = ClusterFiles(spec, text, sec, "init")
     chown = live and os.geteuid() == 0
+    make_dirs(root, etc, 0o755, chown)
     written = []
+    old_key = under(root, paths.BACKUP_KEY)
+    if old_key.exists():
+        try:
+            old = old_key.read_bytes()
+        except OSError as e:
+            raise InputError(str(old_key), f"cannot be read to keep a copy: {e.strerror}", "run as root") from None
+        if old.strip() != sec.backup_key.strip():
+            keep = str(etc / secrets.replaced_name("backup.key", utc_stamp(now)))
+            write_file(root, keep, old, 0o600, chown=chown)
+            written.append(keep)
     items = list(secret_items(etc, files, live=chown and user_exists("mongodb")))
     items.append(File(str(etc / "bundle.dbrs"), secrets.seal_bundle(text, sec, passphrase), 0o600, secret=True))
     for item in items:
         write_file(root, item.path, item.content, item.mode, item.owner, item.group, chown)
         written.append(item.path)
     return written, passphrase, generated
+
+
+def guard_replacement(changes, running, allowed, stamp, flag="--bundle"):
+    """Before apply: refuse a keyfile swap under running members, and keep a backup.key that is replaced.
+
+    Pure on the compared plan: the keyfile and backup.key changes carry the
+    file on disk in `before`. Returns the changes with a `backup.key.replaced-STAMP`
+    item (the old key, 0600) just before the new key is written.
+    """
+    out = []
+    for c in changes:
+        before = c.before
+        replacing = c.changed and before is not None and before.exists and before.kind == "file" and "content" in c.reasons
+        if replacing and c.item.path == str(paths.KEYFILE):
+            try:
+                secrets.check_keyfile_replacement(before.content, c.item.content, running, allowed)
+            except InputError as e:
+                raise InputError(flag, e.problem, e.fix) from None
+        if replacing and c.item.path == str(paths.BACKUP_KEY) and before.content.strip() != c.item.content.strip():
+            keep = File(str(paths.ETC / secrets.replaced_name("backup.key", stamp)), before.content, 0o600, secret=True)
+            out.append(Change(keep, "changed", ["new", "the replaced backup key, kept: backups made with it need it"]))
+        out.append(c)
+    return out

@@ -6,6 +6,27 @@ failed while running.
 """
 
 
+_TOKEN_MAX = 200
+_PART_MAX = 400
+
+
+def bound(text, limit=_PART_MAX):
+    """Keep an error line readable whatever the operator passed: a word longer than 200
+    characters (a 5000-character --primary) is cut to its start, the whole part to `limit`."""
+    text = str(text)
+    if len(text) <= _TOKEN_MAX and "\n" not in text:
+        return text
+    words = []
+    for word in text.replace("\n", " ").split(" "):
+        if len(word) > _TOKEN_MAX:
+            word = f"{word[:160]}…[{len(word)} characters]"
+        words.append(word)
+    text = " ".join(words)
+    if len(text) > limit:
+        text = f"{text[:limit - 100]} … {text[-90:]}"
+    return text
+
+
 class DbrsError(Exception):
     """A run-time failure: one line for the operator, exit code 1."""
 
@@ -24,9 +45,9 @@ class InputError(DbrsError):
         super().__init__(self.line())
 
     def line(self):
-        text = f"{self.field}: {self.problem}"
+        text = f"{bound(self.field)}: {bound(self.problem)}"
         if self.fix:
-            text += f" ({self.fix})"
+            text += f" ({bound(self.fix)})"
         return text
 
 

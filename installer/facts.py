@@ -126,6 +126,57 @@ def service(unit):
     return parse_systemctl_show(r.stdout) if r.returncode == 0 else ServiceFact(loaded=False)
 
 
+def parse_running_members(text):
+    """Member names from `systemctl list-units --plain --no-legend 'dbrs-mongod@*'`."""
+    out = []
+    for line in text.splitlines():
+        unit = line.split()[0] if line.split() else ""
+        if unit.startswith("dbrs-mongod@") and unit.endswith(".service"):
+            out.append(unit[len("dbrs-mongod@"):-len(".service")])
+    return out
+
+
+def running_members():
+    """Members whose mongod runs (or is starting) on this host: their keyfile is in use."""
+    if not which("systemctl"):
+        return []
+    r = subprocess.run(["systemctl", "list-units", "--type=service", "--state=active,activating,reloading",
+                        "--plain", "--no-legend", "dbrs-mongod@*"], capture_output=True, text=True)
+    return parse_running_members(r.stdout) if r.returncode == 0 else []
+
+
+NFT_UNKNOWN = "?"  # nft cannot tell (no nft, not root): judge nothing
+
+
+def parse_nft_list_table(returncode, stdout, stderr):
+    """The listing of `nft list table FAMILY NAME`; None when there is no such table."""
+    if returncode == 0:
+        return stdout
+    if "No such file or directory" in stderr:
+        return None
+    return NFT_UNKNOWN
+
+
+def nft_table(family, name):
+    """The table as loaded in the kernel right now (nft's listing), None when absent."""
+    nft = which("nft") or ("/usr/sbin/nft" if os.access("/usr/sbin/nft", os.X_OK) else None)
+    if not nft:
+        return NFT_UNKNOWN
+    r = subprocess.run([nft, "list", "table", family, name], capture_output=True, text=True)
+    return parse_nft_list_table(r.returncode, r.stdout, r.stderr)
+
+
+def firewall_state(spec_path):
+    """(firewall.nft next to the spec or None, the loaded table's listing or None, the unit's ActiveState):
+    what `dbrs status` judges this host's firewall by. The listing is NFT_UNKNOWN when nft cannot tell."""
+    try:
+        text = (Path(spec_path).parent / "firewall.nft").read_text()
+    except (OSError, UnicodeDecodeError):
+        return None, None, None
+    active = service("dbrs-firewall.service").active if which("systemctl") else None
+    return text, nft_table("inet", "dbrs"), active or None
+
+
 def parse_os_release(text):
     values = {}
     for line in text.splitlines():
@@ -219,7 +270,7 @@ def gather(items, root, live):
     facts = {}
     for item in items:
         kind = item.kind
-        if kind in ("file", "dir", "link"):
+        if kind in ("file", "dir", "link", "absent"):
             facts[item.key] = path(root, item.path)
         elif kind == "aptkey":
             facts[item.key] = path(root, item.path, read_content=False)
@@ -231,4 +282,6 @@ def gather(items, root, live):
             facts[item.key] = service(item.unit) if live else ServiceFact("enabled", "active")
         elif kind == "npm":
             facts[item.key] = npm_version(root, item.prefix, item.name)
+        elif kind == "nftable":
+            facts[item.key] = nft_table("inet", "dbrs") if live else NFT_UNKNOWN
     return facts

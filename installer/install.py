@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import cluster, facts, paths, plan, preflight
+from . import cluster, facts, firewall, paths, plan, preflight
 from .errors import InputError
 from .target import Target
 
@@ -30,6 +30,7 @@ class Options:
     packages: bool = True
     packages_from: Optional[str] = None
     start: bool = True
+    replace_secrets: bool = False
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Result:
     changes: list = field(default_factory=list)
     diffs: list = field(default_factory=list)
     steps: list = field(default_factory=list)   # after-apply steps: (name, status, detail)
+    copied_from: Optional[str] = None           # --config FILE that is not /etc/dbrs/cluster.toml: copied there
 
     @property
     def summary(self):
@@ -47,6 +49,8 @@ class Result:
 
 
 def check_options(opts):
+    if opts.member is not None and not opts.member.strip():
+        raise InputError("--member", "is empty", "name a member of the spec, or leave --member out")
     if opts.passphrase_file and not opts.bundle:
         raise InputError("--passphrase-file", "only makes sense with --bundle", "add --bundle FILE or drop it")
     if opts.bundle and opts.config:
@@ -205,15 +209,20 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     files = load_cluster(opts)
     target = build_target(opts, files)
     result = Result(target, files.origin)
+    if opts.config and Path(opts.config).resolve() != facts.under(opts.root, paths.SPEC).resolve():
+        result.copied_from = opts.config
 
     if target.live:
         ports = {m.port for m in target.members}
         result.checks = preflight.evaluate(preflight.read(paths.member_data(target.members[0].name), ports,
                                                           [m.name for m in target.members]), target)
 
+    result.checks += firewall.checks(target.spec)
     items = plan.desired(target)
     current = facts.gather(items, opts.root, target.live)
     result.changes = plan.compare(items, current, chown=target.live)
+    result.changes = cluster.guard_replacement(result.changes, facts.running_members() if target.live else [],
+                                               opts.replace_secrets, cluster.utc_stamp(), "--bundle" if opts.bundle else "--config")
 
     if on_plan:
         on_plan(result)

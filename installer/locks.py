@@ -7,18 +7,50 @@ leaves a stale lock behind.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 import time
 from contextlib import contextmanager
 
 from .errors import DbrsError
 
 
+def _open(path):
+    """Open (or create) the lock file, refusing one planted by someone else.
+
+    Lock directories like /run/lock are world-writable: a symlink there
+    would make root truncate and write whatever it points at, and a file
+    another user owns would let them hold our lock or fake its pid.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise DbrsError(f"lock {path} is a symbolic link, which dbrs never makes; remove it (rm {path}) "
+                            "and find out who planted it") from None
+        raise DbrsError(f"lock {path}: {e.strerror}; check that its folder exists and is writable") from None
+    st = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(st.st_mode):
+        problem = "is not a regular file"
+    elif st.st_uid != os.geteuid():
+        problem = f"belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()})"
+    elif st.st_mode & 0o022:
+        problem = f"is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
+    elif st.st_nlink != 1:
+        problem = f"has {st.st_nlink} hard links"
+    if problem:
+        os.close(fd)
+        raise DbrsError(f"lock {path} {problem}, so it is not dbrs' own; remove it (rm {path}) and run again")
+    return fd
+
+
 @contextmanager
 def held(path, what, wait=0):
     """Hold an exclusive flock on `path`; DbrsError naming the holder if `wait` seconds pass."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = _open(path)
     try:
         deadline = time.monotonic() + wait
         while True:

@@ -15,7 +15,7 @@ import hmac
 import re
 
 from .errors import InputError
-from .plan import Dir, File, NpmPackage, Packages, Service, unit_path
+from .plan import Absent, Dir, File, NpmPackage, Packages, Service, unit_path
 from .render import render
 
 NAME = "mongo-express"
@@ -98,12 +98,22 @@ def unit(target, on_failure=None):
 
 
 def items(target, on_failure=None):
-    """Packages and npm only on a live host with packages; under --root the files alone."""
+    """Packages and npm only on a live host with packages; under --root the files alone.
+
+    Turned off on the primary-role member's host: the unit is stopped and
+    disabled and its files go (the env file holds the basic-auth password).
+    The npm tree in /opt/dbrs stays: it holds no secret.
+    """
     if not wanted(target):
-        return []
+        if not target.has_primary:
+            return []
+        off = [Service(UNIT, enable=False, start=False, off=True)] if target.live else []
+        return off + [Absent(env_path(target)), Absent(unit_path(UNIT))]
     out = []
     if target.packages:
         out += [Packages(DISTRO_PACKAGES), Dir("/opt/dbrs", 0o755), NpmPackage(NAME, VERSION, PREFIX)]
+    elif target.live:
+        out.append(NpmPackage(NAME, VERSION, PREFIX, check_only=True))
     out += [
         File(env_path(target), env(target), 0o600, secret=True, notify=(UNIT,)),
         File(unit_path(UNIT), unit(target, on_failure), 0o644, notify=(UNIT,)),
@@ -112,4 +122,6 @@ def items(target, on_failure=None):
 
 
 def services(target):
-    return [Service(UNIT, start=target.start)] if wanted(target) else []
+    if not wanted(target):
+        return []
+    return [Service(UNIT, start=target.start, needs=NpmPackage(NAME, VERSION, PREFIX).key)]

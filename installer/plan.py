@@ -76,6 +76,8 @@ class NpmPackage:
     name: str
     version: str
     prefix: str
+    # --no-packages: only look whether it is there; "skipped" (never installed by this run) when not
+    check_only: bool = False
 
     kind = "npm"
 
@@ -144,12 +146,32 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Absent:
+    """A file dbrs once wrote that the spec no longer wants (removed, e.g. Mongo Express turned off)."""
+
+    path: str
+
+    kind = "absent"
+
+    @property
+    def key(self):
+        return f"path:{self.path}"
+
+    def label(self):
+        return f"no file {self.path}"
+
+
+@dataclass(frozen=True)
 class Service:
     """A unit that should be enabled and running (or skipped by its own Condition=)."""
 
     unit: str
     enable: bool = True
     start: bool = True
+    # stopped and disabled instead (a feature turned off in the spec)
+    off: bool = False
+    # key of an item this unit cannot run without; when that item is skipped, so is the unit
+    needs: str = ""
 
     kind = "service"
 
@@ -231,6 +253,7 @@ def compare(items, facts, *, chown=True):
     """
     changes = []
     touched_units = set()
+    skipped = set()
     for item in items:
         fact = facts.get(item.key)
         if item.kind in ("file", "dir", "link"):
@@ -249,6 +272,24 @@ def compare(items, facts, *, chown=True):
                                   ["missing " + " ".join(missing)] if missing else []))
         elif item.kind == "npm":
             reasons = [] if fact == item.version else ["new" if not fact else f"version {fact}->{item.version}"]
+            if reasons and item.check_only:
+                skipped.add(item.key)
+                changes.append(Change(item, "skipped", ["not installed, and --no-packages installs nothing; "
+                                                        "run dbrs-install without --no-packages"]))
+                continue
+            changes.append(Change(item, "changed" if reasons else "unchanged", reasons))
+        elif item.kind == "absent":
+            there = fact is not None and fact.exists
+            changes.append(Change(item, "changed" if there else "unchanged", ["remove"] if there else [], fact))
+        elif item.kind == "service" and item.needs in skipped:
+            changes.append(Change(item, "skipped", ["not installed"]))
+        elif item.kind == "service" and item.off:
+            fact = fact or ServiceFact(loaded=False)
+            reasons = []
+            if fact.active in ("active", "activating", "reloading"):
+                reasons.append("stop")
+            if fact.enabled in ("enabled", "enabled-runtime"):
+                reasons.append("disable")
             changes.append(Change(item, "changed" if reasons else "unchanged", reasons))
         elif item.kind == "service":
             fact = fact or ServiceFact(loaded=False)
@@ -260,6 +301,9 @@ def compare(items, facts, *, chown=True):
                 reasons.append("start")
             elif item.unit in touched_units or _template_of(item.unit) in touched_units:
                 reasons.append("restart")
+            changes.append(Change(item, "changed" if reasons else "unchanged", reasons))
+        elif item.kind == "nftable":
+            reasons = [] if fact == "?" else item.reasons(fact)
             changes.append(Change(item, "changed" if reasons else "unchanged", reasons))
         else:
             raise TypeError(f"unknown item kind {item.kind}")

@@ -210,14 +210,64 @@ def open_bundle(data, passphrase, where="--bundle"):
     return Bundle(spec_text=raw["spec"], secrets=sec, files={"secrets": raw["secrets"].encode()})
 
 
-def read_passphrase(path):
+MIN_PASSPHRASE = 12  # the bundle carries every secret; 12 characters keep guessing out of reach even at scrypt's cost
+
+
+def read_passphrase(path, min_length=0):
+    """The passphrase in `path`, stripped. `min_length` applies when sealing a new bundle only:
+    an old bundle must still open with the passphrase it was made with."""
     if path is None:
         raise InputError("--passphrase-file", "is required with --bundle", "pass the file holding the passphrase `dbrs init` printed")
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read().strip()
+        with open(path, "rb") as f:
+            raw = f.read()
     except OSError as e:
         raise InputError("--passphrase-file", f"{path}: {e.strerror}", "check the path") from None
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError as e:
+        raise InputError("--passphrase-file", f"{path} is not UTF-8 text (byte {e.start})",
+                         "write the passphrase as plain text") from None
     if not text:
         raise InputError("--passphrase-file", f"{path} is empty", "write the passphrase into it")
+    if len(text) < min_length:
+        raise InputError("--passphrase-file", f"the passphrase in {path} has {len(text)} characters",
+                         f"use at least {min_length}, or leave --passphrase-file out to have one generated")
     return text
+
+
+def loose_mode_warning(path):
+    """A warning line when others than the owner may read the passphrase file, else None."""
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except OSError:
+        return None
+    if mode & 0o077:
+        return (f"--passphrase-file {path} is readable by others (mode {mode:04o}); "
+                f"keep it to root: chmod 600 {path}")
+    return None
+
+
+# ------------------------------------------------------------- replacement
+
+def replaced_name(name, stamp):
+    """Where a replaced secret is kept: `backup.key.replaced-20261204T072200Z`."""
+    return f"{name}.replaced-{stamp}"
+
+
+def check_keyfile_replacement(current, new, running, allowed):
+    """Refuse to swap the keyfile under running members of this host.
+
+    `current` is the keyfile on disk (None when there is none), `running` the
+    names of active dbrs-mongod@ instances here. A different keyfile means
+    another cluster or a re-initialised one: the members would restart with
+    it and be locked out of their set. Pure.
+    """
+    if current is None or not running or allowed:
+        return
+    if b"".join(current.split()) == b"".join(new.split()):
+        return
+    raise InputError("--bundle", f"its keyfile differs from the one running member(s) {', '.join(sorted(running))} "
+                     "use: this bundle is of another cluster or a re-initialised one",
+                     "use this cluster's bundle, or pass --replace-secrets to install it anyway "
+                     "(the running members restart with the new keyfile)")

@@ -22,6 +22,7 @@ except ImportError:  # Python 3.10 (Ubuntu 22.04)
 from .errors import InputError, SpecErrors
 
 ROLES = ("primary", "secondary", "arbiter")
+WRITE_TIMEOUT_S = (1, 3600)  # MongoDB's wtimeout is an int32 of ms (~24.8 days); sane is far below
 VERSIONS = ("7.0", "8.0")
 WRITE_CONCERNS = ("majority", "1")
 MAX_VOTING = 7
@@ -178,7 +179,7 @@ SCHEMA = {
         "mongodb_version": (_str, 'a string like "8.0"', "version"),
         "allow": (_strlist, "a list of CIDR strings", "cidrs"),
         "write_concern": (lambda v: _str(v) or _int(v), '"majority" or "1"', "write_concern"),
-        "write_timeout": (_str, 'a time span like "10s"', "timespan"),
+        "write_timeout": (_str, 'a time span like "10s"', "write_timeout"),
         "oplog_size_mb": (_int, "an integer (MB)", "oplog_size"),
     },
     "members": {
@@ -189,7 +190,7 @@ SCHEMA = {
         "mongod": (lambda v: isinstance(v, dict), "a table of mongod.conf options", None),
     },
     "backup": {
-        "dir": (_str, "an absolute path", "abspath"),
+        "dir": (_str, "an absolute path", "backup_dir"),
         "schedule": (_str, 'a systemd calendar expression like "daily"', "calendar"),
         "retention_days": (_int, "an integer", "positive"),
         "keep_min": (_int, "an integer", "positive"),
@@ -274,11 +275,14 @@ def _check(kind, value):
     elif kind == "write_concern":
         if str(value) not in WRITE_CONCERNS:
             return f"{value!r} is not supported", 'use "majority" (no acknowledged write lost) or "1"'
-    elif kind in ("timespan", "oplog_span"):
+    elif kind in ("timespan", "oplog_span", "write_timeout"):
         try:
             secs = timespan_seconds(value)
         except ValueError:
             return f"{value!r} is not a time span", 'write it like "10s", "5min" or "1h"'
+        if kind == "write_timeout" and not WRITE_TIMEOUT_S[0] <= secs <= WRITE_TIMEOUT_S[1]:
+            return (f"{value!r} is outside 1s .. 1h", "below a second majority writes fail on every replication "
+                    "hiccup; beyond an hour a write that cannot commit just hangs, which this setting is there to stop")
         if kind == "oplog_span" and secs < 60:
             return f"{value!r} is shorter than a minute", "slices more often than every minute only add load"
         if secs <= 0:
@@ -289,6 +293,9 @@ def _check(kind, value):
     elif kind == "host":
         if not is_host(value):
             return f"{value!r} is not a hostname or IP address", 'use e.g. "10.0.0.11" or "db1.example.com"'
+        return _host_address_problem(value)
+    elif kind == "backup_dir":
+        return _check("abspath", value) or _backup_dir_problem(value)
     elif kind == "port":
         if not 1 <= value <= 65535:
             return f"{value} is out of range", "use a port from 1 to 65535"
@@ -317,6 +324,45 @@ def _check(kind, value):
     elif kind == "url":
         if value and not re.match(r"^https?://[^\s/]+", value):
             return f"{value!r} is not an http(s) URL", "write it like https://hooks.example.com/dbrs"
+    return None
+
+
+def _host_address_problem(value):
+    """An IP that names no one host: the any-address, or a link-local one (needs a zone, changes)."""
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if addr.is_unspecified:
+        return f"{value} is the any-address, not a host", "use the member's own IP address or hostname"
+    if addr.is_link_local:
+        return (f"{value} is link-local: it needs an interface zone and is not routed",
+                "use a global or unique-local (fd00::/8) address")
+    return None
+
+
+# dbrs' own trees: backups inside them would share their fate and their modes.
+_OWN_DIRS = ("/etc/dbrs", "/var/lib/dbrs", "/var/log/dbrs", "/opt/dbrs")
+# Backups here would be volatile, hidden by ProtectHome=, or chmod'ed 0700 into breaking the system.
+_SYSTEM_TREES = ("/etc", "/usr", "/boot", "/proc", "/sys", "/dev", "/run", "/bin", "/sbin",
+                 "/lib", "/lib32", "/lib64", "/libx32", "/home", "/root", "/snap", "/lost+found")
+_SYSTEM_DIRS = ("/", "/var", "/srv", "/mnt", "/media", "/opt", "/tmp", "/var/tmp")
+
+
+def _backup_dir_problem(value):
+    """`backup.dir` gets mode 0700 and root as owner: it must be a folder of its own, not the system's."""
+    p = PurePosixPath(value)
+    fix = "use a folder of its own, e.g. /var/backups/dbrs or /srv/backups/dbrs"
+    for own in _OWN_DIRS:
+        o = PurePosixPath(own)
+        if p == o or o in p.parents or p in o.parents:
+            return f"{value} is or holds dbrs' own folder {own}", fix
+    for tree in _SYSTEM_TREES:
+        t = PurePosixPath(tree)
+        if p == t or t in p.parents:
+            return f"{value} is a system folder (under {tree})", fix
+    if str(p) in _SYSTEM_DIRS or p.parent == PurePosixPath("/var"):
+        return f"{value} is a system folder", fix
     return None
 
 
@@ -399,6 +445,7 @@ def parse(raw, source="cluster.toml"):
 
     if not errors:
         errors.extend(_cross_checks(members))
+        errors.extend(_express_port(tables["mongo_express"], members))
     if errors:
         raise SpecErrors(errors)
     return Spec(
@@ -457,6 +504,19 @@ def _cross_checks(members):
     return errors
 
 
+def _express_port(express, members):
+    """Mongo Express listens on the primary-role member's host: its port must be free of mongod there."""
+    if not express.get("enabled"):
+        return []
+    port = express.get("port", MongoExpress.port)
+    hosts = {m.host.lower() for m in members if m.role == "primary"}
+    for i, m in enumerate(members):
+        if m.host.lower() in hosts and m.port == port:
+            return [InputError("mongo_express.port", f"{port} is the port of members[{i}] ({m.name}) on the same host",
+                               "pick another port, e.g. 8081")]
+    return []
+
+
 def load(path):
     """Read and validate the spec at `path` (a real filesystem path)."""
     try:
@@ -467,7 +527,7 @@ def load(path):
     except tomllib.TOMLDecodeError as e:
         raise InputError(str(path), f"not valid TOML: {e}", "fix the syntax at that line") from None
     except UnicodeDecodeError as e:
-        raise InputError(str(path), f"is not UTF-8 text (byte {e.start})", "save it as UTF-8") from None
+        raise InputError(str(path), f"is not UTF-8 (byte {e.start})", "save it as UTF-8 text") from None
     except OSError as e:
         raise InputError(str(path), f"cannot be read: {e.strerror}", "check the path and its permissions") from None
     return parse(raw, str(path))

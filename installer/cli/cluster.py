@@ -62,10 +62,14 @@ def status(config, as_json, check):
     st = replset.read_status(spec, secrets)
     backups = backup.status_summary(spec, os.path.dirname(os.path.abspath(config)))
     backup_problems = backup.summary_problems(backups)
+    from .. import facts, firewall
+
     copies = offsite.status_summary(spec) if spec.offsite else None
     copy_problems = offsite.problems(copies) if copies else []
+    firewall_problems = firewall.problems(*facts.firewall_state(config))
     if as_json:
-        doc = {**st.to_json(), "backups": {**backups, "problems": backup_problems}}
+        doc = {**st.to_json(), "backups": {**backups, "problems": backup_problems},
+               "firewall": {"problems": firewall_problems}}
         if copies is not None:
             doc["offsite"] = {**copies, "problems": copy_problems}
         emit_json(doc)
@@ -73,7 +77,9 @@ def status(config, as_json, check):
         click.echo(replset.render_status(st))
         for line in backup.render_summary(backups) + (offsite.render_summary(copies) if copies else []):
             click.echo(line)
-    if check and (not st.ok or backup_problems or copy_problems):
+        for line in firewall_problems:
+            click.echo(f"WARN {line}")
+    if check and (not st.ok or backup_problems or copy_problems or firewall_problems):
         sys.exit(1)
 
 

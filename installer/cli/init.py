@@ -2,22 +2,32 @@
 
 import click
 
+from ..errors import DbrsError, InputError
 from .common import handle_errors
 
 
+def _single(values, flag, default=None):
+    """click keeps only the last of a repeated option; a second --primary is a mistake, not an edit."""
+    if len(values) > 1:
+        shown = ", ".join(values)
+        raise InputError(flag, f"given {len(values)} times ({shown})", f"give {flag} once")
+    return values[0] if values else default
+
+
 @click.command("init")
-@click.option("--name", default="dbrs", show_default=True, help="Replica set name.")
-@click.option("--primary", metavar="HOST[:PORT]", help="Host of the primary-role member.")
+@click.option("--name", multiple=True, metavar="NAME", help="Replica set name.  [default: dbrs]")
+@click.option("--primary", multiple=True, metavar="HOST[:PORT]", help="Host of the primary-role member.")
 @click.option("--secondary", "secondaries", multiple=True, metavar="HOST[:PORT]", help="Host of a secondary (repeatable).")
-@click.option("--arbiter", metavar="HOST[:PORT]", help="Host of the arbiter.")
+@click.option("--arbiter", multiple=True, metavar="HOST[:PORT]", help="Host of the arbiter.")
 @click.option("--allow", multiple=True, metavar="CIDR", help="Client network let through the firewall (repeatable).")
-@click.option("--mongodb-version", default="8.0", show_default=True, help="7.0 or 8.0.")
-@click.option("--write-concern", default="majority", show_default=True, help="majority or 1.")
-@click.option("--backup-dir", default="/var/backups/dbrs", show_default=True, metavar="DIR")
+@click.option("--mongodb-version", multiple=True, metavar="VERSION", help="7.0 or 8.0.  [default: 8.0]")
+@click.option("--write-concern", multiple=True, metavar="W", help="majority or 1.  [default: majority]")
+@click.option("--backup-dir", multiple=True, metavar="DIR", help="Where the backups go.  [default: /var/backups/dbrs]")
 @click.option("--mongo-express", is_flag=True, help="Run Mongo Express on the primary host (127.0.0.1 only).")
-@click.option("--root", metavar="DIR", help="Write under DIR instead of / (staging, tests).")
-@click.option("--passphrase-file", metavar="FILE", help="Bundle passphrase; generated and printed once if absent.")
-@click.option("--force", is_flag=True, help="Replace an existing spec and all its secrets.")
+@click.option("--root", multiple=True, metavar="DIR", help="Write under DIR instead of / (staging, tests).")
+@click.option("--passphrase-file", multiple=True, metavar="FILE",
+              help="Bundle passphrase (at least 12 characters); generated and printed once if absent.")
+@click.option("--force", is_flag=True, help="Replace an existing spec and all its secrets (the old backup.key is kept).")
 @handle_errors
 def init(name, primary, secondaries, arbiter, allow, mongodb_version, write_concern, backup_dir,
          mongo_express, root, passphrase_file, force):
@@ -29,17 +39,53 @@ def init(name, primary, secondaries, arbiter, allow, mongodb_version, write_conc
     """
     import os
 
-    from .. import cluster, secrets
+    from .. import cluster, facts, firewall, secrets
 
+    name = _single(name, "--name", "dbrs")
+    primary = _single(primary, "--primary")
+    arbiter = _single(arbiter, "--arbiter")
+    mongodb_version = _single(mongodb_version, "--mongodb-version", "8.0")
+    write_concern = _single(write_concern, "--write-concern", "majority")
+    backup_dir = _single(backup_dir, "--backup-dir", "/var/backups/dbrs")
+    root = _single(root, "--root")
+    passphrase_file = _single(passphrase_file, "--passphrase-file")
+    if root is not None and not root.strip():
+        raise InputError("--root", "is empty", "give a directory, or leave --root out to write /")
     spec = cluster.spec_from_flags(name, primary, secondaries, arbiter, allow, mongodb_version,
                                    write_concern, backup_dir, mongo_express)
-    passphrase = secrets.read_passphrase(passphrase_file) if passphrase_file else None
+    for warning in firewall.warnings(spec):
+        click.echo(f"warning: {warning}", err=True)
+    passphrase = None
+    if passphrase_file:
+        passphrase = secrets.read_passphrase(passphrase_file, min_length=secrets.MIN_PASSPHRASE)
+        warning = secrets.loose_mode_warning(passphrase_file)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
     root = os.path.abspath(root) if root else None
-    written, passphrase, generated = cluster.init(root, spec, force=force, passphrase=passphrase,
-                                                  live=root is None)
+    live = root is None
+    running = facts.running_members() if live else []
+
+    def announce(text):
+        try:
+            click.echo("bundle passphrase (shown once; keep it safe, it opens bundle.dbrs):", err=True)
+            click.echo(f"  {text}", err=True)
+        except OSError as e:
+            raise DbrsError(f"cannot show the generated bundle passphrase ({e.strerror}); nothing was written: "
+                            "run again with a writable stderr, or pass --passphrase-file FILE") from None
+
+    try:
+        written, passphrase, generated = cluster.init(root, spec, force=force, passphrase=passphrase,
+                                                      live=live, running=running, announce=announce)
+    except OSError as e:
+        raise DbrsError(f"writing the cluster files failed: {e.filename or ''}: {e.strerror}; "
+                        "free space or fix permissions there, then run again with --force") from None
     prefix = root or ""
-    for path in written:
-        click.echo(f"wrote {prefix}{path}")
-    if generated:
-        click.echo("bundle passphrase (shown once; keep it safe, it opens bundle.dbrs):", err=True)
-        click.echo(f"  {passphrase}", err=True)
+    try:
+        for path in written:
+            note = "  (the replaced backup key, kept: backups made with it need it)" if ".replaced-" in path else ""
+            click.echo(f"wrote {prefix}{path}{note}")
+    except OSError as e:
+        # Python would report the unflushed stdout again at exit, with a traceback-like line.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        raise DbrsError(f"cannot write to stdout ({e.strerror}); the cluster files were written in "
+                        f"{prefix}/etc/dbrs") from None

@@ -17,7 +17,8 @@ from .common import Reporter, emit_json, handle_errors
 @click.option("--role", type=click.Choice(["primary", "secondary", "arbiter", "all"]),
               help="Install the member(s) with this role (default: the members whose host is this host).")
 @click.option("--member", metavar="NAME", help="Install just this member.")
-@click.option("--config", metavar="FILE", help="Cluster spec (default /etc/dbrs/cluster.toml); secrets from its folder.")
+@click.option("--config", metavar="FILE", help="Cluster spec (default /etc/dbrs/cluster.toml); secrets from its folder. "
+              "Another file is copied, with its secrets, over /etc/dbrs.")
 @click.option("--bundle", metavar="FILE", help="Take spec and secrets from a bundle written by `dbrs init`.")
 @click.option("--passphrase-file", metavar="FILE", help="File holding the bundle's passphrase.")
 @click.option("--root", metavar="DIR", help="Read and write every host path under DIR: no packages, no systemctl, no chown.")
@@ -28,11 +29,13 @@ from .common import Reporter, emit_json, handle_errors
 @click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=600, show_default=True, metavar="SECONDS",
               help="On the primary's host: how long the bootstrap waits for the other members when the set "
                    "has something to do (a set that is already complete is not waited for).")
+@click.option("--replace-secrets", is_flag=True,
+              help="Install a bundle or spec whose keyfile differs from the one this host's running members use.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.version_option(package_name="dbrs", prog_name="dbrs-install")
 @handle_errors
 def main(role, member, config, bundle, passphrase_file, root, dry_run, no_packages, packages_from, no_start,
-         wait_s, as_json):
+         wait_s, replace_secrets, as_json):
     """Install this host's replica-set members: packages, mongod.conf and units,
     keyfile, OS tuning, firewall; then bootstrap the set on the primary.
 
@@ -42,7 +45,8 @@ def main(role, member, config, bundle, passphrase_file, root, dry_run, no_packag
 
     opts = install.Options(role=role, member=member, config=config, bundle=bundle,
                            passphrase_file=passphrase_file, root=root, dry_run=dry_run,
-                           packages=not no_packages, packages_from=packages_from, start=not no_start)
+                           packages=not no_packages, packages_from=packages_from, start=not no_start,
+                           replace_secrets=replace_secrets)
     if root is None and not dry_run:
         import os
 
@@ -85,6 +89,8 @@ def _head(dry_run):
         names = ", ".join(m.name for m in result.target.members)
         where = {"default": "no spec found: the single-host default",
                  "bundle": "spec and secrets from the bundle"}.get(result.origin, f"spec {result.origin}")
+        if result.copied_from:
+            where += f"; copied with its keyfile and secrets to {result.target.spec_path}"
         _out(f"members: {names} ({where})")
         for check in result.checks:
             _out(f"preflight {check.line()}")

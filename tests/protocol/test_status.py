@@ -126,3 +126,25 @@ def test_a_failing_off_site_copy_fails_status_check(standin, env):  # noqa: F811
     assert "WARN off-site copy to usb failed at" in r.output and "1 file(s) waiting" in r.output
     doc = json.loads(status(path, "--json").output)
     assert doc["offsite"]["problems"] and doc["offsite"]["targets"][0]["waiting"] == 1
+
+
+def test_missing_firewall_table_is_a_problem_naming_the_fix(standin, spec_for, monkeypatch):
+    """nftables.service or `nft flush ruleset` removed the table: status says so, --check fails."""
+    from pathlib import Path
+
+    from installer import facts, firewall, spec as specmod
+
+    rs = standin.initiated().start()
+    path = spec_for(rs)
+    spec = specmod.load(path)
+    text = firewall.ruleset(spec, spec.members[:1], {m.host: (m.host,) for m in spec.members})
+    (Path(path).parent / "firewall.nft").write_bytes(text)
+    monkeypatch.setattr(facts, "service", lambda unit: facts.ServiceFact("enabled", "active"))
+    monkeypatch.setattr(facts, "nft_table", lambda family, name: text.decode())
+    assert status(path, "--check").exit_code == 0
+    monkeypatch.setattr(facts, "nft_table", lambda family, name: None)
+    r = status(path, "--check")
+    assert r.exit_code == 1
+    assert "WARN the firewall table inet dbrs is not loaded" in r.output and "dbrs-install" in r.output
+    data = json.loads(status(path, "--json").output)
+    assert len(data["firewall"]["problems"]) == 1

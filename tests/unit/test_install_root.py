@@ -14,7 +14,7 @@ def test_second_run_changes_nothing(psa_root, run_install):
     before = snapshot(psa_root)
     second = run_install("--root", str(psa_root), "--role", "primary")
     assert second.exit_code == 0, second.output
-    assert second.output.rstrip().endswith("0 changed, 26 unchanged")
+    assert second.output.rstrip().endswith("0 changed, 29 unchanged")
     assert snapshot(psa_root) == before, "content, modes and mtimes must not move"
 
 
@@ -100,8 +100,8 @@ def test_bundle_installs_same_secrets_on_another_host(tmp_path, run_dbrs, run_in
 
 def test_wrong_passphrase_exits_2_and_writes_nothing(tmp_path, run_dbrs, run_install):
     pp, bad = tmp_path / "pass", tmp_path / "bad"
-    pp.write_text("right")
-    bad.write_text("wrong")
+    pp.write_text("the right passphrase")
+    bad.write_text("the wrong passphrase")
     run_dbrs("init", "--root", str(tmp_path / "a"), "--passphrase-file", str(pp))
     target = tmp_path / "b"
     target.mkdir()

@@ -122,8 +122,10 @@ def test_live_host_gets_node_npm_and_the_service():
     assert [p.names for p in pkgs] == [("nodejs", "npm")]
     assert [i for i in items if i.kind == "npm"] == [NpmPackage("mongo-express", "1.0.0", "/opt/dbrs/mongo-express")]
     assert [s.unit for s in mongo_express.services(target(True, True))] == ["dbrs-mongo-express.service"]
-    # --no-packages: the files only; the unit's ConditionPathExists skips it until mongo-express is there
-    assert {i.kind for i in mongo_express.items(target(live=True, packages=False))} == {"file"}
+    # --no-packages: the files, and a look (never an install) whether mongo-express is there
+    no_pkgs = mongo_express.items(target(live=True, packages=False))
+    assert {i.kind for i in no_pkgs} == {"file", "npm"}
+    assert [i.check_only for i in no_pkgs if i.kind == "npm"] == [True]
     assert mongo_express.items(target(True, True, role="secondary")) == []
     assert mongo_express.services(target(True, True, spec_text=PSA)) == []
 
@@ -340,3 +342,48 @@ def test_serves_on_loopback_behind_basic_auth(installed_mongo_express, tmp_path,
         proc.terminate()
         proc.wait(10)
         mongod.stop()
+
+
+def test_no_packages_without_the_tree_says_so_instead_of_start():
+    t = target(live=True, packages=False)
+    items = mongo_express.items(t) + mongo_express.services(t)
+    npm = [i for i in items if i.kind == "npm"][0]
+    svc = [i for i in items if i.kind == "service"][0]
+    missing = {c.item.key: c for c in compare(items, {npm.key: "", svc.key: facts.ServiceFact("", "inactive")})}
+    assert missing[npm.key].status == "skipped" and "--no-packages" in missing[npm.key].reasons[0]
+    assert missing[svc.key].status == "skipped" and "start" not in missing[svc.key].reasons
+    there = {c.item.key: c for c in compare(items, {npm.key: "1.0.0", svc.key: facts.ServiceFact("", "inactive")})}
+    assert there[npm.key].status == "unchanged" and there[svc.key].reasons == ["enable", "start"]
+
+
+def test_turned_off_is_stopped_disabled_and_its_files_removed():
+    t = target(live=True, packages=True, spec_text=PSA)
+    items = mongo_express.items(t)
+    assert [(i.kind, getattr(i, "path", getattr(i, "unit", ""))) for i in items] == [
+        ("service", "dbrs-mongo-express.service"), ("absent", "/etc/dbrs/mongo-express.env"),
+        ("absent", "/etc/systemd/system/dbrs-mongo-express.service")]
+    present = facts.PathFact(True, "file", b"x", 0o600)
+    on = compare(items, {items[0].key: facts.ServiceFact("enabled", "active"), items[1].key: present,
+                         items[2].key: present})
+    assert [c.reasons for c in on] == [["stop", "disable"], ["remove"], ["remove"]]
+    gone = compare(items, {items[0].key: facts.ServiceFact(loaded=False), items[1].key: facts.PathFact(False),
+                           items[2].key: facts.PathFact(False)})
+    assert not any(c.changed for c in gone)
+    assert mongo_express.items(target(True, True, role="secondary", spec_text=PSA)) == []
+
+
+def test_turning_it_off_converges_under_root(staging, run_install):
+    from tests.conftest import write_cluster
+
+    write_cluster(staging, PSA + "[mongo_express]\nenabled = true\n")
+    assert run_install("--root", str(staging), "--role", "primary").exit_code == 0
+    env = staging / "etc/dbrs/mongo-express.env"
+    unit = staging / "etc/systemd/system/dbrs-mongo-express.service"
+    assert env.exists() and unit.exists()
+    write_cluster(staging, PSA)
+    r = run_install("--root", str(staging), "--role", "primary")
+    assert r.exit_code == 0
+    assert "changed   no file /etc/dbrs/mongo-express.env (remove)" in r.output
+    assert not env.exists() and not unit.exists()
+    again = run_install("--root", str(staging), "--role", "primary")
+    assert "\n0 changed," in again.output
