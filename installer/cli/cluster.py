@@ -127,8 +127,9 @@ def recover(member, config, wait_s):
 
 
 @click.command("stepdown")
-@click.option("--secs", type=click.IntRange(min=1), default=60, show_default=True,
-              help="How long the old primary may not stand for election.")
+@click.option("--secs", type=click.IntRange(min=1, max=3600), default=60, show_default=True,
+              help="How long the old primary may not stand for election (1..3600; for longer work on it, "
+                   "`dbrs degrade` it or stop its mongod).")
 @config_option
 @wait_option(60)
 @handle_errors

@@ -150,3 +150,11 @@ def test_stepdown_shorter_than_the_catch_up_period_is_accepted(standin, spec_for
     assert r.exit_code == 0, r.output
     [sent] = [command_doc(s.doc) for s in rs.log if s.name == "replSetStepDown"]
     assert sent["replSetStepDown"] == 5 and sent["secondaryCatchUpPeriodSecs"] <= 5
+
+
+def test_stepdown_longer_than_an_hour_is_bad_input_before_anything_is_sent(standin, spec_for):
+    """99999999999 s froze the old primary for millennia; the set later had no primary with 2 of 3 voters up."""
+    rs = standin.initiated().start()
+    r = dbrs("stepdown", "--config", spec_for(rs), "--secs", "99999999999")
+    assert r.exit_code == 2 and "--secs" in r.output and "3600" in r.output
+    assert not [s for s in rs.log if s.name == "replSetStepDown"]
