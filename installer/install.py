@@ -45,7 +45,12 @@ class Result:
 
     @property
     def summary(self):
-        return plan.summary(self.changes)
+        """Items and after-apply steps alike: a run whose bootstrap initiated the set did change something."""
+        s = plan.summary(self.changes)
+        for _step, status, _detail in self.steps:
+            if status in s:
+                s[status] += 1
+        return s
 
 
 def check_options(opts):

@@ -177,3 +177,14 @@ def test_each_item_is_reported_as_soon_as_it_is_done(psa_root, monkeypatch):
     for i in writes:
         assert events[i + 1] == ("item", f"file {events[i][1]}"), events[i:i + 2]
     assert sum(1 for e in events if e[0] == "item") == events[0][1]
+
+
+def test_the_summary_counts_the_replica_set_step_too():
+    """`changed replica set: initiate …` followed by `0 changed` told scripts nothing happened."""
+    from installer import install
+
+    r = install.Result(target=None, origin="default")
+    r.steps.append(("replica set", "changed", "initiate replica set dbrs with mongod1, mongod2, mongod3"))
+    assert r.summary == {"changed": 1, "unchanged": 0}
+    r.steps.append(("replica set", "waiting", "mongod2 is down"))
+    assert r.summary == {"changed": 1, "unchanged": 0}
