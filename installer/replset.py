@@ -534,6 +534,25 @@ def _conn(member, user=None, password=None, host=None):
     return mongo.connect(_who(member, user, host), host or member.host, member.port, user=user, password=password)
 
 
+def _users_exist(member, secrets, host):
+    """Whether another dbrs user can log in: MongoDB answers a wrong password and a missing user alike."""
+    for user in ("monitor", "backup"):
+        try:
+            password = secrets.password(user)
+        except DbrsError:
+            continue
+        with _conn(member, user, password, host) as c:
+            try:
+                c.client.admin.command("ping")
+                return True
+            except _errors().OperationFailure as e:
+                if not _is_auth_failure(e):
+                    return False
+            except _errors().PyMongoError:
+                return False
+    return False
+
+
 def _ensure_users(spec, secrets, local, primary_address):
     """Create missing users and the restore role; returns the names created.
 
@@ -556,6 +575,10 @@ def _ensure_users(spec, secrets, local, primary_address):
             if not _is_auth_failure(e):
                 raise
             have_admin = False
+    if not have_admin and _users_exist(primary, secrets, host):
+        raise DbrsError(f"admin cannot log in to {_who(primary, host=host)}: the set has users, but not with the admin "
+                        "password of secrets.toml (it belongs to another cluster, or secrets.toml was replaced; copy "
+                        "this cluster's with `dbrs-install --bundle`)")
     if not have_admin:
         if primary.name != local.name:
             raise DbrsError(f"no admin user yet and the primary is {primary.name}, not this host's {local.name}: "

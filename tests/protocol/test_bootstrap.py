@@ -126,8 +126,20 @@ def test_users_of_another_cluster_are_not_overwritten(standin, spec_for, tmp_pat
     r = CliRunner().invoke(main, ["bootstrap", "--config", path, "--wait", "5"])
     assert r.exit_code == 1
     assert "not with the admin password of secrets.toml" in r.output
-    created = [s for s in rs.log if s.name == "createUser"]
-    assert [s.user for s in created] == [None]  # one try through the closed localhost exception, refused
+    assert [s for s in rs.log if s.name == "createUser"] == []   # another user logged in: no user is created
+
+
+def test_a_wrong_admin_password_is_named_even_when_another_member_is_primary(standin, spec_for, tmp_path):
+    """It was 'no admin user yet … run `dbrs bootstrap` on <the host you are on>' (found by the black-box attack)."""
+    rs = standin.initiated().start()
+    path = spec_for(rs)
+    assert CliRunner().invoke(main, ["stepdown", "--config", path, "--secs", "30"]).exit_code == 0
+    secrets = tmp_path / "etc/dbrs/secrets.toml"
+    secrets.chmod(0o600)
+    secrets.write_bytes(SECRETS.replace(b"admin-pw-0", b"other-pw-0"))
+    r = CliRunner().invoke(main, ["bootstrap", "--config", path, "--wait", "5"])
+    assert r.exit_code == 1, r.output
+    assert "admin cannot log in to mongod2" in r.output and "no admin user yet" not in r.output
 
 
 def test_dbrs_install_bootstrap_step_reports_changed_then_unchanged(standin, spec_for):
