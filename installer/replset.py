@@ -595,8 +595,9 @@ def _ensure_users(spec, secrets, local, primary_address):
         created.append("admin")
     with as_admin() as c:
         wanted = user_roles(spec)
+        unwanted = [] if spec.mongo_express.enabled else ["express"]   # Mongo Express turned off: its user goes
         have = {u["user"] for u in c.command(
-            "usersInfo", [{"user": u, "db": "admin"} for u, _ in wanted])["users"]}
+            "usersInfo", [{"user": u, "db": "admin"} for u in [n for n, _ in wanted] + unwanted])["users"]}
         if "restore" not in have and not c.command("rolesInfo", RESTORE_ROLE)["roles"]:
             c.command(restore_role_command())
         for user, roles in wanted:
@@ -604,7 +605,12 @@ def _ensure_users(spec, secrets, local, primary_address):
                 continue
             c.command(create_user_command(user, secrets.password(user), roles))
             created.append(user)
-    return created
+        dropped = []
+        for user in unwanted:
+            if user in have:
+                c.command({"dropUser": user})
+                dropped.append(user)
+    return created, dropped
 
 
 def _ensure_rw_concern(client, cluster):
@@ -695,8 +701,9 @@ def bootstrap(spec, secrets, wait_s=600, progress=None, wait_flag="--wait"):
         step("initiate", "changed", f"replica set {spec.cluster.name} with " + ", ".join(spec.names()))
         primary = _wait_primary(spec, local, wait_s, progress)
 
-    created = _ensure_users(spec, secrets, local, primary)
-    step("users", "changed" if created else "unchanged", ("created " + ", ".join(created)) if created else "all present")
+    created, dropped = _ensure_users(spec, secrets, local, primary)
+    done = ([f"created {', '.join(created)}"] if created else []) + ([f"dropped {', '.join(dropped)}"] if dropped else [])
+    step("users", "changed" if done else "unchanged", "; ".join(done) or "all present")
 
     pm = _member_at(spec, primary) or local
     host = "127.0.0.1" if pm.name == local.name else pm.host

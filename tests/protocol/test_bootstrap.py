@@ -82,6 +82,18 @@ def test_mongo_express_user_reads_and_writes_documents_only(standin, spec_for):
                                    {"role": "clusterMonitor", "db": "admin"}]
 
 
+def test_turning_mongo_express_off_drops_its_user(standin, spec_for):
+    """Its unit and env file went with it, but the readWriteAnyDatabase user stayed (found by the black-box attack)."""
+    rs = standin.start()
+    assert dbrs("bootstrap", "--config", spec_for(rs, express=True), "--wait", "5").exit_code == 0
+    r = dbrs("bootstrap", "--config", spec_for(rs), "--wait", "5")
+    assert r.exit_code == 0, r.output
+    assert [s.doc["dropUser"] for s in rs.log if s.name == "dropUser"] == ["express"]
+    assert "dropped express" in r.output
+    again = dbrs("bootstrap", "--config", spec_for(rs), "--wait", "5")
+    assert len([s for s in rs.log if s.name == "dropUser"]) == 1 and "dropped" not in again.output
+
+
 def test_write_concern_1_is_set_with_its_timeout_and_a_warning(standin, spec_for):
     rs = standin.start()
     r = dbrs("bootstrap", "--config", spec_for(rs, write_concern="1"), "--wait", "5")
