@@ -1,5 +1,6 @@
 """`dbrs backup | backup list | backup verify | oplog | prune | restore | alert`: thin wrappers over the library."""
 
+import contextlib
 import re
 import sys
 import time
@@ -306,16 +307,20 @@ def parse_time(text):
 @click.option("--base", "base_name", metavar="NAME", help="With --to: the full backup to replay from.")
 @click.option("--cluster-id", metavar="ID", help="This cluster's replica set id, when the backup folder holds "
               "several clusters of this name and this host never took a backup.")
+@click.option("--from-offsite", "from_offsite", is_flag=True,
+              help="Take the files from the off-site target (intact local copies are used where they exist).")
+@click.option("--target", metavar="NAME", help="With --from-offsite: which [[offsite]] target (default: the first).")
 @config_option
 @handle_errors
-def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_name, cluster_id, config):
+def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_name, cluster_id, from_offsite,
+            target, config):
     """Restore the full backup NAME, or the cluster as it was at --to TIME.
 
     TIME is ISO 8601 or @EPOCH; `…Z+3` names one oplog entry within its
     second, as `dbrs backup list` prints the window. No byte reaches
     mongorestore unproven; admin, config and local are never restored over.
     """
-    from .. import backup as lib, catalog, restore as rlib, tools
+    from .. import backup as lib, restore as rlib
     from ..errors import InputError
 
     if bool(name) == bool(to):
@@ -332,22 +337,56 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
     if name and len(name) > 255:
         raise InputError("NAME", f"{name[:_SHOW]!r}… is {len(name)} characters, no backup name is",
                          "see `dbrs backup list` for the names")
+    if target and not from_offsite:
+        raise InputError("--target", "only goes with --from-offsite", "add --from-offsite")
     rlib.check_ns_include(ns_include)
     when = parse_time(to) if to else None
     spec = _spec(config)
     sec = lib.load_secrets(config)
     key = lib.backup_key(sec)
+    if from_offsite:
+        with _fetched(spec, sec, name, when, target) as fetched:
+            _restore(fetched, sec, key, name, to, when, ns_include, drop, dry_run, yes, force_other_cluster,
+                     base_name, cluster_id, config, " --from-offsite" + (f" --target {target}" if target else ""))
+    else:
+        _restore(spec, sec, key, name, to, when, ns_include, drop, dry_run, yes, force_other_cluster, base_name,
+                 cluster_id, config, "")
+
+
+@contextlib.contextmanager
+def _fetched(spec, sec, name, when, target):
+    """The spec pointed at a scratch folder holding the verified files the restore needs, fetched off-site
+    (or linked from intact local copies); the folder sits in the backup folder, so links work, and goes after."""
+    import shutil
+    import tempfile
+
+    from .. import catalog, offsite
+
+    catalog.ensure_dirs(spec.backup.dir)
+    into = tempfile.mkdtemp(prefix=".from-offsite-", dir=spec.backup.dir)
+    try:
+        offsite.fetch(spec, sec, into, names=[name] if name else None, to=when, target=target, progress=click.echo)
+        yield offsite.restore_spec(spec, into)
+    finally:
+        shutil.rmtree(into, ignore_errors=True)
+
+
+def _restore(spec, sec, key, name, to, when, ns_include, drop, dry_run, yes, force_other_cluster, base_name,
+             cluster_id, config, where):
+    from .. import catalog, restore as rlib, tools
+    from ..errors import InputError
+
     ident = rlib.identity(spec, cluster_id, state_file=catalog.state_path(config))
     if to:
         fulls, slices = rlib.entries(spec, ident)
         plan = rlib.plan_verified(fulls, slices, when[0], key, inc=when[1], base_name=base_name)
-        redo = f"`dbrs restore --to '{to}' --base {plan.base.name} --yes`"
+        redo = f"`dbrs restore --to '{to}' --base {plan.base.name}{where} --yes`"
     else:
-        entry = catalog.find(spec.backup.dir, name)
+        entry = catalog.find(spec.backup.dir, name, ident)
         if entry.kind != catalog.FULL:
             raise InputError("NAME", f"{entry.name} is an oplog slice", "name a full backup, or use --to TIME")
         plan = rlib.plan_name(entry)
-        redo = f"`dbrs restore {entry.name}{' --drop' if drop else ''} --yes`"
+        redo = f"`dbrs restore {entry.name}{' --drop' if drop else ''}{where} --yes`"
     rlib.refuse_other_cluster(spec, plan, force_other_cluster, ident)
     early = None if dry_run else rlib.Preflight(spec, plan, sec.password(rlib.USER))
     with rlib.prepare(plan, key) as prepared:

@@ -186,6 +186,26 @@ def test_disaster_recovery_restore_to_time_from_offsite_only(usb, monkeypatch):
     assert replay["oplog_first"] == [T0 + 60, 1] and replay["oplog_last_applied"] == [T0 + 80, 1]
 
 
+def test_restore_from_offsite_in_one_command_leaves_the_backup_folder_as_it_was(usb, monkeypatch):
+    """`dbrs restore --from-offsite --to T`: fetched, proven, fed, and the scratch folder gone afterwards."""
+    usb.backup_and_queue()
+    usb.slice_and_queue()
+    usb.push()
+    shutil.rmtree(usb.bdir / "full")
+    shutil.rmtree(usb.bdir / "oplog")
+    monkeypatch.setattr(restore, "cluster_version", lambda spec, pw: "8.0.4")
+    res = dbrs("restore", "--to", f"@{T0 + 85.5}", "--from-offsite", "--yes", "--config", usb.config)
+    assert res.exit_code == 0, res.output
+    assert res.output.count("off-site ") >= 2 and "restore finished" in res.output
+    base_run, replay = usb.records("mongorestore")
+    assert base_run["stdin_sha256"] == hashlib.sha256(usb.dump_bytes()).hexdigest()
+    assert f"--oplogLimit={T0 + 86}:0" in replay["argv"]
+    assert not [n for n in os.listdir(usb.bdir) if n.startswith(".from-offsite-")]
+    assert not (usb.bdir / "full").exists() or not os.listdir(usb.bdir / "full")
+    bad = dbrs("restore", "--to", f"@{T0 + 85.5}", "--target", "usb", "--yes", "--config", usb.config)
+    assert bad.exit_code == 2 and "--target" in bad.output
+
+
 def test_remote_prune_keeps_keep_min_good_backups_and_drops_old_slices(usb):
     names = [usb.backup_and_queue(now=lambda i=i: time.time() - (30 - i) * 86400) for i in range(3)]
     usb.push()
