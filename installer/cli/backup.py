@@ -44,11 +44,17 @@ def backup(ctx, as_json, config):
 
 @backup.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifests as JSON.")
+@click.option("--offsite", is_flag=True, help="List what the off-site targets hold instead (`dbrs offsite list`).")
 @config_option
+@click.pass_context
 @handle_errors
-def list_(as_json, config):
+def list_(ctx, as_json, offsite, config):
     """List full backups and slices with their last verification, the point-in-time window,
     anything incomplete and what sits in quarantine."""
+    if offsite:
+        from . import offsite as off
+
+        return ctx.invoke(off.list_, target=None, as_json=as_json, config=config)
     from .. import backup as lib, catalog, restore, verification
 
     spec = _spec(config)
@@ -110,15 +116,30 @@ def _verified(rec):
 @click.option("--rebuild-manifest", "rebuild", is_flag=True,
               help="Re-derive the lost manifest of the quarantined NAME from its bytes and put it back.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--offsite", is_flag=True, help="Check the off-site copies instead: remote sizes and sha256 against "
+              "the manifests (`dbrs offsite verify`).")
+@click.option("--download", is_flag=True, help="With --offsite: also authenticate every encrypted chunk.")
 @config_option
+@click.pass_context
 @handle_errors
-def verify(name, all_, drill, rebuild, as_json, config):
+def verify(ctx, name, all_, drill, rebuild, as_json, offsite, download, config):
     """Read back NAME (default: the newest full backup), or --all, against the manifests.
 
     Cut-off, missing and stray files fail the run too; damaged files are
     moved to quarantine. --rebuild-manifest NAME brings back an archive
     whose manifest was lost (marked rebuilt: no oplog times, so NAME only).
     """
+    from ..errors import InputError
+
+    if download and not offsite:
+        raise InputError("--download", "only goes with --offsite", "add --offsite")
+    if offsite:
+        if rebuild or drill or as_json:
+            raise InputError("--offsite", "goes with NAME, --all or --download only", "drop the other options")
+        from . import offsite as off
+
+        return ctx.invoke(off.verify, names=(name,) if name else (), target=None, download=download, config=config)
+
     from .. import backup as lib, catalog, restore, verification
     from ..errors import DbrsError, InputError
 

@@ -206,6 +206,20 @@ def test_restore_from_offsite_in_one_command_leaves_the_backup_folder_as_it_was(
     assert bad.exit_code == 2 and "--target" in bad.output
 
 
+def test_backup_list_and_verify_reach_the_offsite_copies(usb):
+    full = usb.backup_and_queue()
+    usb.push()
+    listing = dbrs("backup", "list", "--offsite", "--config", usb.config)
+    assert listing.exit_code == 0 and full in listing.output, listing.output
+    ok = dbrs("backup", "verify", "--offsite", "--download", "--config", usb.config)
+    assert ok.exit_code == 0 and f"usb: {full}" in ok.output, ok.output
+    p = usb.dest / "full" / full
+    p.write_bytes(p.read_bytes()[:-1] + bytes([p.read_bytes()[-1] ^ 1]))
+    bad = dbrs("backup", "verify", "--offsite", "--config", usb.config)
+    assert bad.exit_code == 1 and "FAILED usb" in bad.output
+    assert dbrs("backup", "verify", "--download", "--config", usb.config).exit_code == 2
+
+
 def test_remote_prune_keeps_keep_min_good_backups_and_drops_old_slices(usb):
     names = [usb.backup_and_queue(now=lambda i=i: time.time() - (30 - i) * 86400) for i in range(3)]
     usb.push()
