@@ -104,14 +104,16 @@ def main_():
     other = FakeMember(spec, member.states, [entry(now - 100, 1)], version="8.0.4",
                        replset_id="65f0000000000000000000b2")
     backup.connect = other.connect
-    keep = catalog.STATE_FILE
-    catalog.STATE_FILE = Path(keep).with_name("other-state.json")
-    backup.run(spec, real, local=[spec.member("mongod2")])
-    catalog.STATE_FILE = keep
+    import shutil
+
+    other_etc = tmp / "other" / "etc" / "dbrs"     # its own host: its own spec folder and state file
+    shutil.copytree(Path(real).parent, other_etc)
+    backup.run(spec, str(other_etc / "cluster.toml"), local=[spec.member("mongod2")])
     backup.connect = member.connect
     run(shown, real, "backup", "list")
     run(shown, real, "backup", "verify", "--all")
-    name = catalog.scan(spec.backup.dir, catalog.FULL, catalog.identity(spec.backup.dir, "shop"))[0][0].name
+    ident = catalog.identity(spec.backup.dir, "shop", state_file=catalog.state_path(real))
+    name = catalog.scan(spec.backup.dir, catalog.FULL, ident)[0][0].name
     run(shown, real, "restore", name, "--dry-run")
     run(shown, real, "restore", "--to", catalog.iso(now - 600 + 95), "--yes")
     run(shown, real, "restore", "--to", catalog.iso(now - 600 + 300) + "+2", "--yes")
