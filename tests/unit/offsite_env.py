@@ -47,8 +47,9 @@ class OffsiteBed(Bed):
     def backup_and_queue(self, **kw):
         r = self.backup(**kw)
         assert r.status == "done", r.reason
-        path = self.bdir / "full" / r.name
-        assert offsite.enqueue(self.spec, path, str(path) + catalog.MANIFEST, spool=self.spool)
+        # the backup run itself handed the file to the queue (seam 1), nobody else
+        assert [q.entry["data"] for q in offsite.read_queue(self.spool) if q.name == r.name] == \
+            [str(self.bdir / "full" / r.name)]
         return r.name
 
     def slice_and_queue(self, secs=(60, 70, 80, 90), **kw):
@@ -57,8 +58,8 @@ class OffsiteBed(Bed):
         self.member.oplog.sort(key=lambda d: d["ts"])
         s = oplog.run(self.spec, self.config, local=self.local("mongod2"), **kw)
         assert s.status == "done", s.reason
-        path = self.bdir / "oplog" / s.name
-        assert offsite.enqueue(self.spec, path, str(path) + catalog.MANIFEST, spool=self.spool)
+        assert [q.entry["data"] for q in offsite.read_queue(self.spool) if q.name == s.name] == \
+            [str(self.bdir / "oplog" / s.name)]
         return s.name
 
     def push(self, **kw):
