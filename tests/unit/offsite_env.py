@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from installer import backup, catalog, offsite, oplog, spec as specmod
+from installer import backup, offsite, oplog, spec as specmod
 
 from .backup_env import STANDINS, T0, Bed, entry
 
