@@ -141,7 +141,14 @@ def check(raw, version, where="mongod"):
                 continue
             entry = params.get(name)
             if entry is None:
-                errors.append(_unknown(at, name, list(params), version, "startup server parameter (setParameter)"))
+                close = difflib.get_close_matches(name, list(params), n=1, cutoff=0.75)
+                # the table holds the startup parameters of the IDL files it was generated from, not all of
+                # MongoDB's: say so rather than call a real parameter unknown
+                errors.append(InputError(at, f"is not among the {len(params)} startup server parameters dbrs "
+                                         f"checks for MongoDB {version}",
+                                         f"did you mean {close[0]}?" if close else
+                                         "dbrs refuses what it cannot check, since a wrong one stops mongod; "
+                                         "leave it out (the table is in installer/data)"))
                 continue
         elif key in schema["deprecated"]:
             errors.append(InputError(at, "is a deprecated name", f"write {schema['deprecated'][key]}"))

@@ -38,7 +38,7 @@ def test_a_typo_names_the_key_and_the_option_meant():
     ("net.compression.compressors = 3", "mongod.net.compression.compressors", "is not a string"),
     ('operationProfiling.slowOpThresholdMs = "200"', "mongod.operationProfiling.slowOpThresholdMs", "not an integer"),
     ("setParameter.diagnosticDataColectionEnabled = false", "mongod.setParameter.diagnosticDataColectionEnabled",
-     "not a startup server parameter (setParameter) of MongoDB 8.0 (did you mean diagnosticDataCollectionEnabled?)"),
+     "is not among the 31 startup server parameters dbrs checks for MongoDB 8.0 (did you mean diagnosticDataCollectionEnabled?)"),
     ("setParameter.wiredTigerFileHandleCloseIdleTime = true", "mongod.setParameter.wiredTigerFileHandleCloseIdleTime", "is not an integer"),
     ('security.clusterIpSourceWhitelist = ["10.0.0.0/24"]', "mongod.security.clusterIpSourceWhitelist",
      "deprecated name (write security.clusterIpSourceAllowlist)"),
