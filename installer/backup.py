@@ -353,6 +353,10 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
             if member != local[0]:
                 client.close()
                 client = connect_fn(member, password)
+                try:    # users reach the other members a moment after the bootstrap created them
+                    first_status(client, member, state_file)
+                except Skip as s:
+                    return Result("skipped", str(s))
             with talking_to(who(member)):
                 mongod_version = server_version(client)
                 oplog_start = newest_ts(client)

@@ -30,6 +30,9 @@ def _open(path):
         if e.errno == errno.ELOOP:
             raise DbrsError(f"lock {path} is a symbolic link, which dbrs never makes; remove it (rm {path}) "
                             "and find out who planted it") from None
+        if e.errno == errno.EROFS:
+            raise DbrsError(f"lock {path}: its folder is on a read-only filesystem; remount it read-write "
+                            "(or point [backup] dir elsewhere)") from None
         raise DbrsError(f"lock {path}: {e.strerror}; check that its folder exists and is writable") from None
     st = os.fstat(fd)
     problem = None

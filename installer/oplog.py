@@ -179,8 +179,8 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
                 if member != local[0]:
                     client.close()
                     client = connect_fn(member, password)
-                    with backup.talking_to(backup.who(member)):
-                        status = backup.read_status(client)
+                    # users reach the other members a moment after the bootstrap created them
+                    status = backup.first_status(client, member, state_file)
                 with backup.talking_to(backup.who(member)):
                     oldest, _newest = backup.oplog_bounds(client)
                 p = plan(fulls, slices, oldest)

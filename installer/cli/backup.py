@@ -403,7 +403,13 @@ def _restore(spec, sec, key, name, to, when, ns_include, drop, dry_run, yes, for
         plan = rlib.plan_verified(fulls, slices, when[0], key, inc=when[1], base_name=base_name)
         redo = f"`dbrs restore --to '{to}' --base {plan.base.name}{where} --yes`"
     else:
-        entry = catalog.find(spec.backup.dir, name, ident)
+        try:
+            entry = catalog.find(spec.backup.dir, name, ident)
+        except InputError as not_ours:
+            try:    # another cluster's backup named on purpose: refuse_other_cluster below says what to pass
+                entry = catalog.find(spec.backup.dir, name)
+            except InputError:
+                raise not_ours from None
         if entry.kind != catalog.FULL:
             raise InputError("NAME", f"{entry.name} is an oplog slice", "name a full backup, or use --to TIME")
         plan = rlib.plan_name(entry)

@@ -287,6 +287,7 @@ def test_rebuild_refuses_what_is_not_in_quarantine_and_damaged_bytes(bed):
 
 
 def test_sigterm_during_a_slice_leaves_no_partial(bed, monkeypatch):
+    before = signal.getsignal(signal.SIGTERM)   # another module (the host test bed) may have its own
     bed.backup()
     bed.member.oplog += [entry(T0 + 60, 1)]
     real = oplog.write_slice
@@ -300,7 +301,7 @@ def test_sigterm_during_a_slice_leaves_no_partial(bed, monkeypatch):
     with pytest.raises(DbrsError, match="stopped by SIGTERM"):
         oplog.run(bed.spec, bed.config, local=bed.local("mongod2"))
     assert bed.files("oplog") == []
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL            # the handler is put back
+    assert signal.getsignal(signal.SIGTERM) == before                    # the handler is put back
 
 
 def test_kill_between_rename_and_manifest_loses_nothing(bed, monkeypatch):
@@ -533,6 +534,22 @@ def test_timers_before_bootstrap_wait_quietly(bed, monkeypatch, code, msg):
         r = dbrs(*args, "--config", bed.config)
         assert r.exit_code == 0 and len(lines(r)) == 1 and "not bootstrapped yet" in r.output, (args, r.output)
         assert "password" not in r.output
+    assert catalog.read_state(bed.state).get("failures", []) == []
+
+
+def test_users_not_yet_on_the_chosen_secondary_wait_quietly(bed, monkeypatch):
+    """The single-host layout: mongod1 answers, mongod2 (the source) has not received the users yet — right
+    after `dbrs-install`, the oplog timer's first run failed with 'password does not match' (the quickstart)."""
+    real = bed.member.connect
+
+    def connect(member, password):
+        return NotYet().connect(member, password) if member.name == "mongod2" else real(member, password)
+
+    monkeypatch.setattr(backup, "connect", connect)
+    monkeypatch.setattr(backup, "local_members", lambda spec: [spec.member("mongod1"), spec.member("mongod2")])
+    for args in (["backup"], ["oplog"]):
+        r = dbrs(*args, "--config", bed.config)
+        assert r.exit_code == 0 and len(lines(r)) == 1 and "not bootstrapped yet" in r.output, (args, r.output)
     assert catalog.read_state(bed.state).get("failures", []) == []
 
 

@@ -78,16 +78,11 @@ def test_config_elsewhere_says_it_is_copied(tmp_path, run_install):
 
 def test_after_preflight_fail_stdout_never_says_changed(psa_root, run_install, monkeypatch):
     """The plan is computed, then preflight stops the run: stdout must not report it as done."""
-    from installer import install, preflight
+    from installer import firewall, preflight
 
-    real = install._run
-
-    def with_fail(opts, bootstrap, progress):
-        result = real(opts, bootstrap, progress)
-        result.checks = [preflight.Check("FAIL", "port 27017", "taken by pid 537 (mongod)")]
-        return result
-
-    monkeypatch.setattr(install, "_run", with_fail)
+    # a check that fails before anything is applied, as a taken port does on a live host
+    monkeypatch.setattr(firewall, "checks", lambda spec: [preflight.Check("FAIL", "port 27017",
+                                                                           "taken by pid 537 (mongod)")])
     (psa_root / "etc/dbrs/cluster.toml").write_text((psa_root / "etc/dbrs/cluster.toml").read_text()
                                                     .replace('"10.0.0.0/24"', '"10.0.1.0/24"'))
     r = run_install("--root", str(psa_root), "--role", "secondary")
