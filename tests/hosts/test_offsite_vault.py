@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from . import product
-from .testbed import Testbed, TestbedError, cleanup_stale
+from .testbed import Testbed, TestbedError, cleanup_stale, wait_until
 
 sys.path.insert(0, str(product.REPO / "tests" / "unit"))
 from sshd_env import openssh_root  # noqa: E402
@@ -59,15 +59,9 @@ MAKE_BACKUP = textwrap.dedent('''\
 ''')
 
 
+
 def _wait(pred, timeout=60, step=0.5, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(step)
+    return wait_until(pred, timeout, step, what)
 
 
 def _deb(name):

@@ -17,7 +17,7 @@ import tomllib
 import pytest
 
 from . import product
-from .testbed import Testbed, TestbedError, cleanup_stale, leftovers
+from .testbed import Testbed, TestbedError, cleanup_stale, wait_until, leftovers
 checks = product.infra_checks()
 
 pytestmark = pytest.mark.hosts
@@ -33,15 +33,9 @@ def _parallel(fn, items):
         return dict(zip(items, ex.map(fn, items)))
 
 
+
 def _wait(pred, timeout=30, step=0.3, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(step)
+    return wait_until(pred, timeout, step, what)
 
 
 def _tcp(host, ip, port, timeout=2):

@@ -73,6 +73,19 @@ REQUIRED_TOOLS = ("systemd-nspawn", "debootstrap", "nsenter", "ip", "mount", "um
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
+def wait_until(pred, timeout=30, step=0.3, what="condition"):
+    """Poll `pred` until it returns something truthy (which is returned); AssertionError naming `what` after
+    `timeout` seconds. Host scenarios wait on systemd, journals and sockets with it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
 class TestbedError(RuntimeError):
     """The test bed itself failed (build, boot, teardown), as opposed to the product under test."""
 
