@@ -59,7 +59,6 @@ MAKE_BACKUP = textwrap.dedent('''\
 ''')
 
 
-
 def _wait(pred, timeout=60, step=0.5, what="condition"):
     return wait_until(pred, timeout, step, what)
 

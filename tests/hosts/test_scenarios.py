@@ -33,7 +33,6 @@ def _parallel(fn, items):
         return dict(zip(items, ex.map(fn, items)))
 
 
-
 def _wait(pred, timeout=30, step=0.3, what="condition"):
     return wait_until(pred, timeout, step, what)
 
