@@ -132,7 +132,7 @@ def fetch(names, to, target, into, config):
     """
     from .. import offsite as lib
     from ..errors import InputError
-    from .backup import parse_time
+    from .timearg import parse_time
 
     if bool(names) == bool(to):
         raise InputError("fetch", "needs backup NAMEs or --to TIME (not both)", "see `dbrs offsite list`")
