@@ -73,3 +73,16 @@ class StepFailed(DbrsError):
         self.step = step
         self.detail = detail
         super().__init__(f"{step}: {detail}")
+
+
+class Terminated(DbrsError):
+    """SIGTERM or SIGHUP reached a run that must clean up first (kill its tool, drop its `.partial`).
+
+    Raised so every cleanup on the way out runs; the CLI then prints the line
+    and ends by the signal itself, so systemd counts `systemctl stop` as a
+    clean stop and no OnFailure= alert fires.
+    """
+
+    def __init__(self, message, signum):
+        self.signum = signum
+        super().__init__(message)

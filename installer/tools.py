@@ -18,7 +18,7 @@ import subprocess
 import threading
 from collections import deque
 
-from .errors import DbrsError, InputError
+from .errors import DbrsError, InputError, Terminated  # noqa: F401 - Terminated is raised here
 
 _SECRETISH = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL", re.I)
 _VERSION = re.compile(r"version:?\s*r?(\d+\.\d+\.\d+\S*)")
@@ -52,10 +52,6 @@ def same_release(a, b):
     return a.split(".")[:2] == b.split(".")[:2]
 
 
-class Terminated(DbrsError):
-    """SIGTERM or SIGHUP reached dbrs; raised so every cleanup on the way out runs."""
-
-
 @contextlib.contextmanager
 def signals_as_errors(what, outcome="the tool was killed and nothing was kept"):
     """Turn SIGTERM/SIGHUP into Terminated while `what` runs.
@@ -70,7 +66,7 @@ def signals_as_errors(what, outcome="the tool was killed and nothing was kept"):
         return
 
     def handler(signum, frame):
-        raise Terminated(f"{what} stopped by {signal.Signals(signum).name}; {outcome}")
+        raise Terminated(f"{what} stopped by {signal.Signals(signum).name}; {outcome}", signum)
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:

@@ -11,7 +11,7 @@ import time
 
 import click
 
-from ..errors import DbrsError, InputError, SpecErrors
+from ..errors import DbrsError, InputError, SpecErrors, Terminated
 
 DEFAULT_CONFIG = "/etc/dbrs/cluster.toml"
 MAX_LINE = 600   # an error line never echoes a huge argument or server reply
@@ -67,6 +67,9 @@ def handle_errors(fn):
             for line in e.lines():
                 click.echo(f"error: {_line(line)}", err=True)
             sys.exit(e.exit_code)
+        except Terminated as e:
+            click.echo(f"error: {_line(e)}", err=True)
+            _die_by(e.signum)       # a stop, not a failure: no OnFailure= alert for `systemctl stop`
         except DbrsError as e:
             click.echo(f"error: {_line(e)}", err=True)
             sys.exit(e.exit_code)
