@@ -496,7 +496,9 @@ def status_summary(spec, config_dir=None, *, state_file=None, now=None):
                                                     "to": catalog.ts_exact(window[1])},
         "chain_problems": unsure + restore.chain_problems(fulls, slices),
         "foreign": catalog.foreign_lines(spec.backup.dir, ident),
-        "incomplete": [b.name for b in bad_full + bad_slices],
+        # a `.partial` whose run still holds the lock is work in progress, not a problem
+        "incomplete": [b.name for b in bad_full + bad_slices
+                       if not (b.name.endswith(archive.PARTIAL) and catalog.busy(spec.backup.dir, b.kind))],
         "quarantined": [q["name"] for q in catalog.quarantined(spec.backup.dir)],
         "recent_failures": failures[-5:],
         "last_verify": state.get("last_verify"),
@@ -538,6 +540,11 @@ def summary_problems(summary):
         if catalog.parse_iso(f["time"]) > since:
             problems.append(f"{f['unit']} failed at {f['time']} on {f.get('host', '?')}: {f.get('message') or f.get('result', '')}"
                             .rstrip(": "))
+    bad = summary.get("incomplete") or []
+    if bad:
+        problems.append(f"{len(bad)} file(s) in the backup folder are not usable backups ({catalog.shown(bad[0])}"
+                        f"{' …' if len(bad) > 1 else ''}): see `dbrs backup list`; `dbrs backup verify --all` "
+                        "moves what may hold data to quarantine")
     q = summary.get("quarantined") or []
     if q:
         problems.append(f"{len(q)} backup file(s) failed verification and sit in quarantine ({catalog.shown(q[-1])}"

@@ -134,10 +134,39 @@ def restore_argv(mongorestore, hosts, config_path, *, set_name=None, archive_std
 
 def check_ns_include(patterns):
     for p in patterns:
-        db = p.split(".", 1)[0]
+        db, dot, coll = p.partition(".")
+        if not dot or not db or not coll:
+            raise InputError("--ns-include", f"{p[:80]!r} is not a namespace pattern", "write db.coll or db.*")
         if db in SYSTEM_DBS or db in ("*",):
             raise InputError("--ns-include", f"{p!r} reaches into {db}",
                              "admin, config and local are never restored; name a user database, e.g. app.*")
+
+
+def _ns_regex(pattern):
+    """mongorestore's namespace pattern: `*` matches any run of characters, `\\` escapes."""
+    import re
+
+    out, i = "", 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out += re.escape(pattern[i + 1])
+            i += 2
+            continue
+        out += ".*" if ch == "*" else re.escape(ch)
+        i += 1
+    return re.compile(out + r"\Z")
+
+
+def check_ns_matches(entry, patterns):
+    """Each --ns-include pattern must match a collection the backup holds (its manifest lists them)."""
+    held = sorted((entry.manifest.get("collections") or {}))
+    if not held:
+        return      # a manifest without counts (rebuilt): nothing to check against
+    for p in patterns:
+        if not any(_ns_regex(p).match(ns) for ns in held):
+            raise InputError("--ns-include", f"{p[:80]!r} matches no collection of {entry.name}",
+                             f"it holds {', '.join(held[:8])}{' …' if len(held) > 8 else ''}")
 
 
 # ------------------------------------------------------------------ verifying
@@ -325,8 +354,9 @@ class RestoreLog(tools.Stderr):
 class RestoreFailed(DbrsError):
     """mongorestore (or a chunk feeding it) failed; `log` tells how far it got."""
 
-    def __init__(self, message, log):
+    def __init__(self, message, log, damaged=False):
         self.log = log
+        self.damaged = damaged      # the backup itself failed its proof while being fed
         super().__init__(message)
 
 
@@ -396,7 +426,7 @@ def _run_restore(argv_for, password, feed=None):
             tools.kill_group(proc)
             log.join(5)
             if isinstance(e, DbrsError):
-                raise RestoreFailed(str(e), log) from None
+                raise RestoreFailed(str(e), log, isinstance(e, archive.ArchiveError)) from None
             raise
         rc = proc.wait()
         log.join(5)
@@ -532,8 +562,10 @@ def execute(spec, prepared, password, key, *, drop=False, ns_include=(), say=Non
         dropped = " (each dropped just before it was restored)" if drop else ""
         raise DbrsError(
             f"restore of {base.name} failed: {e}. The cluster now holds: {_restored(log)} from the backup"
-            f"{dropped}; {doing}every other collection as it was. Run {redo} to redo it"
-            + ("" if drop else " (add --drop to replace rather than add to what is there)")) from None
+            f"{dropped}; {doing}every other collection as it was. "
+            + ("Do not redo it from this backup: restore another one (`dbrs backup list`; `dbrs backup verify "
+               "--all` moves this one to quarantine)" if e.damaged else f"Run {redo} to redo it"
+               + ("" if drop else " (add --drop to replace rather than add to what is there)"))) from None
     line = f"base restored from {base.name}: {_restored(log)}"
     report.steps.append((line, ""))
     say(line)

@@ -94,7 +94,10 @@ def list_(ctx, as_json, offsite, config):
     if window:
         click.echo(f"restore --to works from {catalog.ts_exact(window[0])} to {catalog.ts_exact(window[1])}")
     for b in bad_f + bad_s:
-        click.echo(f"incomplete {b.name}: {b.reason}")
+        if b.name.endswith(".partial") and catalog.busy(spec.backup.dir, b.kind):
+            click.echo(f"in progress {b.name}: a run holds the lock (do not touch it)")
+        else:
+            click.echo(f"incomplete {b.name}: {b.reason}")
     for line in problems + foreign:
         click.echo(line)
     for q in quarantined:
@@ -372,6 +375,7 @@ def _restore(spec, sec, key, name, to, when, ns_include, drop, dry_run, yes, for
                 raise not_ours from None
         if entry.kind != catalog.FULL:
             raise InputError("NAME", f"{entry.name} is an oplog slice", "name a full backup, or use --to TIME")
+        rlib.check_ns_matches(entry, ns_include)
         plan = rlib.plan_name(entry)
         redo = f"`dbrs restore {entry.name}{' --drop' if drop else ''}{where} --yes`"
     rlib.refuse_other_cluster(spec, plan, force_other_cluster, ident)

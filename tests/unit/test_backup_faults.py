@@ -583,6 +583,36 @@ def test_status_warns_about_quarantined_files(bed):
     assert any("quarantine" in p for p in backup.summary_problems(s))
 
 
+def test_swapped_manifests_fail_status_before_any_verify_and_a_running_partial_does_not(bed):
+    """status --check stayed green with two unusable backups until the weekly verify ran (found by the
+    black-box attack); a `.partial` of a run that holds the lock is in progress, not a problem."""
+    import fcntl
+
+    a = bed.backup(now=lambda: time.time() - 10).name
+    b = bed.backup().name
+    fa, fb = (bed.bdir / "full" / (n + catalog.MANIFEST) for n in (a, b))
+    ta, tb = fa.read_text(), fb.read_text()
+    fa.write_text(tb)
+    fb.write_text(ta)
+    s = backup.status_summary(bed.spec, str(Path(bed.config).parent))
+    assert sorted(s["incomplete"]) == sorted([a, b])
+    assert any("not usable backups" in p for p in backup.summary_problems(s))
+    fa.write_text(ta)
+    fb.write_text(tb)
+    partial = bed.bdir / "full" / "dbrs-65f000000000000000000001-20261128T020000.000000Z.archive.partial"
+    partial.write_bytes(b"a dump in progress")
+    fd = os.open(bed.bdir / ".full.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        s = backup.status_summary(bed.spec, str(Path(bed.config).parent))
+        assert s["incomplete"] == [] and not backup.summary_problems(s)
+        assert "in progress" in dbrs("backup", "list", "--config", bed.config).output
+    finally:
+        os.close(fd)
+    s = backup.status_summary(bed.spec, str(Path(bed.config).parent))
+    assert s["incomplete"] == [partial.name]          # nobody holds the lock: a killed run's leftover
+
+
 # ----------------------------------------------------- 9. state follows --config
 
 def test_state_files_follow_config(tmp_path, monkeypatch):

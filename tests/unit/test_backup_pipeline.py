@@ -398,3 +398,17 @@ def test_next_runs_parses_systemctl_show():
     text = ("Id=dbrs-backup.timer\nNextElapseUSecRealtime=Sun 2026-11-29 02:07:31 UTC\n\n"
             "Id=dbrs-oplog.timer\nNextElapseUSecRealtime=\n")
     assert backup.parse_next_runs(text) == {"dbrs-backup.timer": "Sun 2026-11-29 02:07:31 UTC"}
+
+
+def test_ns_include_restores_and_reports_only_what_it_names(bed, monkeypatch):
+    """`--ns-include app.users --drop` reported app.orders as restored too; garbage and no-match patterns
+    restored nothing and said both collections were restored (found by the black-box attack)."""
+    r = bed.backup()
+    monkeypatch.setattr(restore, "cluster_version", lambda spec, pw: "8.0.4")
+    res = dbrs("restore", r.name, "--ns-include", "app.users", "--drop", "--yes", "--config", bed.config)
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("base restored"))
+    assert "app.users (40 documents)" in line and "app.orders" not in line
+    for bad, why in (("garbage", "is not a namespace pattern"), ("nosuch.coll", "matches no collection")):
+        res = dbrs("restore", r.name, "--ns-include", bad, "--yes", "--config", bed.config)
+        assert res.exit_code == 2 and why in res.output and "--ns-include" in res.output, res.output
