@@ -1,6 +1,7 @@
 """`dbrs backup | backup list | backup verify | oplog | prune | restore | alert`: thin wrappers over the library."""
 
 import contextlib
+import re
 import sys
 import time
 
@@ -81,8 +82,10 @@ def list_(ctx, as_json, offsite, config):
         click.echo(f"no full backups in {spec.backup.dir}")
     for e in fulls:
         m = e.manifest
-        click.echo(f"{e.name}  {m['finished']}  {lib.human(m['bytes']):>10}  {m.get('member')}@{m.get('host')}  "
-                   f"oplog to {catalog.ts_iso(e.oplog_end)}  {'encrypted' if m['encrypted'] else 'plain'}  "
+        source = f"{m['member']}@{m.get('host')}" if m.get("member") else "source unknown"
+        oplog_to = f"oplog to {catalog.ts_iso(e.oplog_end)}" if e.oplog_end is not None else "no oplog times"
+        click.echo(f"{e.name}  {m['finished']}  {lib.human(m['bytes']):>10}  {source}  "
+                   f"{oplog_to}  {'encrypted' if m['encrypted'] else 'plain'}  "
                    f"{_verified(verification.last(e.path))}" + ("  (manifest rebuilt)" if m.get("rebuilt") else ""))
     if slices:
         gaps = sum(1 for s in slices if s.manifest.get("gap"))
@@ -234,6 +237,8 @@ def prune(dry_run, as_json, config):
     # another cluster's files are never counted or deleted; backups waiting for their off-site copy stay
     ident = catalog.identity(b.dir, spec.cluster.name, state_file=catalog.state_path(config))
     hold = offsite.queued_names(spec) if spec.offsite else ()
+    if catalog.busy(b.dir, catalog.FULL):
+        click.echo("a backup is running: prune waits for it to finish (at most 5 min)", err=True)
     out = lib_prune.run(b.dir, b.retention_days, b.keep_min, lambda: lib.backup_key(lib.load_secrets(config)),
                         dry_run=dry_run, ident=ident, hold=hold)
     d = out.decision
@@ -307,6 +312,11 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
     from .. import backup as lib, restore as rlib
     from ..errors import InputError
 
+    if base_name and not to:
+        raise InputError("--base", "only goes with --to", "name the backup itself to restore it: dbrs restore NAME")
+    if cluster_id is not None and not re.fullmatch(r"[0-9a-f]{24}", cluster_id):
+        raise InputError("--cluster-id", f"{cluster_id[:40]!r} is not a replica set id",
+                         "give the 24 hex digits `dbrs backup list` prints in a foreign: line")
     if bool(name) == bool(to):
         raise InputError("restore", "needs a backup NAME or --to TIME (not both)",
                          "see `dbrs backup list` for names and the point-in-time window")
@@ -316,8 +326,6 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
         # mongorestore only inserts: without dropping, today's documents would stay and the
         # replayed oplog would land on top of them, giving neither today nor TIME.
         drop = True
-    if base_name and not to:
-        raise InputError("--base", "only goes with --to", "name the backup itself to restore it: dbrs restore NAME")
     if name and len(name) > 255:
         raise InputError("NAME", f"{name[:_SHOW]!r}… is {len(name)} characters, no backup name is",
                          "see `dbrs backup list` for the names")

@@ -412,3 +412,22 @@ def test_ns_include_restores_and_reports_only_what_it_names(bed, monkeypatch):
     for bad, why in (("garbage", "is not a namespace pattern"), ("nosuch.coll", "matches no collection")):
         res = dbrs("restore", r.name, "--ns-include", bad, "--yes", "--config", bed.config)
         assert res.exit_code == 2 and why in res.output and "--ns-include" in res.output, res.output
+
+
+def test_restore_flags_name_themselves(bed):
+    """--base without --to and a malformed --cluster-id were reported as something else (black-box attack)."""
+    name = bed.backup().name
+    r = dbrs("restore", "--base", name, "--dry-run", "--config", bed.config)
+    assert r.exit_code == 2 and r.output.startswith("error: --base: only goes with --to"), r.output
+    r = dbrs("restore", "--to", "@1764300000", "--cluster-id", "zzz", "--dry-run", "--config", bed.config)
+    assert r.exit_code == 2 and "--cluster-id" in r.output and "24 hex digits" in r.output, r.output
+
+
+def test_prune_says_when_it_waits_for_a_running_backup(bed, monkeypatch):
+    """It sat silent for up to 5 minutes behind a running backup (found by the black-box attack)."""
+    from installer import catalog
+
+    bed.backup()
+    monkeypatch.setattr(catalog, "busy", lambda d, kind: kind == catalog.FULL)
+    r = dbrs("prune", "--config", bed.config)
+    assert r.exit_code == 0 and "a backup is running: prune waits for it" in r.output, r.output
