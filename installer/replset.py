@@ -95,7 +95,9 @@ def concern_text(wc):
 def connection_strings(spec, user=None):
     """(uri, read-scaling uri) over the data-bearing members; never with a password."""
     hosts = ",".join(m.address for m in spec.members if m.data_bearing)
-    who = f"{user}@" if user else ""
+    from urllib.parse import quote
+
+    who = f"{quote(user, safe='')}@" if user else ""   # a user name with @ : / ? must not break the URI
     base = f"mongodb://{who}{hosts}/?replicaSet={spec.cluster.name}"
     if user:
         base += "&authSource=admin"

@@ -183,3 +183,11 @@ def test_users_are_least_privilege():
     assert list(users) == ["admin", "backup", "restore", "monitor"]
     assert users["monitor"] == [{"role": "clusterMonitor", "db": "admin"}]
     assert replset.create_user_command("monitor", "pw", users["monitor"])["mechanisms"] == ["SCRAM-SHA-256"]
+
+
+def test_uri_escapes_the_user_name():
+    """`dbrs uri --user 'a@evil:1/x?y'` printed an invalid URI whose host part was the user's (black-box attack)."""
+    from installer import replset
+
+    plain, read = replset.connection_strings(SPEC, "a@evil:1/x?y")
+    assert plain.startswith("mongodb://a%40evil%3A1%2Fx%3Fy@10.0.0.11:27017,10.0.0.12:27017/?replicaSet=dbrs")
