@@ -426,8 +426,10 @@ def record_written(path):
 
     try:
         verification.write(path, True, "written", "hashed as written")
-    except OSError:
-        pass
+    except OSError as e:
+        print(f"warning: {os.path.basename(str(path))}: its verification record could not be written "
+              f"({e.strerror or e}); it counts as unverified until `dbrs backup verify` reads it back",
+              file=sys.stderr)
 
 
 def write_manifest_or_remove(path, manifest):

@@ -181,6 +181,8 @@ def verify_entry(entry, key):
     m = entry.manifest
     if m.get("encrypted") and key is None:
         raise archive.ArchiveError(f"{entry.name}: encrypted, and backup.key is not available")
+    if entry.kind == catalog.FULL:
+        _check_full_manifest(entry)
     chunks = archive.read_plain(entry.path, key, m["sha256"], m["bytes"])
     if entry.kind == catalog.OPLOG:
         n = 0
@@ -193,6 +195,23 @@ def verify_entry(entry, key):
     if m.get("plain_bytes") is not None and n != m["plain_bytes"]:
         raise archive.ArchiveError(f"{entry.name}: {n} dump bytes, the manifest says {m['plain_bytes']}")
     return n
+
+
+CLOCK_SLACK_S = 300     # the member's oplog clock and this host's may differ a little, never by more
+
+
+def _check_full_manifest(entry):
+    """The oplog times a full backup's manifest claims must fit the run that wrote it: PITR plans with them."""
+    start, end = entry.oplog_start, entry.oplog_end
+    if start is None or end is None:
+        return      # a rebuilt manifest has none (restore it by NAME)
+    if start > end:
+        raise archive.ArchiveError(f"{entry.name}: the manifest contradicts itself (oplog start "
+                                   f"{catalog.ts_exact(start)} after its end {catalog.ts_exact(end)})")
+    finished = catalog.parse_iso(entry.manifest["finished"])
+    if (end >> 32) > finished + CLOCK_SLACK_S:
+        raise archive.ArchiveError(f"{entry.name}: the manifest says the dump's oplog ends at {catalog.ts_exact(end)}, "
+                                   f"after the backup finished ({entry.manifest['finished']}); it was altered")
 
 
 def gunzip(chunks, name):

@@ -317,13 +317,14 @@ def test_kill_between_rename_and_manifest_loses_nothing(bed, monkeypatch):
     assert len(quarantined(b2)) == 1
 
 
-def test_no_room_for_the_record_keeps_the_backup_unverified(bed, monkeypatch):
+def test_no_room_for_the_record_keeps_the_backup_unverified(bed, monkeypatch, capsys):
     def full(*a, **kw):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(verification, "write", full)
     r = bed.backup()
     assert r.status == "done" and good_names(bed) == [r.name]
+    assert "could not be written (No space left on device)" in capsys.readouterr().err   # said, not silent
     assert verification.last(bed.bdir / "full" / r.name) is None    # prune reads it back before relying on it
 
 
@@ -764,3 +765,19 @@ def test_a_backup_from_the_future_does_not_shield_damaged_ones(bed):
     flip(bed.bdir / "full" / future, 5000)
     r = dbrs("prune", "--config", bed.config)
     assert good_names(bed) == old and quarantined(bed) == [future] and r.exit_code == 1
+
+
+@pytest.mark.parametrize("field,value", [("oplog_end", "hour_after"), ("oplog_start", "after_end")])
+def test_oplog_times_a_full_manifest_cannot_have_fail_verify(bed, field, value):
+    """An oplog end an hour after the backup finished verified `ok` (found by the black-box attack)."""
+    name = bed.backup().name
+    mp = bed.bdir / "full" / (name + catalog.MANIFEST)
+    m = json.loads(mp.read_text())
+    if value == "hour_after":
+        m["oplog_end"] = {"t": int(catalog.parse_iso(m["finished"])) + 3600, "i": 1}
+    else:
+        m["oplog_start"] = {"t": m["oplog_end"]["t"] + 1, "i": 1}
+    mp.write_text(json.dumps(m))
+    r = dbrs("backup", "verify", name, "--config", bed.config)
+    assert r.exit_code == 1 and "manifest" in r.output, r.output
+    assert quarantined(bed) == [name]
