@@ -261,6 +261,9 @@ INITIAL_USERS = [
 ]
 
 
+_HANDED_OUT = set()
+
+
 def free_port():
     """A free port below the kernel's ephemeral range, so no client connection of this test run can take it
     between now and the member's bind (a port from bind(0) is ephemeral: that race failed runs)."""
@@ -273,11 +276,14 @@ def free_port():
         low = 32768
     for _ in range(200):
         port = random.randrange(max(1024, low - 12000), low)
+        if port in _HANDED_OUT:     # a member made but not started yet, or stopped to be restarted, owns it
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _HANDED_OUT.add(port)
             return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
