@@ -253,11 +253,7 @@ def read_plain(path, key=None, expect_sha256=None, expect_bytes=None, block=_REA
     name = os.path.basename(path)
     sha = hashlib.sha256() if expect_sha256 is not None else _NoHash()
     size = 0
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise ArchiveError(f"{name}: file is missing") from None
-    with f:
+    with _open(path, name) as f:
         head = f.read(HEADER_SIZE)
         sha.update(head)
         size += len(head)
@@ -327,11 +323,7 @@ def chunk_hashes(path, expect_sha256, expect_bytes, chunk=CHUNK):
     """One read proving a whole file against its manifest; returns its chunk hashes (for manifests without them)."""
     name = os.path.basename(path)
     whole, out, size = hashlib.sha256(), [], 0
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise ArchiveError(f"{name}: file is missing") from None
-    with f:
+    with _open(path, name) as f:
         while True:
             data = f.read(chunk)
             if not data:
@@ -344,16 +336,19 @@ def chunk_hashes(path, expect_sha256, expect_bytes, chunk=CHUNK):
     return {"size": chunk, "sha256": out}
 
 
+def _open(path, name):
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise ArchiveError(f"{name}: file is missing") from None
+
+
 def read_chunked(path, chunks, expect_bytes):
     """Yield a plain file chunk by chunk, each only after its sha256 matched `chunks` ({"size", "sha256"})."""
     name = os.path.basename(path)
     size, hashes = chunks["size"], chunks["sha256"]
     total = 0
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise ArchiveError(f"{name}: file is missing") from None
-    with f:
+    with _open(path, name) as f:
         for i, want in enumerate(hashes):
             data = f.read(size)
             if hashlib.sha256(data).hexdigest() != want:

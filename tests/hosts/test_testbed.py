@@ -94,7 +94,8 @@ def test_recipe_hash_follows_the_recipe():
 def test_mirror_is_read_from_apt_sources(tmp_path, monkeypatch):
     monkeypatch.delenv("DBRS_TESTBED_MIRROR", raising=False)
     (tmp_path / "sources.list.d").mkdir()
-    assert tbmod.apt_mirror(apt_dir=tmp_path) == tbmod.DEFAULT_MIRROR
+    with pytest.raises(tbmod.TestbedError, match="DBRS_TESTBED_MIRROR"):
+        tbmod.apt_mirror(apt_dir=tmp_path)
     (tmp_path / "sources.list.d/debian.sources").write_text(textwrap.dedent("""\
         Types: deb
         URIs: http://security.example.invalid/debian-security

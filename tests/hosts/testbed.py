@@ -44,7 +44,6 @@ from typing import Mapping, Sequence, Union
 SUITE = "bookworm"
 VARIANT = "minbase"
 # Documented default only; the mirror actually used is read from this machine's apt sources.
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # One image for every user of the bed (test_testbed, test_scenarios, tests/packaging): what a dbrs member
 # host needs is part of the base recipe, so a run debootstraps once and no user's image evicts another's.
 PACKAGES = (
@@ -114,8 +113,8 @@ def missing_tools() -> list[str]:
 def apt_mirror(suite: str = SUITE, apt_dir: Path = Path("/etc/apt")) -> str:
     """The Debian mirror this machine's apt uses for ``suite`` (so builds go where apt is allowed to).
 
-    ``DBRS_TESTBED_MIRROR`` overrides; falls back to ``DEFAULT_MIRROR`` when no source lists the suite
-    (e.g. on an Ubuntu machine).
+    ``DBRS_TESTBED_MIRROR`` overrides; when no source lists the suite (e.g. on an Ubuntu machine) it is a
+    TestbedError naming that variable, so the host tiers skip with the reason instead of guessing a host.
     """
     if os.environ.get("DBRS_TESTBED_MIRROR"):
         return os.environ["DBRS_TESTBED_MIRROR"]
@@ -150,7 +149,8 @@ def apt_mirror(suite: str = SUITE, apt_dir: Path = Path("/etc/apt")) -> str:
     for types, uris, suites in entries:
         if "deb" in types and suite in suites and uris:
             return uris[0].rstrip("/")
-    return DEFAULT_MIRROR
+    raise TestbedError(f"no apt source of this machine lists Debian {suite}; set DBRS_TESTBED_MIRROR to a "
+                       "Debian mirror URL")
 
 
 def _post_steps(root: Path) -> None:
