@@ -123,7 +123,7 @@ def metrics_text(spec, fulls, slices, state, window):
 def write_metrics(spec, state_file=None):
     """node_exporter textfile metrics, only where the collector's directory exists."""
     from . import restore
-    from .apply import write_file
+    from .fsutil import write_file
 
     d = Path(spec.alerts.textfile_dir)
     if not d.is_dir():

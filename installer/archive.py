@@ -27,7 +27,7 @@ import struct
 import threading
 from dataclasses import dataclass
 
-from .apply import fsync_dir as _fsync_dir
+from .fsutil import fsync_dir as _fsync_dir
 from .errors import DbrsError
 
 MAGIC = b"DBRSENC1"

@@ -51,7 +51,7 @@ OPLOG = "oplog"
 SUFFIX = {FULL: ".archive", OPLOG: ".oplog.gz"}
 MANIFEST = ".manifest.json"
 FORMAT = 1
-STATE_DIR = paths.DATA / ".backup"
+STATE_DIR = paths.STATE_DIR
 STATE_FILE = STATE_DIR / "state.json"
 MAX_FAILURES = 50
 RECORD = ".verified.json"
@@ -404,7 +404,7 @@ def find(backup_dir, name, ident=None):
 
 
 def write_manifest(path, manifest):
-    from .apply import write_file
+    from .fsutil import write_file
 
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     write_file(None, str(path) + MANIFEST, data, 0o600, chown=False)
@@ -494,7 +494,7 @@ def quarantine(backup_dir, path, reason, now=None):
         if not moved:
             os.unlink(qdir / (target + WHY))
             return None
-        from .apply import fsync_dir
+        from .fsutil import fsync_dir
 
         fsync_dir(str(qdir))
         fsync_dir(src_dir)
@@ -520,7 +520,7 @@ def quarantined(backup_dir):
 
 
 def write_manifest_like(path, data):
-    from .apply import write_file
+    from .fsutil import write_file
 
     write_file(None, str(path), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), 0o600, chown=False)
 
@@ -551,7 +551,7 @@ def read_state(state_file=None):
 
 def update_state(change, state_file=None):
     """Read-modify-write the state file under an flock, atomically replaced."""
-    from .apply import write_file
+    from .fsutil import write_file
 
     path = Path(state_file or STATE_FILE)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -14,7 +14,8 @@ from pathlib import Path, PurePosixPath
 from . import paths, secrets
 from . import spec as specmod
 from .errors import InputError
-from .facts import under, user_exists
+from .facts import user_exists
+from .fsutil import under
 from .plan import Change, File
 from .render import render
 
@@ -213,7 +214,7 @@ def init(root, spec, force=False, passphrase=None, live=True, running=(), announ
     generated passphrase goes to `announce` before anything is written, so no
     bundle is ever sealed with a passphrase nobody saw.
     """
-    from .apply import write_file
+    from .fsutil import write_file
 
     etc = paths.ETC
     existing = [str(under(root, p)) for p in INIT_FILES if under(root, p).exists()]

@@ -15,6 +15,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+from .fsutil import under
 from .plan import PathFact, ServiceFact
 from .target import OsRelease
 
@@ -26,11 +27,6 @@ def which(program):
         if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
             return candidate
     return None
-
-
-def under(root, path):
-    """Host path `path` as seen inside `root` (`--root DIR`), as a real Path."""
-    return Path(root) / str(path).lstrip("/") if root else Path(path)
 
 
 def _name(lookup, ident):

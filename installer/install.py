@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import cluster, facts, firewall, paths, plan, preflight
+from . import cluster, facts, firewall, fsutil, paths, plan, preflight
 from .errors import InputError
 from .target import Target
 
@@ -80,7 +80,7 @@ def load_cluster(opts):
         return cluster.from_bundle(opts.bundle, opts.passphrase_file)
     if opts.config:
         return cluster.from_spec(opts.config)
-    spec_path = facts.under(opts.root, paths.SPEC)
+    spec_path = fsutil.under(opts.root, paths.SPEC)
     if spec_path.exists():
         return cluster.from_spec(spec_path)
     return cluster.default()
@@ -214,7 +214,7 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     files = load_cluster(opts)
     target = build_target(opts, files)
     result = Result(target, files.origin)
-    if opts.config and Path(opts.config).resolve() != facts.under(opts.root, paths.SPEC).resolve():
+    if opts.config and Path(opts.config).resolve() != fsutil.under(opts.root, paths.SPEC).resolve():
         result.copied_from = opts.config
 
     if target.live:

@@ -14,6 +14,7 @@ BACKUP_KEY = ETC / "backup.key"
 BUNDLE = ETC / "bundle.dbrs"
 FIREWALL = ETC / "firewall.nft"
 DATA = P("/var/lib/dbrs")
+STATE_DIR = DATA / ".backup"
 LOG = P("/var/log/dbrs")
 UNIT_DIR = P("/etc/systemd/system")
 SYSCTL = P("/etc/sysctl.d/60-dbrs.conf")

@@ -7,7 +7,7 @@ names it in OnFailure=.
 
 from __future__ import annotations
 
-from . import catalog
+from . import paths
 from .plan import Dir, File, Service, unit_path
 from .render import render
 
@@ -25,7 +25,7 @@ def _values(target, on_failure, dbrs):
         spec_path=target.spec_path,
         etc=target.etc,
         backup_dir=spec.backup.dir,
-        state_dir=catalog.STATE_DIR,
+        state_dir=paths.STATE_DIR,
         textfile_dir=spec.alerts.textfile_dir,
         on_failure=on_failure,
     )
@@ -36,7 +36,7 @@ def items(target, on_failure=None, dbrs=None):
     dbrs = dbrs or target.dbrs_bin or PACKAGED
     v = _values(target, on_failure, dbrs)
     out = [
-        Dir(str(catalog.STATE_DIR), 0o700),
+        Dir(str(paths.STATE_DIR), 0o700),
         File(unit_path(ALERT), render(f"systemd/{ALERT}.j2", **v), 0o644),
     ]
     if not target.data_bearing:

@@ -151,7 +151,7 @@ class Store:
         self.sec = sec
 
     def save(self, **changes):
-        from .apply import write_file
+        from .fsutil import write_file
         from .paths import siblings
 
         self.sec = replace(self.sec, **changes)
@@ -247,7 +247,7 @@ def reseal(spec_path, sec, passphrase):
     """Seal bundle.dbrs again with today's secrets; the passphrase must open the bundle that is there."""
     from pathlib import Path
 
-    from .apply import write_file
+    from .fsutil import write_file
     from .paths import siblings
 
     path = siblings(spec_path)["bundle"]
@@ -266,7 +266,7 @@ def reseal(spec_path, sec, passphrase):
 
 def write_password_file(path, password):
     """The password alone in PATH, mode 0600, replaced atomically."""
-    from .apply import write_file
+    from .fsutil import write_file
 
     try:
         write_file("/", path, (password + "\n").encode(), 0o600, chown=False)

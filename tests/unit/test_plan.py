@@ -59,7 +59,7 @@ def test_writer_sweeps_temporaries_a_killed_run_left(tmp_path):
     import os
     import time
 
-    from installer.apply import write_file
+    from installer.fsutil import write_file
 
     old = tmp_path / "etc/dbrs/.firewall.nft.deadbeef.dbrs-new"
     fresh = tmp_path / "etc/dbrs/.firewall.nft.cafebabe.dbrs-new"
