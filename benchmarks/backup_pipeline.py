@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "unit"))
 
-from installer import archive, backup, catalog, restore  # noqa: E402
+from installer.backup import archive, full as backup, catalog, restore  # noqa: E402
 
 STANDINS = REPO / "tests" / "standins"
 KEY = bytes(range(32))

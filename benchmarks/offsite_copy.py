@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "standins"))
 
-from installer import catalog, offsite, secrets, spec as specmod  # noqa: E402
+from installer import secrets, spec as specmod
+from installer.backup import catalog, offsite  # noqa: E402
 from s3_standin import s3_standin  # noqa: E402
 
 PSA = (REPO / "tests" / "conftest.py").read_text().split('PSA = """\\\n', 1)[1].split('"""', 1)[0]

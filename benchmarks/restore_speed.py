@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from installer import archive, catalog  # noqa: E402
+from installer.backup import archive, catalog  # noqa: E402
 from tests.conftest import BACKUP_KEY, write_cluster  # noqa: E402
 from tests.protocol.conftest import PSA_ROLES, spec_text  # noqa: E402
 from tests.protocol.standin import StandInMember, StandInSet  # noqa: E402

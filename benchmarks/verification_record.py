@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from installer import archive, backup, catalog, verification  # noqa: E402
+from installer.backup import archive, full as backup, catalog, verification  # noqa: E402
 
 STANDINS = REPO / "tests" / "standins"
 KEY = bytes(range(32))

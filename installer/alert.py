@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import catalog
+from .backup import catalog
 from .errors import DbrsError
 
 METRICS_FILE = "dbrs_backup.prom"
@@ -122,7 +122,7 @@ def metrics_text(spec, fulls, slices, state, window):
 
 def write_metrics(spec, state_file=None):
     """node_exporter textfile metrics, only where the collector's directory exists."""
-    from . import restore
+    from .backup import restore
     from .fsutil import write_file
 
     d = Path(spec.alerts.textfile_dir)

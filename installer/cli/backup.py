@@ -30,7 +30,7 @@ def backup(ctx, as_json, config):
     """
     if ctx.invoked_subcommand:
         return
-    from .. import backup as lib
+    from ..backup import full as lib
 
     spec = _spec(config)
     progress = lib.Progress()
@@ -56,7 +56,7 @@ def list_(ctx, as_json, offsite, config):
         from . import offsite as off
 
         return ctx.invoke(off.list_, target=None, as_json=as_json, config=config)
-    from .. import backup as lib, catalog, restore, verification
+    from ..backup import full as lib, catalog, restore, verification
 
     spec = _spec(config)
     ident = restore.identity(spec, state_file=catalog.state_path(config))
@@ -146,7 +146,7 @@ def verify(ctx, name, all_, drill, rebuild, as_json, offsite, download, config):
 
         return ctx.invoke(off.verify, names=(name,) if name else (), target=None, download=download, config=config)
 
-    from .. import backup as lib, catalog, restore, verification
+    from ..backup import full as lib, catalog, restore, verification
     from ..errors import DbrsError, InputError
 
     if name and all_:
@@ -158,7 +158,7 @@ def verify(ctx, name, all_, drill, rebuild, as_json, offsite, download, config):
     key = lib.backup_key(sec)
     state_file = catalog.state_path(config)
     if rebuild:
-        from .. import rebuild as rlib
+        from ..backup import rebuild as rlib
 
         m = rlib.rebuild(spec.backup.dir, name, key, spec.cluster.name)
         click.echo(f"rebuilt the manifest of {m['name']}: {m['bytes']} bytes, sha256 {m['sha256'][:16]}…; "
@@ -208,7 +208,7 @@ def verify(ctx, name, all_, drill, rebuild, as_json, offsite, download, config):
 @handle_errors
 def oplog(as_json, config):
     """Save the oplog entries since the last slice (point-in-time recovery)."""
-    from .. import oplog as lib
+    from ..backup import slices as lib
 
     result = lib.run(_spec(config), config)
     if as_json:
@@ -229,7 +229,7 @@ def prune(dry_run, as_json, config):
     The backups it keeps in place of the deleted ones are read back first;
     one that fails goes to quarantine and the run fails (so it is alerted).
     """
-    from .. import backup as lib, catalog, offsite, prune as lib_prune
+    from ..backup import full as lib, catalog, offsite, prune as lib_prune
     from ..errors import DbrsError
 
     spec = _spec(config)
@@ -276,7 +276,7 @@ def prune(dry_run, as_json, config):
 
 
 def catalog_shown(name):
-    from .. import catalog
+    from ..backup import catalog
 
     return catalog.shown(name)
 
@@ -309,7 +309,7 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
     second, as `dbrs backup list` prints the window. No byte reaches
     mongorestore unproven; admin, config and local are never restored over.
     """
-    from .. import backup as lib, restore as rlib
+    from ..backup import full as lib, restore as rlib
     from ..errors import InputError
 
     if base_name and not to:
@@ -352,7 +352,7 @@ def _fetched(spec, sec, name, when, target):
     import shutil
     import tempfile
 
-    from .. import catalog, offsite
+    from ..backup import catalog, offsite
 
     catalog.ensure_dirs(spec.backup.dir)
     into = tempfile.mkdtemp(prefix=".from-offsite-", dir=spec.backup.dir)
@@ -365,7 +365,8 @@ def _fetched(spec, sec, name, when, target):
 
 def _restore(spec, sec, key, name, to, when, ns_include, drop, dry_run, yes, force_other_cluster, base_name,
              cluster_id, config, where):
-    from .. import catalog, restore as rlib, tools
+    from .. import tools
+    from ..backup import catalog, restore as rlib
     from ..errors import InputError
 
     ident = rlib.identity(spec, cluster_id, state_file=catalog.state_path(config))
@@ -420,7 +421,7 @@ def alert(unit, config):
     """Record and report the failure of UNIT (run by dbrs-alert@UNIT.service)."""
     from .. import alert as lib
 
-    from .. import catalog
+    from ..backup import catalog
 
     spec = _spec(config)
     ev, problems = lib.handle(spec, unit, state_file=catalog.state_path(config))

@@ -56,7 +56,8 @@ def bootstrap(config, wait_s, as_json):
 @handle_errors
 def status(config, as_json, check):
     """Members, lag, commit point, oplog window, write concern and what needs doing."""
-    from .. import backup, offsite, replset
+    from .. import replset
+    from ..backup import full as backup, offsite
 
     spec, secrets = _load(config)
     st = replset.read_status(spec, secrets)

@@ -8,7 +8,8 @@ from .common import config_option, emit_json, handle_errors
 
 
 def _load(config):
-    from .. import backup as blib, spec as specmod
+    from .. import spec as specmod
+    from ..backup import full as blib
 
     return specmod.load(config), blib.load_secrets(config)
 
@@ -25,7 +26,7 @@ def offsite():
 @handle_errors
 def push(target, catch_up, config):
     """Copy every queued backup and slice to the targets (the dbrs-offsite timer runs this)."""
-    from .. import offsite as lib
+    from ..backup import offsite as lib
     from ..errors import DbrsError
 
     spec, sec = _load(config)
@@ -55,7 +56,7 @@ def push(target, catch_up, config):
 @handle_errors
 def list_(target, as_json, config):
     """List the backups and slices on each target; files without a good manifest are marked."""
-    from .. import catalog, offsite as lib, rclone
+    from ..backup import catalog, offsite as lib, rclone
 
     spec, sec = _load(config)
     data = {}
@@ -88,7 +89,7 @@ def list_(target, as_json, config):
 @handle_errors
 def verify(names, target, download, config):
     """Check remote sizes and sha256 against the manifests (every byte is read from the target)."""
-    from .. import backup as blib, offsite as lib
+    from ..backup import full as blib, offsite as lib
     from ..errors import DbrsError
 
     spec, sec = _load(config)
@@ -110,7 +111,7 @@ def verify(names, target, download, config):
 @handle_errors
 def prune(target, dry_run, config):
     """Apply the retention to each target, never below keep_min good full backups there."""
-    from .. import offsite as lib
+    from ..backup import offsite as lib
 
     spec, sec = _load(config)
     result = lib.prune(spec, sec, target=target, dry_run=dry_run, progress=click.echo)
@@ -130,7 +131,7 @@ def fetch(names, to, target, into, config):
 
     Then run `dbrs restore NAME` or `dbrs restore --to TIME` as usual.
     """
-    from .. import offsite as lib
+    from ..backup import offsite as lib
     from ..errors import InputError
     from .timearg import parse_time
 
@@ -151,7 +152,8 @@ def fetch(names, to, target, into, config):
 @handle_errors
 def status(as_json, check, config):
     """The off-site lag of each target (no network: read from the queue and the last runs)."""
-    from .. import offsite as lib, spec as specmod
+    from .. import spec as specmod
+    from ..backup import offsite as lib
 
     spec = specmod.load(config)
     summary = lib.status_summary(spec)
@@ -177,7 +179,7 @@ def credentials(target, key_file, s3_keys_file, passphrase_file, config):
 
     Credentials are read from files, never from the command line.
     """
-    from .. import offsite as lib
+    from ..backup import offsite as lib
 
     written = lib.store_credentials(config, target, key_file=key_file, s3_keys_file=s3_keys_file,
                                     passphrase_file=passphrase_file)

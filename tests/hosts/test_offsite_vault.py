@@ -38,7 +38,8 @@ OPENSSH = "/opt/openssh"
 
 MAKE_BACKUP = textwrap.dedent('''\
     import json, os, sys, time
-    from installer import archive, catalog, offsite, secrets, spec as specmod
+    from installer import secrets, spec as specmod
+    from installer.backup import archive, catalog, offsite
     spec = specmod.load("/etc/dbrs/cluster.toml")
     key = secrets.backup_key_bytes(open("/etc/dbrs/backup.key", "rb").read())
     kind, t = sys.argv[1], float(sys.argv[2])

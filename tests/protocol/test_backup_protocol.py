@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from installer import catalog
+from installer.backup import catalog
 from installer.cli import main
 
 from ..conftest import write_cluster
@@ -79,7 +79,7 @@ def test_with_the_secondary_down_the_primary_dumps(standin, env):
 def test_wrong_backup_password_fails_in_one_line(standin, env, monkeypatch):
     """AuthenticationFailed is also what a set without its users yet answers: the first runs after an
     install wait quietly (issue 9), past the grace period it is a failure."""
-    from installer import backup as lib
+    from installer.backup import full as lib
 
     rs = standin.initiated().start()
     path = spec_with_backup_dir(rs, env)

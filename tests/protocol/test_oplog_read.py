@@ -9,7 +9,8 @@ from bson import Int64, Timestamp
 from bson.raw_bson import RawBSONDocument
 from mockupdb import MockupDB, go
 
-from installer import catalog, mongo, oplog
+from installer import mongo
+from installer.backup import catalog, slices as oplog
 
 WIRE = {"minWireVersion": 0, "maxWireVersion": 25}
 
@@ -67,7 +68,7 @@ def test_slice_reads_after_the_last_ts_in_natural_order_and_keeps_raw_bytes(serv
 
 
 def test_oplog_bounds_asks_for_one_entry_each_way(server):
-    from installer import backup
+    from installer.backup import full as backup
 
     client = mongo.client("127.0.0.1", server.port, timeout_ms=3000)
     future = go(backup.oplog_bounds, client)

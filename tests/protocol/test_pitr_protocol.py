@@ -16,7 +16,7 @@ import pytest
 from bson import Int64, Timestamp
 from click.testing import CliRunner
 
-from installer import catalog, oplog
+from installer.backup import catalog, slices as oplog
 from installer.cli import main
 
 from ..conftest import write_cluster
@@ -184,7 +184,7 @@ def test_another_clusters_files_never_steer_ours(world):
 
 
 def test_prune_never_counts_or_deletes_another_clusters_backups(world):
-    from installer import backup
+    from installer.backup import full as backup
 
     a, b = world.cluster("a"), world.cluster("b")
     a.use()

@@ -21,7 +21,8 @@ sys.path.insert(0, str(HERE.parents[1]))
 from click.testing import CliRunner  # noqa: E402
 
 from fake_member import FakeMember, entry  # noqa: E402
-from installer import backup, catalog, restore, spec as specmod  # noqa: E402
+from installer import spec as specmod
+from installer.backup import full as backup, catalog, restore  # noqa: E402
 from installer.cli import main  # noqa: E402
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from installer import catalog, spec as specmod
+from installer import spec as specmod
+from installer.backup import catalog
 
 from ..conftest import SECRETS, write_cluster
 
@@ -81,7 +82,7 @@ class Bed:
         self.oplog = [entry(T0 + i, 1) for i in range(0, 51, 10)]
         self.member = FakeMember(self.spec, {"mongod1": "PRIMARY", "mongod2": "SECONDARY", "mongod3": "ARBITER"},
                                  self.oplog)
-        from installer import backup
+        from installer.backup import full as backup
 
         monkeypatch.setattr(backup, "connect", self.member.connect)
 
@@ -98,7 +99,7 @@ class Bed:
         return [self.spec.member(n) for n in names]
 
     def backup(self, local=("mongod1", "mongod2"), **kw):
-        from installer import backup
+        from installer.backup import full as backup
 
         return backup.run(self.spec, self.config, local=self.local(*local), **kw)
 

@@ -1,6 +1,6 @@
 """Catalog entries built in memory, for the pure planners (retention, PITR)."""
 
-from installer import catalog
+from installer.backup import catalog
 
 
 def ts(sec, inc=1):

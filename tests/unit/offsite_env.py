@@ -3,7 +3,8 @@
 import sys
 from pathlib import Path
 
-from installer import backup, offsite, oplog, spec as specmod
+from installer import spec as specmod
+from installer.backup import full as backup, offsite, slices as oplog
 
 from .backup_env import STANDINS, T0, Bed, entry
 

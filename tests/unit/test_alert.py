@@ -7,7 +7,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from click.testing import CliRunner
 
-from installer import alert, catalog, spec as specmod
+from installer import alert, spec as specmod
+from installer.backup import catalog
 from installer.cli import main
 
 from .backup_env import spec_text

@@ -6,7 +6,7 @@ import os
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from installer import archive
+from installer.backup import archive
 
 KEY = bytes(range(32))
 OTHER = bytes(32)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from installer import archive, backup, catalog, oplog, verification
+from installer.backup import archive, full as backup, catalog, slices as oplog, verification
 from installer.cli import main
 from installer.errors import DbrsError
 
@@ -369,13 +369,14 @@ def _run_in_child(b, tmp_path):
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(STANDINS)!r})
-        from installer import backup, spec
+        from installer import spec
+        from installer.backup import full as backup
         from installer.cli import main
         from fake_member import FakeMember, entry
         s = spec.load({b.config!r})
         m = FakeMember(s, {{"mongod2": "SECONDARY", "mongod1": "PRIMARY"}}, [entry({T0}, 1)])
         backup.connect = m.connect
-        import installer.backup as lib
+        import installer.backup.full as lib
         lib.local_members = lambda spec: [spec.member("mongod2")]
         main(["backup", "--config", {b.config!r}])
     """)
@@ -642,7 +643,7 @@ def test_prune_during_a_running_backup_never_touches_its_partial(bed, monkeypatc
 
 def test_verify_meeting_a_backup_pruned_meanwhile_quarantines_nothing(bed, monkeypatch):
     names = [aged(bed, d) for d in (2, 1)]
-    from installer import restore
+    from installer.backup import restore
 
     real = restore.verify_entry
 
@@ -661,8 +662,8 @@ def test_verify_meeting_a_backup_pruned_meanwhile_quarantines_nothing(bed, monke
 KILL_AT = {
     # stage: (what to patch in the child, which call of it dies)
     "tool started": ("installer.tools", "spawn"),
-    "data renamed, no manifest yet": ("installer.catalog", "write_manifest"),
-    "manifest written, no record yet": ("installer.verification", "write"),
+    "data renamed, no manifest yet": ("installer.backup.catalog", "write_manifest"),
+    "manifest written, no record yet": ("installer.backup.verification", "write"),
 }
 
 
@@ -673,7 +674,8 @@ def test_kill_9_at_every_stage_of_a_backup_loses_nothing_and_the_next_run_conver
     script = textwrap.dedent(f"""
         import importlib, os, signal, sys, time
         sys.path.insert(0, {str(STANDINS)!r})
-        from installer import backup, spec
+        from installer import spec
+        from installer.backup import full as backup
         from fake_member import FakeMember, entry
         mod = importlib.import_module({module!r})
         real = getattr(mod, {fn!r})
@@ -712,7 +714,7 @@ def test_kill_9_in_the_middle_of_prune_never_loses_a_kept_backup(bed):
     names = [aged(bed, d) for d in (30, 29, 20, 10)]
     script = textwrap.dedent(f"""
         import os, signal, sys
-        from installer import catalog
+        from installer.backup import catalog
         from installer.cli import main
         real = catalog.remove
         def die(path):

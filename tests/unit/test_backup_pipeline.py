@@ -19,7 +19,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from installer import archive, backup, catalog, oplog, restore
+from installer.backup import archive, full as backup, catalog, slices as oplog, restore
 from installer.cli import main
 from installer.errors import DbrsError
 
@@ -130,7 +130,8 @@ def test_kill_9_mid_run_leaves_no_good_looking_file(bed, monkeypatch):
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(STANDINS)!r})
-        from installer import backup, catalog, spec
+        from installer import spec
+        from installer.backup import full as backup, catalog
         from fake_member import FakeMember, entry
         s = spec.load({bed.config!r})
         catalog.STATE_FILE = {str(bed.state)!r}
@@ -425,7 +426,7 @@ def test_restore_flags_name_themselves(bed):
 
 def test_prune_says_when_it_waits_for_a_running_backup(bed, monkeypatch):
     """It sat silent for up to 5 minutes behind a running backup (found by the black-box attack)."""
-    from installer import catalog
+    from installer.backup import catalog
 
     bed.backup()
     monkeypatch.setattr(catalog, "busy", lambda d, kind: kind == catalog.FULL)

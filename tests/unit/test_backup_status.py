@@ -1,6 +1,6 @@
 """The backup part of `dbrs status`: what it shows and what makes `--check` fail."""
 
-from installer import backup
+from installer.backup import full as backup
 
 
 def summary(**kw):

@@ -7,7 +7,8 @@ import stat
 
 import pytest
 
-from installer import offsite, rclone, secrets, spec as specmod
+from installer import secrets, spec as specmod
+from installer.backup import offsite, rclone
 from installer.errors import InputError, SpecErrors
 
 from ..conftest import PSA, SECRETS
@@ -344,7 +345,7 @@ def _remote(kind, name, rid, cluster="dbrs"):
 
 
 def test_remote_files_of_a_reinitiated_cluster_of_the_same_name_never_count_as_ours():
-    from installer import catalog
+    from installer.backup import catalog
 
     ours, theirs = "a" * 24, "b" * 24
     files = [_remote("full", f"dbrs-{ours}-20261128T000000.000000Z.archive", ours),

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from installer import backup, catalog, offsite, restore
+from installer.backup import full as backup, catalog, offsite, restore
 from installer.cli import main
 
 from .backup_env import T0

@@ -2,7 +2,7 @@
 
 import pytest
 
-from installer import catalog, pitr
+from installer.backup import catalog, pitr
 from installer.errors import DbrsError
 
 from .backup_records import chain, full, piece, ts

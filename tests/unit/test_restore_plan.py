@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from installer import catalog, restore
+from installer.backup import catalog, restore
 from installer.errors import DbrsError, InputError
 
 from .backup_records import chain, full, piece, ts

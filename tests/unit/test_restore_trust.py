@@ -9,7 +9,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from installer import archive, backup, catalog, oplog, restore
+from installer.backup import archive, full as backup, catalog, slices as oplog, restore
 from installer.cli import main
 
 from .backup_env import T0, Bed, bed, entry  # noqa: F401

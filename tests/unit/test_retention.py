@@ -2,7 +2,7 @@
 
 from hypothesis import given, settings, strategies as st
 
-from installer import retention
+from installer.backup import retention
 
 from .backup_records import chain, full
 

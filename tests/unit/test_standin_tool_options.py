@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from installer import backup, restore
+from installer.backup import full as backup, restore
 
 from .backup_env import STANDINS
 

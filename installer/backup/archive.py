@@ -27,8 +27,8 @@ import struct
 import threading
 from dataclasses import dataclass
 
-from .fsutil import fsync_dir as _fsync_dir
-from .errors import DbrsError
+from ..fsutil import fsync_dir as _fsync_dir
+from ..errors import DbrsError
 
 MAGIC = b"DBRSENC1"
 CHUNK = 1 << 20

@@ -21,8 +21,9 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from . import archive, backup, catalog, tools
-from .errors import DbrsError
+from .. import tools
+from . import archive, full as backup, catalog
+from ..errors import DbrsError
 
 
 class Gap(DbrsError):

@@ -33,8 +33,9 @@ import time
 import zlib
 from dataclasses import dataclass, field, replace
 
-from . import archive, catalog, tools
-from .errors import DbrsError, InputError
+from .. import tools
+from . import archive, catalog
+from ..errors import DbrsError, InputError
 from . import pitr
 from .pitr import Plan, plan_pitr, through
 
@@ -647,7 +648,7 @@ def drill(entry, key, password, timeout=120):
 
     Returns (status, detail): ("skipped", why) when no mongod is installed.
     """
-    from .facts import which
+    from ..facts import which
 
     mongod = which("mongod")
     if not mongod:
@@ -668,7 +669,7 @@ def drill(entry, key, password, timeout=120):
                              "--logpath", os.path.join(tmp, "mongod.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tools.child_env())
     try:
-        from .mongo import client
+        from ..mongo import client
 
         c = client("127.0.0.1", port, timeout_ms=timeout * 1000)
         c.admin.command("ping")
@@ -699,7 +700,7 @@ def drill(entry, key, password, timeout=120):
 
 def cluster_version(spec, password):
     """The running cluster's MongoDB version, asked of the primary as the restore user."""
-    from .mongo import client
+    from ..mongo import client
 
     c = client(hosts_of(spec), None, user=USER, password=password, replica_set=spec.cluster.name)
     try:

@@ -15,7 +15,7 @@ import hashlib
 import os
 
 from . import archive, catalog, verification
-from .errors import DbrsError, InputError
+from ..errors import DbrsError, InputError
 
 
 def rebuild(backup_dir, name, key, cluster, now=None):

@@ -43,8 +43,8 @@ from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import locks, paths
-from .errors import DbrsError, InputError
+from .. import locks, paths
+from ..errors import DbrsError, InputError
 
 FULL = "full"
 OPLOG = "oplog"
@@ -128,7 +128,7 @@ def identity(backup_dir, cluster, replset_id=None, state_file=None):
             if e.manifest.get("cluster") == cluster and e.manifest.get("replset_id"):
                 ids.add(e.manifest["replset_id"])
     if len(ids) > 1:
-        from .errors import InputError
+        from ..errors import InputError
 
         raise InputError("--cluster-id", f"{backup_dir} holds backups of {len(ids)} clusters named {cluster!r} "
                          f"(replica set ids {', '.join(sorted(ids))})",
@@ -404,7 +404,7 @@ def find(backup_dir, name, ident=None):
 
 
 def write_manifest(path, manifest):
-    from .fsutil import write_file
+    from ..fsutil import write_file
 
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     write_file(None, str(path) + MANIFEST, data, 0o600, chown=False)
@@ -494,7 +494,7 @@ def quarantine(backup_dir, path, reason, now=None):
         if not moved:
             os.unlink(qdir / (target + WHY))
             return None
-        from .fsutil import fsync_dir
+        from ..fsutil import fsync_dir
 
         fsync_dir(str(qdir))
         fsync_dir(src_dir)
@@ -520,7 +520,7 @@ def quarantined(backup_dir):
 
 
 def write_manifest_like(path, data):
-    from .fsutil import write_file
+    from ..fsutil import write_file
 
     write_file(None, str(path), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), 0o600, chown=False)
 
@@ -551,7 +551,7 @@ def read_state(state_file=None):
 
 def update_state(change, state_file=None):
     """Read-modify-write the state file under an flock, atomically replaced."""
-    from .fsutil import write_file
+    from ..fsutil import write_file
 
     path = Path(state_file or STATE_FILE)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .errors import DbrsError, InputError
+from ..errors import DbrsError, InputError
 
 SECRET_KEYS = {"access_key_id", "secret_access_key", "key_pem"}
 NEEDS = {"s3": ("access_key_id", "secret_access_key"), "sftp": ("key_pem",), "path": ()}
@@ -56,7 +56,7 @@ def credentials(target, sec):
 
 
 def render_config(target, creds, known_hosts=None):
-    from .render import render
+    from ..render import render
 
     return render("rclone/rclone.conf.j2", t=target, creds=creds, known_hosts=known_hosts or "")
 

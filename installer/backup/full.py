@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import archive, catalog, tools
-from .errors import DbrsError
+from .. import tools
+from . import archive, catalog
+from ..errors import DbrsError
 
 USER = "backup"
 LOOPBACK = "127.0.0.1"
@@ -46,7 +47,7 @@ def load_secrets(spec_path):
     Under the units, LoadCredential= hands secrets.toml and backup.key over
     as $CREDENTIALS_DIRECTORY files, so the sandbox need not see /etc/dbrs.
     """
-    from . import paths, secrets
+    from .. import paths, secrets
 
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
     if creds and Path(creds, "secrets.toml").exists():
@@ -59,20 +60,20 @@ def load_secrets(spec_path):
         try:
             data[k] = p.read_bytes()
         except FileNotFoundError:
-            from .errors import InputError
+            from ..errors import InputError
 
             raise InputError(str(p), "is missing next to the spec",
                              "copy the cluster over with `dbrs-install --bundle FILE`") from None
         except PermissionError:
-            from .errors import InputError
+            from ..errors import InputError
 
             raise InputError(str(p), "cannot be read", "run as root (sudo)") from None
     return secrets.parse_secrets_toml(data["secrets"], b"", data["backup_key"], str(base["secrets"]))
 
 
 def backup_key(sec):
-    from .errors import InputError
-    from .secrets import backup_key_bytes
+    from ..errors import InputError
+    from ..secrets import backup_key_bytes
 
     try:
         return backup_key_bytes(sec.backup_key)
@@ -85,7 +86,7 @@ def backup_key(sec):
 
 def local_members(spec):
     """Data-bearing spec members whose host is this machine."""
-    from . import facts
+    from .. import facts
 
     here = facts.this_host()
     return [m for m in spec.members if m.data_bearing and facts.is_local(m.host, here)]
@@ -93,7 +94,7 @@ def local_members(spec):
 
 def member_states(spec, status):
     """{member name: (state, healthy)} from a replSetGetStatus reply (read by replset.interpret_status)."""
-    from .replset import interpret_status
+    from ..replset import interpret_status
 
     seen = {m.name: (m.state, bool(m.health)) for m in interpret_status(status, spec).members}
     return {m.name: seen.get(m.name, ("UNKNOWN", False)) for m in spec.members}
@@ -176,7 +177,7 @@ def who(member):
 
 
 def connect(member, password, **kw):
-    from .mongo import client
+    from ..mongo import client
 
     return client(LOOPBACK, member.port, user=USER, password=password, **kw)
 
@@ -442,7 +443,7 @@ def write_manifest_or_remove(path, manifest):
 
 
 def _metrics(spec, state_file=None):
-    from . import alert
+    from .. import alert
 
     try:
         alert.write_metrics(spec, state_file=state_file)
@@ -460,7 +461,7 @@ def status_summary(spec, config_dir=None, *, state_file=None, now=None):
     from . import restore
 
     now = time.time() if now is None else now
-    from .errors import InputError
+    from ..errors import InputError
 
     if state_file is None and config_dir is not None:
         state_file = catalog.state_path(Path(config_dir) / "cluster.toml")
@@ -561,7 +562,7 @@ def summary_problems(summary):
 
 def render_summary(summary):
     """The backup lines of `dbrs status`."""
-    from .replset import _ago as ago
+    from ..replset import _ago as ago
 
     lines = []
     last = summary.get("last_full")

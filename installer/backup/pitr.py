@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import catalog
-from .errors import DbrsError, InputError
+from ..errors import DbrsError, InputError
 
 
 def slice_lo(s):

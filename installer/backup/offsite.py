@@ -30,8 +30,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import catalog, locks, paths
-from .errors import DbrsError, InputError
+from .. import locks, paths
+from . import catalog
+from ..errors import DbrsError, InputError
 
 ORPHAN_AGE = 86400          # a data object without manifest this old is a dead upload, not one in progress
 _READ = 1 << 20
@@ -60,7 +61,7 @@ def enqueue(spec, data_path, manifest_path, *, spool=None, now=None):
     if not spec.offsite:
         return False
     try:
-        from .fsutil import write_file
+        from ..fsutil import write_file
 
         now = time.time() if now is None else now
         name = os.path.basename(str(data_path))
@@ -143,7 +144,7 @@ def catch_up(spec, *, spool=None, now=None):
 
 
 def _save(q):
-    from .fsutil import write_file
+    from ..fsutil import write_file
 
     write_file(None, q.file, (json.dumps(q.entry, indent=2, sort_keys=True) + "\n").encode(), 0o600, chown=False)
 
@@ -159,7 +160,7 @@ def read_state(spool):
 
 
 def _record(spool, target, **info):
-    from .fsutil import write_file
+    from ..fsutil import write_file
 
     state = read_state(spool)
     state.setdefault(target, {}).update(info)
@@ -583,7 +584,7 @@ def _sweep_fetching(into_dir):
 
 def _fetch(spec, t, s, into_dir, names, to, prefer_local, say):
     """fetch() with the rclone session open."""
-    from .fsutil import write_file
+    from ..fsutil import write_file
 
     sources = []
     files = listing(spec, t, s)
@@ -732,8 +733,8 @@ def store_credentials(spec_path, target_name, *, key_file=None, s3_keys_file=Non
     """
     from dataclasses import replace
 
-    from . import secrets, spec as specmod
-    from .fsutil import write_file
+    from .. import secrets, spec as specmod
+    from ..fsutil import write_file
 
     spec = specmod.load(spec_path)
     target = _target(spec, target_name)
