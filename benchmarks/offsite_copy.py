@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "standins"))
 
 from installer import secrets, spec as specmod
-from installer.backup import catalog, offsite  # noqa: E402
+from installer.backup import catalog, offsite, times  # noqa: E402
 from s3_standin import s3_standin  # noqa: E402
 
 PSA = (REPO / "tests" / "conftest.py").read_text().split('PSA = """\\\n', 1)[1].split('"""', 1)[0]
@@ -47,7 +47,7 @@ def make_backup(bdir, kind, name, nbytes):
             f.write(block[:min(left, len(block))])
             left -= len(block)
     digest = hashlib.sha256(p.read_bytes()).hexdigest()
-    m = {"name": name, "kind": kind, "bytes": nbytes, "sha256": digest, "finished": catalog.iso(time.time()),
+    m = {"name": name, "kind": kind, "bytes": nbytes, "sha256": digest, "finished": times.iso(time.time()),
          "cluster": "dbrs", "encrypted": True}
     catalog.write_manifest(p, m)
     return p

@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from installer.backup import archive, catalog  # noqa: E402
+from installer.backup import archive, catalog, times  # noqa: E402
 from tests.conftest import BACKUP_KEY, write_cluster  # noqa: E402
 from tests.protocol.conftest import PSA_ROLES, spec_text  # noqa: E402
 from tests.protocol.standin import StandInMember, StandInSet  # noqa: E402
@@ -61,12 +61,12 @@ def make_backup(folder, rsid, nbytes, key):
         for piece in dump_bytes(nbytes):
             s.write(piece)
         w = s.commit()
-    ts = catalog.ts_int(int(time.time()) - 100, 1)
+    ts = times.ts_int(int(time.time()) - 100, 1)
     manifest = {"format": 1, "kind": "full", "name": name, "cluster": "dbrs", "replset_id": rsid,
-                "member": "mongod2", "host": "bench", "started": catalog.iso(time.time()),
-                "finished": catalog.iso(time.time()), "bytes": w.bytes, "plain_bytes": w.plain_bytes,
+                "member": "mongod2", "host": "bench", "started": times.iso(time.time()),
+                "finished": times.iso(time.time()), "bytes": w.bytes, "plain_bytes": w.plain_bytes,
                 "sha256": w.sha256, "encrypted": w.encrypted, "key_id": archive.key_id(key).hex() if key else None,
-                **archive.proofs(w), "oplog_start": catalog.ts_json(ts), "oplog_end": catalog.ts_json(ts),
+                **archive.proofs(w), "oplog_start": times.ts_json(ts), "oplog_end": times.ts_json(ts),
                 "mongod_version": "8.0.4", "mongodump_version": "100.10.0", "collections": {}}
     catalog.write_manifest(full / name, manifest)
     plain = Path(folder) / "plain.archive"

@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from installer.backup import archive, full as backup, catalog, verification  # noqa: E402
+from installer.backup import archive, full as backup, catalog, verification, times  # noqa: E402
 
 STANDINS = REPO / "tests" / "standins"
 KEY = bytes(range(32))
@@ -51,7 +51,7 @@ def main():
             t = time.perf_counter()
             backup.record_written(path)
             record.append(time.perf_counter() - t)
-            m = {"name": path.name, "kind": "full", "cluster": "dbrs", "finished": catalog.iso(time.time()),
+            m = {"name": path.name, "kind": "full", "cluster": "dbrs", "finished": times.iso(time.time()),
                  "bytes": w.bytes, "sha256": w.sha256, "encrypted": True, "plain_bytes": w.plain_bytes,
                  "key_id": archive.key_id(KEY).hex()}
             catalog.write_manifest(path, m)

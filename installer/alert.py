@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .backup import catalog
+from .backup import catalog, times
 from .errors import DbrsError
 
 METRICS_FILE = "dbrs_backup.prom"
@@ -47,7 +47,7 @@ def event(spec, unit, info, now, host):
     result = info.get("Result", "unknown")
     status = info.get("ExecMainStatus")
     msg = f"{unit} failed on {host} (result {result}" + (f", exit status {status})" if status else ")")
-    return {"cluster": spec.cluster.name, "host": host, "unit": unit, "time": catalog.iso(now),
+    return {"cluster": spec.cluster.name, "host": host, "unit": unit, "time": times.iso(now),
             "result": result, "exit_status": status, "message": msg + "; see journalctl -u " + unit}
 
 
@@ -116,7 +116,7 @@ def metrics_text(spec, fulls, slices, state, window):
         full_count=len(fulls),
         slice_count=len(slices),
         window_end=None if window is None else window[1] >> 32,
-        failures=[(u, catalog.parse_iso(f["time"])) for u, f in sorted(failures.items())],
+        failures=[(u, times.parse_iso(f["time"])) for u, f in sorted(failures.items())],
     )
 
 

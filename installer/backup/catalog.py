@@ -40,10 +40,10 @@ import re
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import locks, paths
+from . import times
 from ..errors import DbrsError, InputError
 
 FULL = "full"
@@ -60,22 +60,8 @@ WHY = ".quarantine.json"
 NAME_SHOWN = 80
 
 
-def stamp(t):
-    """UTC to the microsecond: two runs in one second get two names."""
-    d = datetime.fromtimestamp(t, timezone.utc)
-    return d.strftime("%Y%m%dT%H%M%S") + f".{d.microsecond:06d}Z"
-
-
-def iso(t):
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def parse_iso(text):
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 def file_name(cluster, kind, t, replset_id=None):
-    return f"{Identity(cluster, replset_id).prefix}{stamp(t)}{SUFFIX[kind]}"
+    return f"{Identity(cluster, replset_id).prefix}{times.stamp(t)}{SUFFIX[kind]}"
 
 
 def free_name(folder, cluster, kind, t, replset_id=None):
@@ -84,7 +70,7 @@ def free_name(folder, cluster, kind, t, replset_id=None):
         name = file_name(cluster, kind, t + n * 1e-6, replset_id)
         if not any(os.path.lexists(os.path.join(folder, name + x)) for x in ("", ".partial", MANIFEST)):
             return name
-    raise DbrsError(f"{folder}: no free backup name near {iso(t)}; is the clock stuck?")
+    raise DbrsError(f"{folder}: no free backup name near {times.iso(t)}; is the clock stuck?")
 
 
 _STAMP = r"\d{8}T\d{6}(?:\.\d{6})?Z"
@@ -146,32 +132,6 @@ def remember_identity(ident, state_file=None):
                  state_file)
 
 
-def ts_int(t, i):
-    return (int(t) << 32) | int(i)
-
-
-def ts_json(v):
-    return None if v is None else {"t": v >> 32, "i": v & 0xFFFFFFFF}
-
-
-def ts_from_json(d):
-    return None if d is None else ts_int(d["t"], d["i"])
-
-
-def ts_text(v):
-    """A Timestamp as mongorestore's --oplogLimit wants it: SECONDS:INCREMENT."""
-    return f"{v >> 32}:{v & 0xFFFFFFFF}"
-
-
-def ts_iso(v):
-    return None if v is None else iso(v >> 32)
-
-
-def ts_exact(v):
-    """A Timestamp as `restore --to` takes it back: 2026-11-29T05:20:53Z+3 (the increment within the second)."""
-    return None if v is None else f"{iso(v >> 32)}+{v & 0xFFFFFFFF}"
-
-
 @dataclass(frozen=True)
 class Entry:
     """A good backup or slice; timestamps are parsed once (planning walks thousands of slices)."""
@@ -183,7 +143,7 @@ class Entry:
 
     @cached_property
     def created(self):
-        return parse_iso(self.manifest["finished"])
+        return times.parse_iso(self.manifest["finished"])
 
     @property
     def bytes(self):
@@ -199,24 +159,24 @@ class Entry:
 
     @cached_property
     def oplog_start(self):
-        return ts_from_json(self.manifest.get("oplog_start"))
+        return times.ts_from_json(self.manifest.get("oplog_start"))
 
     @cached_property
     def oplog_end(self):
-        return ts_from_json(self.manifest.get("oplog_end"))
+        return times.ts_from_json(self.manifest.get("oplog_end"))
 
     # slices
     @cached_property
     def after(self):
-        return ts_from_json(self.manifest.get("after"))
+        return times.ts_from_json(self.manifest.get("after"))
 
     @cached_property
     def first(self):
-        return ts_from_json(self.manifest.get("first"))
+        return times.ts_from_json(self.manifest.get("first"))
 
     @cached_property
     def last(self):
-        return ts_from_json(self.manifest.get("last"))
+        return times.ts_from_json(self.manifest.get("last"))
 
 
 @dataclass(frozen=True)
@@ -484,7 +444,7 @@ def quarantine(backup_dir, path, reason, now=None):
         if any(os.path.lexists(qdir / (target + s)) for s in ("", MANIFEST, WHY)):
             target = f"{name}.{int(time.time())}"
         why = {"name": name, "kind": FULL if name.endswith(SUFFIX[FULL]) else OPLOG, "reason": reason,
-               "time": iso(time.time() if now is None else now), "stored_as": target}
+               "time": times.iso(time.time() if now is None else now), "stored_as": target}
         write_manifest_like(qdir / (target + WHY), why)
         moved = 0
         for suffix in ("", MANIFEST, RECORD):
@@ -523,8 +483,6 @@ def write_manifest_like(path, data):
     from ..fsutil import write_file
 
     write_file(None, str(path), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), 0o600, chown=False)
-
-
 
 
 # --------------------------------------------------------------------- state
@@ -570,6 +528,6 @@ def update_state(change, state_file=None):
 
 def record_success(kind, info, state_file=None):
     def change(state):
-        state.setdefault("last_success", {})[kind] = dict(info, time=iso(time.time()))
+        state.setdefault("last_success", {})[kind] = dict(info, time=times.iso(time.time()))
         state.pop("waiting_for_bootstrap_since", None)
     return update_state(change, state_file)

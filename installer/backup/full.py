@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import tools
-from . import archive, catalog
+from . import archive, catalog, times
 from ..errors import DbrsError
 
 USER = "backup"
@@ -206,7 +206,7 @@ def _oplog_edge(client, direction):
     if not docs:
         raise DbrsError("local.oplog.rs is empty; is this member part of an initiated replica set?")
     ts = docs[0]["ts"]
-    return catalog.ts_int(ts.time, ts.inc)
+    return times.ts_int(ts.time, ts.inc)
 
 
 def newest_ts(client):
@@ -386,8 +386,8 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
             "member": member.name,
             "member_state": why,
             "host": hostname or socket.gethostname(),
-            "started": catalog.iso(started),
-            "finished": catalog.iso(finished),
+            "started": times.iso(started),
+            "finished": times.iso(finished),
             "duration_s": round(finished - started, 3),
             "bytes": written.bytes,
             "plain_bytes": written.plain_bytes,
@@ -395,8 +395,8 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
             "encrypted": written.encrypted,
             "key_id": archive.key_id(key).hex() if key else None,
             **archive.proofs(written),
-            "oplog_start": catalog.ts_json(oplog_start),
-            "oplog_end": catalog.ts_json(oplog_end),
+            "oplog_start": times.ts_json(oplog_start),
+            "oplog_end": times.ts_json(oplog_end),
             "mongod_version": mongod_version,
             "mongodump_version": tools.version(mongodump),
             "collections": counts,
@@ -491,12 +491,12 @@ def status_summary(spec, config_dir=None, *, state_file=None, now=None):
             "name": slices[-1].name,
             "finished": slices[-1].manifest["finished"],
             "age_s": round(now - slices[-1].created),
-            "last_ts": catalog.ts_iso(slices[-1].last),
+            "last_ts": times.ts_iso(slices[-1].last),
             "gap": bool(slices[-1].manifest.get("gap")),
         },
         "slice_count": len(slices),
-        "pitr_window": None if window is None else {"from": catalog.ts_exact(window[0]),
-                                                    "to": catalog.ts_exact(window[1])},
+        "pitr_window": None if window is None else {"from": times.ts_exact(window[0]),
+                                                    "to": times.ts_exact(window[1])},
         "chain_problems": unsure + restore.chain_problems(fulls, slices),
         "foreign": catalog.foreign_lines(spec.backup.dir, ident),
         # a `.partial` whose run still holds the lock is work in progress, not a problem
@@ -538,9 +538,9 @@ def summary_problems(summary):
     """What in the backup summary needs a person: failures since the last good backup, an oplog gap."""
     problems = []
     last = summary.get("last_full")
-    since = catalog.parse_iso(last["finished"]) if last else 0
+    since = times.parse_iso(last["finished"]) if last else 0
     for f in summary.get("recent_failures", []):
-        if catalog.parse_iso(f["time"]) > since:
+        if times.parse_iso(f["time"]) > since:
             problems.append(f"{f['unit']} failed at {f['time']} on {f.get('host', '?')}: {f.get('message') or f.get('result', '')}"
                             .rstrip(": "))
     bad = summary.get("incomplete") or []

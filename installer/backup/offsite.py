@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import locks, paths
-from . import catalog
+from . import catalog, times
 from ..errors import DbrsError, InputError
 
 ORPHAN_AGE = 86400          # a data object without manifest this old is a dead upload, not one in progress
@@ -69,10 +69,10 @@ def enqueue(spec, data_path, manifest_path, *, spool=None, now=None):
             return True     # queued already (the backup run and a catch-up both hand it over)
         kind = catalog.FULL if name.endswith(catalog.SUFFIX[catalog.FULL]) else catalog.OPLOG
         entry = {"name": name, "kind": kind, "data": str(data_path), "manifest": str(manifest_path),
-                 "queued": catalog.iso(now), "queued_t": now, "done": []}
+                 "queued": times.iso(now), "queued_t": now, "done": []}
         d = spool_dirs(spool)
         d["queue"].mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_file(None, str(d["queue"] / f"{catalog.stamp(now)}-{name}.json"),
+        write_file(None, str(d["queue"] / f"{times.stamp(now)}-{name}.json"),
                    (json.dumps(entry, indent=2, sort_keys=True) + "\n").encode(), 0o600, chown=False)
         return True
     except (OSError, ValueError, TypeError) as e:   # the seam must never fail the backup that calls it
@@ -256,13 +256,13 @@ def _push_locked(spec, sec, spool, targets, say, now):
                     else:
                         _save(q)
                     report.copied.append((t.name, q.name, size, took))
-                    _record(spool, t.name, last_ok=catalog.iso(now()), last_ok_t=now(), last_name=q.name)
+                    _record(spool, t.name, last_ok=times.iso(now()), last_ok_t=now(), last_name=q.name)
                     say(f"copied {q.name} to {t.name}: {human(size)} in {took:.1f} s")
         except (DbrsError, OSError) as e:
             if isinstance(e, OSError):
                 e = DbrsError(f"off-site {t.name}: {e.strerror or e} ({e.filename or ''})")
             report.failed[t.name] = str(e)
-            _record(spool, t.name, last_error=str(e), last_error_t=now(), last_error_at=catalog.iso(now()))
+            _record(spool, t.name, last_error=str(e), last_error_t=now(), last_error_at=times.iso(now()))
             say(f"FAILED {e}")
     left = read_queue(spool)
     report.waiting = {t.name: len([q for q in left if t.name not in q.done]) for t in chosen}
@@ -303,7 +303,7 @@ def parse_listing(listing, manifests):
         mtime = 0.0
         if row.get("ModTime"):
             try:
-                mtime = catalog.parse_iso(row["ModTime"][:19] + "Z")
+                mtime = times.parse_iso(row["ModTime"][:19] + "Z")
             except ValueError:
                 pass
         out.append(Remote(kind, name, row["Size"], manifests.get(path + catalog.MANIFEST), mtime))
@@ -360,17 +360,17 @@ def decide_remote(files, keep_min, retention_days, now, orphan_age=ORPHAN_AGE):
     `orphan_age` old (a dead upload; a younger one may be in progress).
     """
     fulls = sorted((f for f in files if f.kind == catalog.FULL and f.good),
-                   key=lambda f: catalog.parse_iso(f.manifest["finished"]))
+                   key=lambda f: times.parse_iso(f.manifest["finished"]))
     cutoff = now - retention_days * 86400
     keep = set(f.name for f in fulls[-keep_min:]) if keep_min else set()
-    keep |= {f.name for f in fulls if catalog.parse_iso(f.manifest["finished"]) >= cutoff}
+    keep |= {f.name for f in fulls if times.parse_iso(f.manifest["finished"]) >= cutoff}
     drop = [f for f in fulls if f.name not in keep]
     kept = [f for f in fulls if f.name in keep]
     if kept:
-        oldest = min(catalog.ts_from_json(f.manifest.get("oplog_start")) or 0 for f in kept)
+        oldest = min(times.ts_from_json(f.manifest.get("oplog_start")) or 0 for f in kept)
         for s in files:
             if s.kind == catalog.OPLOG and s.good:
-                last = catalog.ts_from_json(s.manifest.get("last"))
+                last = times.ts_from_json(s.manifest.get("last"))
                 if last is not None and last < oldest:
                     drop.append(s)
     drop += [f for f in files if not f.good and now - f.mtime > orphan_age]

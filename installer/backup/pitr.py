@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import catalog
+from . import times
 from ..errors import DbrsError, InputError
 
 
@@ -25,18 +25,18 @@ def slice_lo(s):
 def limit_for(t, inc=None):
     """--oplogLimit (exclusive) for "as of TIME": the whole second TIME, or up to (TIME, inc) included."""
     if inc is None:
-        return catalog.ts_int(int(t) + 1, 0)
-    return catalog.ts_int(int(t), inc + 1)
+        return times.ts_int(int(t) + 1, 0)
+    return times.ts_int(int(t), inc + 1)
 
 
 def exact(v):
-    return catalog.ts_exact(v)
+    return times.ts_exact(v)
 
 
 def through(limit):
     """The last timestamp an exclusive --oplogLimit lets in, as an operator reads it."""
     if limit & 0xFFFFFFFF == 0:
-        return f"the end of {catalog.iso((limit >> 32) - 1)}"
+        return f"the end of {times.iso((limit >> 32) - 1)}"
     return exact(limit - 1)
 
 
@@ -61,7 +61,7 @@ class Plan:
             out.append(f"slice  {s.name}  ({exact(s.first)} .. {exact(s.last)}, {s.manifest.get('count')} entries)")
         if self.limit is not None:
             out.append(f"replay oplog entries after {exact(self.base.oplog_start)} up to and including "
-                       f"{through(self.limit)} (--oplogLimit={catalog.ts_text(self.limit)})")
+                       f"{through(self.limit)} (--oplogLimit={times.ts_text(self.limit)})")
             if self.capped:
                 out.append(f"note   the saved oplog ends at {exact(self.limit - 1)}, inside the second asked for; "
                            "entries of that second after it, if any, were not saved")
@@ -103,7 +103,7 @@ def plan_pitr(fulls, slices, t, inc=None, exclude=None, base_name=None):
     """
     exclude = exclude or {}
     limit = limit_for(t, inc)
-    when = catalog.iso(t) + (f"+{inc}" if inc is not None else "")
+    when = times.iso(t) + (f"+{inc}" if inc is not None else "")
     pool = [f for f in fulls if f.oplog_end is not None and f.oplog_start is not None]
     if base_name:
         pool = [f for f in pool if f.name == base_name]

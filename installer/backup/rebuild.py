@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from . import archive, catalog, verification
+from . import archive, catalog, verification, times
 from ..errors import DbrsError, InputError
 
 
@@ -65,7 +65,7 @@ def derive(path, name, kind, key, cluster):
     st = os.stat(path)
     m = {
         "format": catalog.FORMAT, "kind": kind, "name": name, "cluster": cluster,
-        "started": catalog.iso(st.st_mtime), "finished": catalog.iso(st.st_mtime),
+        "started": times.iso(st.st_mtime), "finished": times.iso(st.st_mtime),
         "bytes": size, "sha256": sha.hexdigest(), "encrypted": encrypted, "key_id": kid,
         "rebuilt": True, "rebuilt_note": "re-derived from the file by `dbrs backup verify --rebuild-manifest`; "
                                          "times are the file's mtime, run details unknown",
@@ -84,14 +84,14 @@ def derive(path, name, kind, key, cluster):
             count = 0
             for raw in oplog_docs(chunks, name):
                 ts = RawBSONDocument(raw)["ts"]
-                v = catalog.ts_int(ts.time, ts.inc)
+                v = times.ts_int(ts.time, ts.inc)
                 first = v if first is None else first
                 last = v
                 count += 1
             if not count:
                 raise archive.ArchiveError(f"{name}: holds no oplog entries")
-            m.update(count=count, first=catalog.ts_json(first), last=catalog.ts_json(last),
-                     after=catalog.ts_json(first - 1), gap=False, reanchored=False)
+            m.update(count=count, first=times.ts_json(first), last=times.ts_json(last),
+                     after=times.ts_json(first - 1), gap=False, reanchored=False)
     except archive.ArchiveError as e:
         raise DbrsError(f"cannot rebuild: {e}; the file stays in quarantine") from None
     return m

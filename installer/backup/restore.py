@@ -34,7 +34,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 
 from .. import tools
-from . import archive, catalog
+from . import archive, catalog, times
 from ..errors import DbrsError, InputError
 from . import pitr
 from .pitr import Plan, plan_pitr, through
@@ -125,7 +125,7 @@ def restore_argv(mongorestore, hosts, config_path, *, set_name=None, archive_std
     if oplog_replay:
         argv.append("--oplogReplay")
     if oplog_limit is not None:
-        argv.append(f"--oplogLimit={catalog.ts_text(oplog_limit)}")
+        argv.append(f"--oplogLimit={times.ts_text(oplog_limit)}")
     if archive_stdin:
         argv += ["--archive", "--gzip"]
     else:
@@ -208,10 +208,10 @@ def _check_full_manifest(entry):
         return      # a rebuilt manifest has none (restore it by NAME)
     if start > end:
         raise archive.ArchiveError(f"{entry.name}: the manifest contradicts itself (oplog start "
-                                   f"{catalog.ts_exact(start)} after its end {catalog.ts_exact(end)})")
-    finished = catalog.parse_iso(entry.manifest["finished"])
+                                   f"{times.ts_exact(start)} after its end {times.ts_exact(end)})")
+    finished = times.parse_iso(entry.manifest["finished"])
     if (end >> 32) > finished + CLOCK_SLACK_S:
-        raise archive.ArchiveError(f"{entry.name}: the manifest says the dump's oplog ends at {catalog.ts_exact(end)}, "
+        raise archive.ArchiveError(f"{entry.name}: the manifest says the dump's oplog ends at {times.ts_exact(end)}, "
                                    f"after the backup finished ({entry.manifest['finished']}); it was altered")
 
 
@@ -251,7 +251,7 @@ def entry_ts(raw):
     from bson.raw_bson import RawBSONDocument
 
     ts = RawBSONDocument(raw)["ts"]
-    return catalog.ts_int(ts.time, ts.inc)
+    return times.ts_int(ts.time, ts.inc)
 
 
 def slice_entries(entry, chunks):
@@ -268,7 +268,7 @@ def slice_entries(entry, chunks):
     for raw in oplog_docs(chunks, name):
         v = entry_ts(raw)
         if last is not None and v <= last:
-            raise archive.ArchiveError(f"{name}: entry {catalog.ts_exact(v)} after {catalog.ts_exact(last)}: "
+            raise archive.ArchiveError(f"{name}: entry {times.ts_exact(v)} after {times.ts_exact(last)}: "
                                        "out of order or repeated")
         first = v if first is None else first
         last = v
@@ -278,14 +278,14 @@ def slice_entries(entry, chunks):
     want = (entry.first, entry.last, m.get("count"))
     if (first, last, n) != want:
         raise archive.ArchiveError(
-            f"{name}: holds {n} entries {catalog.ts_exact(first)} .. {catalog.ts_exact(last)}, the manifest says "
-            f"{m.get('count')} entries {catalog.ts_exact(entry.first)} .. {catalog.ts_exact(entry.last)}; "
+            f"{name}: holds {n} entries {times.ts_exact(first)} .. {times.ts_exact(last)}, the manifest says "
+            f"{m.get('count')} entries {times.ts_exact(entry.first)} .. {times.ts_exact(entry.last)}; "
             "this slice cannot be trusted")
     if m.get("entries_sha256") and sha.hexdigest() != m["entries_sha256"]:
         raise archive.ArchiveError(f"{name}: its entries do not match the manifest's hash; this slice cannot be trusted")
     if first is not None and not m.get("gap") and entry.after is not None and first <= entry.after:
-        raise archive.ArchiveError(f"{name}: first entry {catalog.ts_exact(first)} is not after the slice's start "
-                                   f"{catalog.ts_exact(entry.after)}")
+        raise archive.ArchiveError(f"{name}: first entry {times.ts_exact(first)} is not after the slice's start "
+                                   f"{times.ts_exact(entry.after)}")
 
 
 def wanted(raw):
@@ -598,7 +598,7 @@ def execute(spec, prepared, password, key, *, drop=False, ns_include=(), say=Non
         except RestoreFailed as e:
             raise DbrsError(
                 f"oplog replay failed ({e}) after the base was restored: the cluster now holds backup {base.name} "
-                f"(as of {catalog.ts_exact(base.oplog_end)}) with at most part of the {prepared.entries} oplog "
+                f"(as of {times.ts_exact(base.oplog_end)}) with at most part of the {prepared.entries} oplog "
                 f"entries replayed, not the time asked for. Run {redo} to finish (it restores the base again and "
                 "replays; oplog entries apply idempotently)") from None
         line = (f"oplog replayed: {prepared.entries} entries from {len(plan.slices)} slice(s), up to and including "

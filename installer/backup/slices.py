@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass
 
 from .. import tools
-from . import archive, full as backup, catalog
+from . import archive, full as backup, catalog, times
 from ..errors import DbrsError
 
 
@@ -49,7 +49,7 @@ def plan(fulls, slices, oldest):
             raise backup.Skip("no full backup yet; slices start after the first one (run `dbrs backup`)")
         chain = fulls[-1].oplog_start
         if oldest > chain:
-            raise Gap(f"the oplog no longer reaches the newest full backup ({catalog.ts_iso(chain)}); "
+            raise Gap(f"the oplog no longer reaches the newest full backup ({times.ts_iso(chain)}); "
                       "take a new full backup")
         return SlicePlan(chain, False, False)
     if oldest <= chain:
@@ -66,7 +66,7 @@ def committed_ts(status):
         ts = status["optimes"]["lastCommittedOpTime"]["ts"]
     except (KeyError, TypeError):
         return None
-    return catalog.ts_int(ts.time, ts.inc)
+    return times.ts_int(ts.time, ts.inc)
 
 
 def read_entries(client, after, until=None, batch_size=2000, include_after=False):
@@ -99,12 +99,12 @@ def continuing(docs, after):
     it = iter(docs)
     for doc in it:
         ts = doc["ts"]
-        if catalog.ts_int(ts.time, ts.inc) != after:
-            raise Gap(f"the oplog rolled past {catalog.ts_exact(after)} (the previous slice's last entry) while "
+        if times.ts_int(ts.time, ts.inc) != after:
+            raise Gap(f"the oplog rolled past {times.ts_exact(after)} (the previous slice's last entry) while "
                       "this slice was read; nothing was saved; run `dbrs backup` to start a new chain")
         break
     else:
-        raise Gap(f"the oplog no longer holds {catalog.ts_exact(after)}, the previous slice's last entry; nothing "
+        raise Gap(f"the oplog no longer holds {times.ts_exact(after)}, the previous slice's last entry; nothing "
                   "was saved; run `dbrs backup` to start a new chain")
     yield from it
 
@@ -120,7 +120,7 @@ def write_slice(docs, sink, sha=None):
         raw = doc.raw
         if first is None:
             ts = doc["ts"]
-            first = catalog.ts_int(ts.time, ts.inc)
+            first = times.ts_int(ts.time, ts.inc)
         last_doc = doc
         pending.append(raw)
         if sha is not None:
@@ -132,7 +132,7 @@ def write_slice(docs, sink, sha=None):
             pending, size = [], 0
     if count:
         ts = last_doc["ts"]
-        last = catalog.ts_int(ts.time, ts.inc)
+        last = times.ts_int(ts.time, ts.inc)
     sink.write(z.compress(b"".join(pending)) + z.flush())
     return first, last, count
 
@@ -148,8 +148,8 @@ class Result:
         if self.status == "skipped":
             return f"oplog slice skipped: {self.reason}"
         m = self.manifest
-        return (f"oplog slice {self.name}: {m['count']} entries {catalog.ts_iso(catalog.ts_from_json(m['first']))}"
-                f" .. {catalog.ts_iso(catalog.ts_from_json(m['last']))}, {backup.human(m['bytes'])}")
+        return (f"oplog slice {self.name}: {m['count']} entries {times.ts_iso(times.ts_from_json(m['first']))}"
+                f" .. {times.ts_iso(times.ts_from_json(m['last']))}, {backup.human(m['bytes'])}")
 
 
 def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local=None):
@@ -200,7 +200,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
                                                      entries_sha)
                     if not count:
                         sink.abort()
-                        return Result("skipped", f"no new oplog entries after {catalog.ts_iso(p.after)}")
+                        return Result("skipped", f"no new oplog entries after {times.ts_iso(p.after)}")
                     written = sink.commit()
             except OSError as e:
                 raise DbrsError(f"writing {path}: {e.strerror or e}; nothing was kept (is {bdir} full?)") from None
@@ -214,11 +214,11 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             "replset_id": ident.replset_id,
             "member": member.name,
             "host": hostname or socket.gethostname(),
-            "started": catalog.iso(started),
-            "finished": catalog.iso(now()),
-            "after": catalog.ts_json(p.after),
-            "first": catalog.ts_json(first),
-            "last": catalog.ts_json(last),
+            "started": times.iso(started),
+            "finished": times.iso(now()),
+            "after": times.ts_json(p.after),
+            "first": times.ts_json(first),
+            "last": times.ts_json(last),
             "count": count,
             "entries_sha256": entries_sha.hexdigest(),
             "gap": p.gap,
@@ -234,9 +234,9 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
         backup.record_written(path)
         backup.queue_offsite(spec, path)
     if p.gap:
-        raise Gap(f"oplog gap: entries after {catalog.ts_iso(p.after)} up to {catalog.ts_iso(first)} were "
+        raise Gap(f"oplog gap: entries after {times.ts_iso(p.after)} up to {times.ts_iso(first)} were "
                   f"overwritten before a slice saved them; point-in-time restore is broken until the next "
                   f"full backup (run `dbrs backup`, and raise the oplog size or slice more often)")
-    catalog.record_success(catalog.OPLOG, {"name": name, "last": catalog.ts_iso(last), "count": count}, state_file)
+    catalog.record_success(catalog.OPLOG, {"name": name, "last": times.ts_iso(last), "count": count}, state_file)
     backup._metrics(spec, state_file)
     return Result("done", "", name, manifest)

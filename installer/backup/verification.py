@@ -17,7 +17,7 @@ import json
 import os
 import time
 
-from . import archive, catalog
+from . import archive, catalog, times
 
 REQUIRED = {
     catalog.FULL: ("name", "kind", "cluster", "finished", "bytes", "sha256", "encrypted", "plain_bytes"),
@@ -45,7 +45,7 @@ def last(path):
 
 def write(path, ok, how, detail="", now=None):
     catalog.write_manifest_like(record_path(path), {
-        "ok": ok, "how": how, "detail": detail, "time": catalog.iso(time.time() if now is None else now)})
+        "ok": ok, "how": how, "detail": detail, "time": times.iso(time.time() if now is None else now)})
 
 
 def trusted(entry):

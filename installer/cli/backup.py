@@ -56,7 +56,7 @@ def list_(ctx, as_json, offsite, config):
         from . import offsite as off
 
         return ctx.invoke(off.list_, target=None, as_json=as_json, config=config)
-    from ..backup import full as lib, catalog, restore, verification
+    from ..backup import full as lib, catalog, restore, verification, times
 
     spec = _spec(config)
     ident = restore.identity(spec, state_file=catalog.state_path(config))
@@ -70,8 +70,8 @@ def list_(ctx, as_json, offsite, config):
         emit_json({
             "full": [dict(e.manifest, verification=verification.last(e.path)) for e in fulls],
             "oplog": [dict(e.manifest, verification=verification.last(e.path)) for e in slices],
-            "pitr_window": None if window is None else {"from": catalog.ts_exact(window[0]),
-                                                        "to": catalog.ts_exact(window[1])},
+            "pitr_window": None if window is None else {"from": times.ts_exact(window[0]),
+                                                        "to": times.ts_exact(window[1])},
             "incomplete": [{"name": b.name, "kind": b.kind, "reason": b.reason} for b in bad_f + bad_s],
             "quarantined": quarantined,
             "chain_problems": problems,
@@ -83,19 +83,19 @@ def list_(ctx, as_json, offsite, config):
     for e in fulls:
         m = e.manifest
         source = f"{m['member']}@{m.get('host')}" if m.get("member") else "source unknown"
-        oplog_to = f"oplog to {catalog.ts_iso(e.oplog_end)}" if e.oplog_end is not None else "no oplog times"
+        oplog_to = f"oplog to {times.ts_iso(e.oplog_end)}" if e.oplog_end is not None else "no oplog times"
         click.echo(f"{e.name}  {m['finished']}  {lib.human(m['bytes']):>10}  {source}  "
                    f"{oplog_to}  {'encrypted' if m['encrypted'] else 'plain'}  "
                    f"{_verified(verification.last(e.path))}" + ("  (manifest rebuilt)" if m.get("rebuilt") else ""))
     if slices:
         gaps = sum(1 for s in slices if s.manifest.get("gap"))
         unverified = sum(1 for s in slices if not (verification.last(s.path) or {}).get("ok"))
-        click.echo(f"{len(slices)} oplog slices, {catalog.ts_iso(slices[0].first)} .. {catalog.ts_iso(slices[-1].last)}"
+        click.echo(f"{len(slices)} oplog slices, {times.ts_iso(slices[0].first)} .. {times.ts_iso(slices[-1].last)}"
                    + (f", {gaps} with a gap" if gaps else "")
                    + (f", {unverified} not verified yet" if unverified else ", all verified")
                    + f"; newest {_verified(verification.last(slices[-1].path))}")
     if window:
-        click.echo(f"restore --to works from {catalog.ts_exact(window[0])} to {catalog.ts_exact(window[1])}")
+        click.echo(f"restore --to works from {times.ts_exact(window[0])} to {times.ts_exact(window[1])}")
     for b in bad_f + bad_s:
         if b.name.endswith(".partial") and catalog.busy(spec.backup.dir, b.kind):
             click.echo(f"in progress {b.name}: a run holds the lock (do not touch it)")
@@ -146,7 +146,7 @@ def verify(ctx, name, all_, drill, rebuild, as_json, offsite, download, config):
 
         return ctx.invoke(off.verify, names=(name,) if name else (), target=None, download=download, config=config)
 
-    from ..backup import full as lib, catalog, restore, verification
+    from ..backup import full as lib, catalog, restore, verification, times
     from ..errors import DbrsError, InputError
 
     if name and all_:
@@ -182,7 +182,7 @@ def verify(ctx, name, all_, drill, rebuild, as_json, offsite, download, config):
                 status, detail = restore.drill(e, key, sec.password("restore"))
                 results.append({"name": e.name, "ok": True, "drill": status, "detail": detail})
     catalog.update_state(lambda s: s.__setitem__("last_verify", {
-        "time": catalog.iso(time.time()), "checked": len(results), "failed": failed,
+        "time": times.iso(time.time()), "checked": len(results), "failed": failed,
         "failures": [r["name"] for r in results if not r["ok"]]}), state_file)
     if as_json:
         emit_json({"results": results, "failed": failed, "chain_problems": chain})

@@ -39,7 +39,7 @@ OPENSSH = "/opt/openssh"
 MAKE_BACKUP = textwrap.dedent('''\
     import json, os, sys, time
     from installer import secrets, spec as specmod
-    from installer.backup import archive, catalog, offsite
+    from installer.backup import archive, catalog, offsite, times
     spec = specmod.load("/etc/dbrs/cluster.toml")
     key = secrets.backup_key_bytes(open("/etc/dbrs/backup.key", "rb").read())
     kind, t = sys.argv[1], float(sys.argv[2])
@@ -50,7 +50,7 @@ MAKE_BACKUP = textwrap.dedent('''\
         s.write(os.urandom(3 << 20))
         w = s.commit()
     m = {"name": name, "kind": kind, "bytes": w.bytes, "sha256": w.sha256, "encrypted": True,
-         "cluster": spec.cluster.name, "started": catalog.iso(t - 5), "finished": catalog.iso(t),
+         "cluster": spec.cluster.name, "started": times.iso(t - 5), "finished": times.iso(t),
          "oplog_start": {"t": int(t) - 60, "i": 1}, "oplog_end": {"t": int(t), "i": 1},
          "after": {"t": int(t) - 300, "i": 1}, "first": {"t": int(t) - 299, "i": 1}, "last": {"t": int(t), "i": 1},
          "count": 1, "plain_bytes": w.plain_bytes}

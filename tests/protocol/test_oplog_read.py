@@ -10,7 +10,7 @@ from bson.raw_bson import RawBSONDocument
 from mockupdb import MockupDB, go
 
 from installer import mongo
-from installer.backup import catalog, slices as oplog
+from installer.backup import slices as oplog, times
 
 WIRE = {"minWireVersion": 0, "maxWireVersion": 25}
 
@@ -47,8 +47,8 @@ def entries():
 
 def test_slice_reads_after_the_last_ts_in_natural_order_and_keeps_raw_bytes(server):
     client = mongo.client("127.0.0.1", server.port, timeout_ms=3000)
-    after = catalog.ts_int(1_764_300_000, 5)
-    until = catalog.ts_int(1_764_300_011, 1)
+    after = times.ts_int(1_764_300_000, 5)
+    until = times.ts_int(1_764_300_011, 1)
     sink = Collect()
     future = go(oplog.write_slice, oplog.read_entries(client, after, until, batch_size=2), sink)
     find = server.receives()
@@ -62,7 +62,7 @@ def test_slice_reads_after_the_last_ts_in_natural_order_and_keeps_raw_bytes(serv
     more.reply({"cursor": {"id": Int64(0), "ns": "local.oplog.rs", "nextBatch": docs[2:]}, "ok": 1})
     first, last, count = future()
     client.close()
-    assert (first, last, count) == (catalog.ts_int(1_764_300_010, 1), catalog.ts_int(1_764_300_011, 1), 3)
+    assert (first, last, count) == (times.ts_int(1_764_300_010, 1), times.ts_int(1_764_300_011, 1), 3)
     raw = zlib.decompress(sink.buf.getvalue(), 31)
     assert raw == b"".join(bson.encode(d) for d in docs)       # byte for byte what the server sent
 
@@ -78,12 +78,12 @@ def test_oplog_bounds_asks_for_one_entry_each_way(server):
         assert req.doc["projection"] == {"ts": 1}
         req.reply({"cursor": {"id": Int64(0), "ns": "local.oplog.rs",
                               "firstBatch": [{"ts": Timestamp(sec, 3)}]}, "ok": 1})
-    assert future() == (catalog.ts_int(1_764_200_000, 3), catalog.ts_int(1_764_300_000, 3))
+    assert future() == (times.ts_int(1_764_200_000, 3), times.ts_int(1_764_300_000, 3))
     client.close()
 
 
 def test_committed_point_comes_from_replsetgetstatus():
     status = {"optimes": {"lastCommittedOpTime": {"ts": Timestamp(1_764_300_000, 4), "t": Int64(3)}}}
-    assert oplog.committed_ts(status) == catalog.ts_int(1_764_300_000, 4)
+    assert oplog.committed_ts(status) == times.ts_int(1_764_300_000, 4)
     assert oplog.committed_ts({}) is None
     assert isinstance(RawBSONDocument(bson.encode({"ts": Timestamp(1, 1)}))["ts"], Timestamp)

@@ -16,7 +16,7 @@ import pytest
 from bson import Int64, Timestamp
 from click.testing import CliRunner
 
-from installer.backup import catalog, slices as oplog
+from installer.backup import catalog, slices as oplog, times
 from installer.cli import main
 
 from ..conftest import write_cluster
@@ -172,14 +172,14 @@ def test_another_clusters_files_never_steer_ours(world):
     assert data["manifest"]["replset_id"] == a.rsid and data["manifest"]["cluster"] == "dbrs"
     # the window and the list are ours; the other cluster is named once, as foreign
     listing = ok(a.dbrs("backup", "list"))
-    assert f"restore --to works from {catalog.iso(T0 + 50)}+3 to {catalog.iso(T0 + 90)}+1" in listing
+    assert f"restore --to works from {times.iso(T0 + 50)}+3 to {times.iso(T0 + 90)}+1" in listing
     foreign = [line for line in listing.splitlines() if line.startswith("foreign:")]
     assert foreign == [f"foreign: 2 file(s) of cluster dbrs (replica set id {b.rsid}) in {world.folder}: "
                        "not this cluster's, left alone"]
-    assert str(T0 + 2000) not in listing and catalog.iso(T0 + 2000) not in listing
+    assert str(T0 + 2000) not in listing and times.iso(T0 + 2000) not in listing
     assert ok(a.dbrs("backup", "verify", "--all")).count("ok ") == 3
     status = ok(a.dbrs("status", "--check"))
-    assert f"restore --to window: {catalog.iso(T0 + 50)}+3 .. {catalog.iso(T0 + 90)}+1" in status
+    assert f"restore --to window: {times.iso(T0 + 50)}+3 .. {times.iso(T0 + 90)}+1" in status
     assert foreign[0] in status and "WARN" not in status
 
 
@@ -233,15 +233,15 @@ def test_a_slice_claiming_more_than_its_data_fails_verify_and_restore(world):
     m["last"] = {"t": T0 + 100, "i": 1}      # claims to reach into s3's time; its data ends at T0+70
     manifest_path(s1).write_text(json.dumps(m))
     # restore proves the slice from its data while planning, before any verify run has looked at it
-    r = a.dbrs("restore", "--to", catalog.iso(T0 + 95), "--yes")
+    r = a.dbrs("restore", "--to", times.iso(T0 + 95), "--yes")
     assert "cannot be trusted" in one_error_line(r)
     assert world.records() == []                          # nothing reached mongorestore
     r = a.dbrs("backup", "verify", "--all")
     assert r.exit_code == 1
-    assert f"FAILED {s1.name}: holds 3 entries {catalog.iso(T0 + 60)}+1 .. {catalog.iso(T0 + 70)}+1, the manifest " \
-           f"says 3 entries {catalog.iso(T0 + 60)}+1 .. {catalog.iso(T0 + 100)}+1" in r.output
+    assert f"FAILED {s1.name}: holds 3 entries {times.iso(T0 + 60)}+1 .. {times.iso(T0 + 70)}+1, the manifest " \
+           f"says 3 entries {times.iso(T0 + 60)}+1 .. {times.iso(T0 + 100)}+1" in r.output
     # verify moved it to quarantine: now restore names the hole it leaves, still feeding nothing
-    r = a.dbrs("restore", "--to", catalog.iso(T0 + 95), "--yes")
+    r = a.dbrs("restore", "--to", times.iso(T0 + 95), "--yes")
     assert "oplog hole" in one_error_line(r)
     assert world.records() == []
 
@@ -251,18 +251,18 @@ def test_a_deleted_middle_slice_is_a_named_hole_in_list_verify_and_status(world)
     catalog.remove(s2.path)
     listing = ok(a.dbrs("backup", "list"))
     holes = [line for line in listing.splitlines() if line.startswith("oplog hole")]
-    assert holes == [f"oplog hole: no slice holds the entries after {catalog.iso(T0 + 70)}+1 up to "
-                     f"{catalog.iso(T0 + 90)}+2 (slice {s3.name} starts there); a slice is missing, so `restore --to` "
+    assert holes == [f"oplog hole: no slice holds the entries after {times.iso(T0 + 70)}+1 up to "
+                     f"{times.iso(T0 + 90)}+2 (slice {s3.name} starts there); a slice is missing, so `restore --to` "
                      "cannot cross it; run `dbrs backup` to start a new chain"]
     r = a.dbrs("backup", "verify", "--all")
     assert r.exit_code == 1 and "FAILED oplog hole" in r.output and "oplog chain has 1 problem" in r.output
     st = a.dbrs("status", "--check")
     assert st.exit_code == 1 and "WARN oplog hole" in st.output
     # the time just before the hole is restorable exactly as the message prints it
-    r = a.dbrs("restore", "--to", catalog.iso(T0 + 95), "--yes")
+    r = a.dbrs("restore", "--to", times.iso(T0 + 95), "--yes")
     line = one_error_line(r)
-    assert f"restore to {catalog.iso(T0 + 70)}+1 or earlier" in line
-    ok(a.dbrs("restore", "--to", f"{catalog.iso(T0 + 70)}+1", "--yes"))
+    assert f"restore to {times.iso(T0 + 70)}+1 or earlier" in line
+    ok(a.dbrs("restore", "--to", f"{times.iso(T0 + 70)}+1", "--yes"))
     assert world.records()[-1]["oplog_ts"] == [[T0 + 60, 1], [T0 + 60, 2], [T0 + 70, 1]]
 
 
@@ -276,14 +276,14 @@ def test_overlapping_slices_replay_each_entry_once_in_ts_order(world, monkeypatc
     a.add(op(T0 + 80, 1), op(T0 + 80, 2))
     # a second writer saved an overlapping slice: from inside the first one's second T0+60, to T0+80
     real = oplog.plan
-    monkeypatch.setattr(oplog, "plan", lambda f, s, o: oplog.SlicePlan(catalog.ts_int(T0 + 60, 2), False, False))
+    monkeypatch.setattr(oplog, "plan", lambda f, s, o: oplog.SlicePlan(times.ts_int(T0 + 60, 2), False, False))
     ok(a.dbrs("oplog"))
     monkeypatch.setattr(oplog, "plan", real)
     s1, s2 = slices_of(a)
     assert s2.manifest["first"] == {"t": T0 + 60, "i": 3} and s2.manifest["count"] == 4
     assert any(line.startswith("oplog overlap") for line in ok(a.dbrs("backup", "list")).splitlines())
     world.forget_records()
-    out = ok(a.dbrs("restore", "--to", f"{catalog.iso(T0 + 80)}+1", "--yes"))
+    out = ok(a.dbrs("restore", "--to", f"{times.iso(T0 + 80)}+1", "--yes"))
     replay = world.records()[-1]
     assert replay["oplog_ts"] == [[T0 + 60, 1], [T0 + 60, 2], [T0 + 60, 3], [T0 + 70, 1], [T0 + 80, 1]]
     assert f"--oplogLimit={T0 + 80}:2" in replay["argv"]
@@ -297,24 +297,24 @@ def test_the_advertised_window_end_is_restorable_as_printed_and_to_the_increment
     a.add(op(T0 + 120, 1), op(T0 + 120, 2), op(T0 + 120, 3))
     ok(a.dbrs("oplog"))
     listing = ok(a.dbrs("backup", "list"))
-    assert f"to {catalog.iso(T0 + 120)}+3" in listing
+    assert f"to {times.iso(T0 + 120)}+3" in listing
     # the second it prints, without an increment: every saved entry of that second
     world.forget_records()
-    out = ok(a.dbrs("restore", "--to", catalog.iso(T0 + 120), "--yes"))
+    out = ok(a.dbrs("restore", "--to", times.iso(T0 + 120), "--yes"))
     assert world.records()[-1]["oplog_ts"][-3:] == [[T0 + 120, 1], [T0 + 120, 2], [T0 + 120, 3]]
     assert f"--oplogLimit={T0 + 120}:4" in world.records()[-1]["argv"]
     assert "inside the second asked for" in out
     # with the increment, exactly to that entry
     world.forget_records()
-    ok(a.dbrs("restore", "--to", f"{catalog.iso(T0 + 120)}+2", "--yes"))
+    ok(a.dbrs("restore", "--to", f"{times.iso(T0 + 120)}+2", "--yes"))
     rec = world.records()[-1]
     assert rec["oplog_ts"][-2:] == [[T0 + 120, 1], [T0 + 120, 2]] and f"--oplogLimit={T0 + 120}:3" in rec["argv"]
     # the window's start too
     start = listing.split("restore --to works from ")[1].split(" to ")[0]
     ok(a.dbrs("restore", "--to", start, "--yes"))
     # one past the end is refused, naming the end in a form that works
-    r = a.dbrs("restore", "--to", f"{catalog.iso(T0 + 120)}+4", "--yes")
-    assert f"the saved oplog ends at {catalog.iso(T0 + 120)}+3" in one_error_line(r)
+    r = a.dbrs("restore", "--to", f"{times.iso(T0 + 120)}+4", "--yes")
+    assert f"the saved oplog ends at {times.iso(T0 + 120)}+3" in one_error_line(r)
 
 
 # ------------------------------------------------------------ 5: a failed restore says what the cluster holds
@@ -322,15 +322,15 @@ def test_the_advertised_window_end_is_restorable_as_printed_and_to_the_increment
 def test_replay_failure_after_the_base_says_the_cluster_holds_the_base_and_how_to_finish(world, monkeypatch):
     a, slices = chain_of_three(world)
     monkeypatch.setenv("DBRS_STANDIN_RESTORE_FAIL_OPLOG", "1")
-    r = a.dbrs("restore", "--to", catalog.iso(T0 + 95), "--yes")
+    r = a.dbrs("restore", "--to", times.iso(T0 + 95), "--yes")
     base = fulls_of(a)[0].name
     assert f"base restored from {base}: app.orders (1200 documents), app.users (40 documents)" in r.output
     line = one_error_line(r)
     assert "oplog replay failed (mongorestore exited 1: " in line and "not primary" in line
-    assert f"the cluster now holds backup {base} (as of {catalog.iso(T0 + 50)}+3)" in line
+    assert f"the cluster now holds backup {base} (as of {times.iso(T0 + 50)}+3)" in line
     assert "not the time asked for" in line
     redo = line.split("Run `")[1].split("`")[0]
-    assert redo == f"dbrs restore --to '{catalog.iso(T0 + 95)}' --base {base} --yes"
+    assert redo == f"dbrs restore --to '{times.iso(T0 + 95)}' --base {base} --yes"
     monkeypatch.delenv("DBRS_STANDIN_RESTORE_FAIL_OPLOG")
     world.forget_records()
     args = [a.strip("'") for a in redo.split()[2:]]

@@ -22,7 +22,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from fake_member import FakeMember, entry  # noqa: E402
 from installer import spec as specmod
-from installer.backup import full as backup, catalog, restore  # noqa: E402
+from installer.backup import full as backup, catalog, restore, times  # noqa: E402
 from installer.cli import main  # noqa: E402
 
 
@@ -116,10 +116,10 @@ def main_():
     ident = catalog.identity(spec.backup.dir, "shop", state_file=catalog.state_path(real))
     name = catalog.scan(spec.backup.dir, catalog.FULL, ident)[0][0].name
     run(shown, real, "restore", name, "--dry-run")
-    run(shown, real, "restore", "--to", catalog.iso(now - 600 + 95), "--yes")
-    run(shown, real, "restore", "--to", catalog.iso(now - 600 + 300) + "+2", "--yes")
+    run(shown, real, "restore", "--to", times.iso(now - 600 + 95), "--yes")
+    run(shown, real, "restore", "--to", times.iso(now - 600 + 300) + "+2", "--yes")
     os.environ["DBRS_STANDIN_RESTORE_FAIL_OPLOG"] = "1"
-    run(shown, real, "restore", "--to", catalog.iso(now - 600 + 95), "--yes")
+    run(shown, real, "restore", "--to", times.iso(now - 600 + 95), "--yes")
     del os.environ["DBRS_STANDIN_RESTORE_FAIL_OPLOG"]
     p = Path(spec.backup.dir) / "full" / name
     data = bytearray(p.read_bytes())

@@ -1,18 +1,18 @@
 """Catalog entries built in memory, for the pure planners (retention, PITR)."""
 
-from installer.backup import catalog
+from installer.backup import catalog, times
 
 
 def ts(sec, inc=1):
-    return catalog.ts_int(sec, inc)
+    return times.ts_int(sec, inc)
 
 
 def full(created, start=None, end=None, name=None, cluster="dbrs"):
     start = ts(int(created) - 60) if start is None else start
     end = ts(int(created)) if end is None else end
     name = name or catalog.file_name(cluster, catalog.FULL, created)
-    m = {"name": name, "kind": "full", "finished": catalog.iso(created), "bytes": 1, "cluster": cluster,
-         "encrypted": True, "oplog_start": catalog.ts_json(start), "oplog_end": catalog.ts_json(end),
+    m = {"name": name, "kind": "full", "finished": times.iso(created), "bytes": 1, "cluster": cluster,
+         "encrypted": True, "oplog_start": times.ts_json(start), "oplog_end": times.ts_json(end),
          "member": "mongod2", "host": "db2"}
     return catalog.Entry("full", name, f"/nonexistent/{name}", m)
 
@@ -20,9 +20,9 @@ def full(created, start=None, end=None, name=None, cluster="dbrs"):
 def piece(after, first, last, gap=False, created=None, cluster="dbrs", name=None):
     created = (last >> 32) + 5 if created is None else created
     name = name or f"{cluster}-{last >> 32:012d}-{last & 0xFFFFFFFF:06d}.oplog.gz"
-    m = {"name": name, "kind": "oplog", "finished": catalog.iso(created), "bytes": 1, "cluster": cluster,
-         "encrypted": True, "after": catalog.ts_json(after), "first": catalog.ts_json(first),
-         "last": catalog.ts_json(last), "gap": gap, "count": 3}
+    m = {"name": name, "kind": "oplog", "finished": times.iso(created), "bytes": 1, "cluster": cluster,
+         "encrypted": True, "after": times.ts_json(after), "first": times.ts_json(first),
+         "last": times.ts_json(last), "gap": gap, "count": 3}
     return catalog.Entry("oplog", name, f"/nonexistent/{name}", m)
 
 

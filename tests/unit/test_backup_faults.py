@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from installer.backup import archive, full as backup, catalog, slices as oplog, verification
+from installer.backup import archive, full as backup, catalog, slices as oplog, verification, times
 from installer.cli import main
 from installer.errors import DbrsError
 
@@ -714,7 +714,7 @@ def test_kill_9_in_the_middle_of_prune_never_loses_a_kept_backup(bed):
     names = [aged(bed, d) for d in (30, 29, 20, 10)]
     script = textwrap.dedent(f"""
         import os, signal, sys
-        from installer.backup import catalog
+        from installer.backup import catalog, times
         from installer.cli import main
         real = catalog.remove
         def die(path):
@@ -776,7 +776,7 @@ def test_oplog_times_a_full_manifest_cannot_have_fail_verify(bed, field, value):
     mp = bed.bdir / "full" / (name + catalog.MANIFEST)
     m = json.loads(mp.read_text())
     if value == "hour_after":
-        m["oplog_end"] = {"t": int(catalog.parse_iso(m["finished"])) + 3600, "i": 1}
+        m["oplog_end"] = {"t": int(times.parse_iso(m["finished"])) + 3600, "i": 1}
     else:
         m["oplog_start"] = {"t": m["oplog_end"]["t"] + 1, "i": 1}
     mp.write_text(json.dumps(m))

@@ -19,7 +19,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from installer.backup import archive, full as backup, catalog, slices as oplog, restore
+from installer.backup import archive, full as backup, catalog, slices as oplog, restore, times
 from installer.cli import main
 from installer.errors import DbrsError
 
@@ -131,7 +131,7 @@ def test_kill_9_mid_run_leaves_no_good_looking_file(bed, monkeypatch):
         import sys
         sys.path.insert(0, {str(STANDINS)!r})
         from installer import spec
-        from installer.backup import full as backup, catalog
+        from installer.backup import full as backup, catalog, times
         from fake_member import FakeMember, entry
         s = spec.load({bed.config!r})
         catalog.STATE_FILE = {str(bed.state)!r}
@@ -366,8 +366,8 @@ def test_status_summary_shape(bed):
     catalog.update_state(lambda s: s.setdefault("failures", []).append({"unit": "dbrs-oplog.service"}))
     s = backup.status_summary(bed.spec, str(Path(bed.config).parent))
     assert s["last_full"]["name"] == r.name and s["last_full"]["host"] and s["last_full"]["age_s"] >= 0
-    assert s["last_slice"]["last_ts"] == catalog.iso(T0 + 70) and s["slice_count"] == 1
-    assert s["pitr_window"] == {"from": catalog.iso(T0 + 50) + "+1", "to": catalog.iso(T0 + 70) + "+1"}
+    assert s["last_slice"]["last_ts"] == times.iso(T0 + 70) and s["slice_count"] == 1
+    assert s["pitr_window"] == {"from": times.iso(T0 + 50) + "+1", "to": times.iso(T0 + 70) + "+1"}
     assert s["recent_failures"] == [{"unit": "dbrs-oplog.service"}] and s["incomplete"] == []
     json.dumps(s)
 

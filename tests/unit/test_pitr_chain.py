@@ -2,7 +2,7 @@
 
 import pytest
 
-from installer.backup import catalog, pitr
+from installer.backup import pitr, times
 from installer.errors import DbrsError
 
 from .backup_records import chain, full, piece, ts
@@ -20,8 +20,8 @@ def test_a_missing_slice_is_a_hole_named_with_exact_bounds():
     s = chain(T0 - 100, T0 + 900)
     del s[1]
     [line] = pitr.chain_problems([b], s)
-    assert line.startswith(f"oplog hole: no slice holds the entries after {catalog.iso(T0 + 200)}+1 up to "
-                           f"{catalog.iso(T0 + 500)}+1 (slice {s[1].name} starts there)")
+    assert line.startswith(f"oplog hole: no slice holds the entries after {times.iso(T0 + 200)}+1 up to "
+                           f"{times.iso(T0 + 500)}+1 (slice {s[1].name} starts there)")
 
 
 def test_the_first_slice_after_the_newest_base_missing_is_a_hole_too():
@@ -37,7 +37,7 @@ def test_overlap_and_self_contradiction_are_named():
     liar = piece(ts(T0 + 200), ts(T0 + 300), ts(T0 + 250))
     lines = pitr.chain_problems([b], [a, over, liar])
     assert lines[0].startswith(f"oplog overlap: slices {a.name} and {over.name} both hold entries after "
-                               f"{catalog.iso(T0 + 50)}+1 up to {catalog.iso(T0 + 100)}+1")
+                               f"{times.iso(T0 + 50)}+1 up to {times.iso(T0 + 100)}+1")
     assert lines[1].startswith(f"slice {liar.name}: its manifest contradicts itself")
 
 
@@ -55,11 +55,11 @@ def test_limits_are_exact_to_the_increment_and_capped_inside_the_last_second():
     b = full(T0, start=ts(T0 - 100), end=ts(T0 - 10))
     s = [piece(ts(T0 - 100), ts(T0 - 50), ts(T0 + 60, 3))]
     p = pitr.plan_pitr([b], s, T0 + 60, 2)
-    assert p.limit == catalog.ts_int(T0 + 60, 3) and not p.capped
+    assert p.limit == times.ts_int(T0 + 60, 3) and not p.capped
     p = pitr.plan_pitr([b], s, T0 + 60)
-    assert p.limit == catalog.ts_int(T0 + 60, 4) and p.capped
+    assert p.limit == times.ts_int(T0 + 60, 4) and p.capped
     assert any("inside the second asked for" in line for line in p.lines())
-    with pytest.raises(DbrsError, match=rf"saved oplog ends at {catalog.iso(T0 + 60)}\+3"):
+    with pytest.raises(DbrsError, match=rf"saved oplog ends at {times.iso(T0 + 60)}\+3"):
         pitr.plan_pitr([b], s, T0 + 60, 4)
     with pytest.raises(DbrsError, match="saved oplog ends at"):
         pitr.plan_pitr([b], s, T0 + 61)

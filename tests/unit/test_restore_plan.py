@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from installer.backup import catalog, restore
+from installer.backup import restore, times
 from installer.errors import DbrsError, InputError
 
 from .backup_records import chain, full, piece, ts
@@ -19,7 +19,7 @@ def test_picks_newest_base_ending_before_time_and_the_slices_after_its_oplog_sta
     p = restore.plan_pitr([b1, b2], slices, T0 + 4000.7)
     assert p.base is b2
     assert p.limit == ts(T0 + 4001, 0)
-    assert catalog.ts_text(p.limit) == f"{T0 + 4001}:0"
+    assert times.ts_text(p.limit) == f"{T0 + 4001}:0"
     # the first slice holds the base's oplog start; the last reaches past the limit
     assert p.slices[0].after <= b2.oplog_start < p.slices[0].last
     assert p.slices[-1].last >= p.limit and p.slices[-2].last < p.limit

@@ -9,7 +9,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from installer.backup import archive, full as backup, catalog, slices as oplog, restore
+from installer.backup import archive, full as backup, catalog, slices as oplog, restore, times
 from installer.cli import main
 
 from .backup_env import T0, Bed, bed, entry  # noqa: F401
@@ -155,9 +155,9 @@ def test_to_that_is_not_a_restorable_time_is_exit_2_one_bounded_line(bed, bad):
 def test_parse_time_forms():
     from installer.cli.backup import parse_time
 
-    assert parse_time("2026-11-28T10:00:00Z") == (catalog.parse_iso("2026-11-28T10:00:00Z"), None)
-    assert parse_time("2026-11-28T10:00:00Z+3") == (catalog.parse_iso("2026-11-28T10:00:00Z"), 3)
-    assert parse_time("2026-11-28T11:00:00+01:00+7") == (catalog.parse_iso("2026-11-28T10:00:00Z"), 7)
+    assert parse_time("2026-11-28T10:00:00Z") == (times.parse_iso("2026-11-28T10:00:00Z"), None)
+    assert parse_time("2026-11-28T10:00:00Z+3") == (times.parse_iso("2026-11-28T10:00:00Z"), 3)
+    assert parse_time("2026-11-28T11:00:00+01:00+7") == (times.parse_iso("2026-11-28T10:00:00Z"), 7)
     assert parse_time("@1764300000+2") == (1764300000.0, 2)
     assert parse_time("@1764300000.5") == (1764300000.5, None)
 
@@ -170,8 +170,8 @@ def test_two_backups_in_the_same_second_get_two_names(bed):
     r2 = bed.backup(now=lambda: at)
     assert r1.status == r2.status == "done" and r1.name != r2.name
     assert len(catalog.scan(bed.bdir, catalog.FULL)[0]) == 2
-    assert r1.name == f"dbrs-65f000000000000000000001-{catalog.stamp(at)}.archive"
-    assert catalog.stamp(at) == "20251128T032000.250000Z"
+    assert r1.name == f"dbrs-65f000000000000000000001-{times.stamp(at)}.archive"
+    assert times.stamp(at) == "20251128T032000.250000Z"
 
 
 @pytest.mark.parametrize("encrypt", [False, True])
@@ -194,7 +194,7 @@ def test_a_rollover_between_the_bounds_check_and_the_read_is_a_gap_not_a_silent_
     bed.member.oplog += [entry(T0 + 60, 1), entry(T0 + 70, 1)]
     assert oplog.run(bed.spec, bed.config, local=bed.local("mongod2")).status == "done"
     # the bounds say the oplog still reaches the last slice (T0+70) ...
-    monkeypatch.setattr(backup, "oplog_bounds", lambda client: (catalog.ts_int(T0, 1), catalog.ts_int(T0 + 200, 1)))
+    monkeypatch.setattr(backup, "oplog_bounds", lambda client: (times.ts_int(T0, 1), times.ts_int(T0 + 200, 1)))
     # ... but by the time the entries are read, it rolled past it
     bed.member.oplog = [entry(T0 + 150, 1), entry(T0 + 200, 1)]
     with pytest.raises(oplog.Gap, match=r"rolled past .*previous slice.s last entry.*; nothing was saved"):
