@@ -29,8 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "standins"))
 
-from installer import secrets, spec as specmod
+from installer import secrets, spec as specmod  # noqa: E402
 from installer.backup import catalog, offsite, times  # noqa: E402
+from installer.backup.manifest import Manifest  # noqa: E402
 from s3_standin import s3_standin  # noqa: E402
 
 PSA = (REPO / "tests" / "conftest.py").read_text().split('PSA = """\\\n', 1)[1].split('"""', 1)[0]
@@ -49,7 +50,7 @@ def make_backup(bdir, kind, name, nbytes):
     digest = hashlib.sha256(p.read_bytes()).hexdigest()
     m = {"name": name, "kind": kind, "bytes": nbytes, "sha256": digest, "finished": times.iso(time.time()),
          "cluster": "dbrs", "encrypted": True}
-    catalog.write_manifest(p, m)
+    catalog.write_manifest(p, Manifest.from_dict(m))
     return p
 
 

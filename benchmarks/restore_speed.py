@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from installer.backup import archive, catalog, times  # noqa: E402
+from installer.backup.manifest import Manifest  # noqa: E402
 from tests.conftest import BACKUP_KEY, write_cluster  # noqa: E402
 from tests.protocol.conftest import PSA_ROLES, spec_text  # noqa: E402
 from tests.protocol.standin import StandInMember, StandInSet  # noqa: E402
@@ -68,7 +69,7 @@ def make_backup(folder, rsid, nbytes, key):
                 "sha256": w.sha256, "encrypted": w.encrypted, "key_id": archive.key_id(key).hex() if key else None,
                 **archive.proofs(w), "oplog_start": times.ts_json(ts), "oplog_end": times.ts_json(ts),
                 "mongod_version": "8.0.4", "mongodump_version": "100.10.0", "collections": {}}
-    catalog.write_manifest(full / name, manifest)
+    catalog.write_manifest(full / name, Manifest.from_dict(manifest))
     plain = Path(folder) / "plain.archive"
     with open(plain, "wb") as f:
         for piece in dump_bytes(nbytes):

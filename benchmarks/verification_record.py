@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from installer.backup import archive, full as backup, catalog, verification, times  # noqa: E402
+from installer.backup.manifest import Manifest  # noqa: E402
 
 STANDINS = REPO / "tests" / "standins"
 KEY = bytes(range(32))
@@ -54,6 +55,7 @@ def main():
             m = {"name": path.name, "kind": "full", "cluster": "dbrs", "finished": times.iso(time.time()),
                  "bytes": w.bytes, "sha256": w.sha256, "encrypted": True, "plain_bytes": w.plain_bytes,
                  "key_id": archive.key_id(KEY).hex()}
+            m = Manifest.from_dict(m)
             catalog.write_manifest(path, m)
             t = time.perf_counter()
             ok, _ = verification.check(catalog.Entry("full", path.name, str(path), m), KEY, "prune")

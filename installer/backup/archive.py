@@ -231,11 +231,6 @@ class Sink:
 
 # ------------------------------------------------------------------- reading
 
-def is_encrypted(path):
-    with open(path, "rb") as f:
-        return f.read(len(MAGIC)) == MAGIC
-
-
 class _NoHash:
     def update(self, data):
         pass
@@ -372,8 +367,8 @@ def prove(path, manifest, key, workers=2):
     import threading
 
     name = os.path.basename(path)
-    enc = manifest.get("encrypted")
-    if (enc and manifest.get("salt") is None) or (not enc and not manifest.get("chunks")):
+    enc = manifest.encrypted
+    if (enc and manifest.salt is None) or (not enc and not manifest.chunks):
         return sum(len(d) for d in proven_stream(path, manifest, key))
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -381,11 +376,11 @@ def prove(path, manifest, key, workers=2):
         raise ArchiveError(f"{name}: file is missing") from None
     try:
         size = os.fstat(fd).st_size
-        if size != manifest["bytes"]:
-            raise ArchiveError(f"{name}: {size} bytes, the manifest says {manifest['bytes']} (truncated or grown)")
+        if size != manifest.bytes:
+            raise ArchiveError(f"{name}: {size} bytes, the manifest says {manifest.bytes} (truncated or grown)")
         if enc:
             head = os.pread(fd, HEADER_SIZE, 0)
-            next(iter(read_plain(path, key, None, None, salt=manifest["salt"], block=0, header_only=True)), None)
+            next(iter(read_plain(path, key, None, None, salt=manifest.salt, block=0, header_only=True)), None)
             _, chunk, file_salt, _ = _HEADER.unpack(head)
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -405,7 +400,7 @@ def prove(path, manifest, key, workers=2):
                     raise ArchiveError(f"{name}: chunk {i} does not authenticate ({what}); "
                                        "this backup cannot be trusted") from None
         else:
-            step, hashes = manifest["chunks"]["size"], manifest["chunks"]["sha256"]
+            step, hashes = manifest.chunks["size"], manifest.chunks["sha256"]
             n = len(hashes)
             if -(-size // step) != n:
                 raise ArchiveError(f"{name}: {size} bytes do not make the manifest's {n} chunks")
@@ -447,17 +442,9 @@ def proven_stream(path, manifest, key):
     from the manifest. Manifests from before those fields get one proving
     read first (sha256 + size), then the same chunk-by-chunk checks.
     """
-    if manifest.get("encrypted"):
-        if manifest.get("salt") is None:
-            chunk_hashes(path, manifest["sha256"], manifest["bytes"])
-        return read_plain(path, key, None, manifest["bytes"], salt=manifest.get("salt"))
-    chunks = manifest.get("chunks") or chunk_hashes(path, manifest["sha256"], manifest["bytes"])
-    return read_chunked(path, chunks, manifest["bytes"])
-
-
-def verify(path, key=None, expect_sha256=None, expect_bytes=None):
-    """Read the whole file: checksum, size and (encrypted) every chunk. Returns the plain byte count."""
-    n = 0
-    for data in read_plain(path, key, expect_sha256, expect_bytes):
-        n += len(data)
-    return n
+    if manifest.encrypted:
+        if manifest.salt is None:
+            chunk_hashes(path, manifest.sha256, manifest.bytes)
+        return read_plain(path, key, None, manifest.bytes, salt=manifest.salt)
+    chunks = manifest.chunks or chunk_hashes(path, manifest.sha256, manifest.bytes)
+    return read_chunked(path, chunks, manifest.bytes)

@@ -43,14 +43,14 @@ from functools import cached_property
 from pathlib import Path
 
 from .. import locks, paths
-from . import times
+from . import archive, times
+from .manifest import Manifest
 from ..errors import DbrsError, InputError
 
 FULL = "full"
 OPLOG = "oplog"
 SUFFIX = {FULL: ".archive", OPLOG: ".oplog.gz"}
 MANIFEST = ".manifest.json"
-FORMAT = 1
 STATE_DIR = paths.STATE_DIR
 STATE_FILE = STATE_DIR / "state.json"
 MAX_FAILURES = 50
@@ -87,8 +87,11 @@ class Identity:
     def prefix(self):
         return f"{self.cluster}-{self.replset_id}-" if self.replset_id else f"{self.cluster}-"
 
+    def owns(self, cluster, replset_id):
+        return cluster == self.cluster and replset_id in (None, self.replset_id)
+
     def owns_manifest(self, m):
-        return m.get("cluster") == self.cluster and m.get("replset_id") in (None, self.replset_id)
+        return self.owns(m.cluster, m.replset_id)
 
     def owns_name(self, name):
         """For files without a readable manifest: by the name alone."""
@@ -111,8 +114,8 @@ def identity(backup_dir, cluster, replset_id=None, state_file=None):
     ids = set()
     for kind in (FULL, OPLOG):
         for e in scan(backup_dir, kind)[0]:
-            if e.manifest.get("cluster") == cluster and e.manifest.get("replset_id"):
-                ids.add(e.manifest["replset_id"])
+            if e.manifest.cluster == cluster and e.manifest.replset_id:
+                ids.add(e.manifest.replset_id)
     if len(ids) > 1:
         from ..errors import InputError
 
@@ -134,49 +137,60 @@ def remember_identity(ident, state_file=None):
 
 @dataclass(frozen=True)
 class Entry:
-    """A good backup or slice; timestamps are parsed once (planning walks thousands of slices)."""
+    """A good backup or slice: its file and its typed manifest (timestamps parsed once, planning walks thousands)."""
 
     kind: str
     name: str
     path: str
-    manifest: dict
+    manifest: Manifest
 
     @cached_property
     def created(self):
-        return times.parse_iso(self.manifest["finished"])
+        return times.parse_iso(self.manifest.finished)
 
     @property
     def bytes(self):
-        return self.manifest["bytes"]
+        return self.manifest.bytes
 
     @property
     def cluster(self):
-        return self.manifest["cluster"]
+        return self.manifest.cluster
 
     @property
     def encrypted(self):
-        return self.manifest["encrypted"]
+        return self.manifest.encrypted
 
-    @cached_property
+    @property
     def oplog_start(self):
-        return times.ts_from_json(self.manifest.get("oplog_start"))
+        return self.manifest.oplog_start
 
-    @cached_property
+    @property
     def oplog_end(self):
-        return times.ts_from_json(self.manifest.get("oplog_end"))
+        return self.manifest.oplog_end
 
     # slices
-    @cached_property
+    @property
     def after(self):
-        return times.ts_from_json(self.manifest.get("after"))
+        return self.manifest.after
 
-    @cached_property
+    @property
     def first(self):
-        return times.ts_from_json(self.manifest.get("first"))
+        return self.manifest.first
 
-    @cached_property
+    @property
     def last(self):
-        return times.ts_from_json(self.manifest.get("last"))
+        return self.manifest.last
+
+    def open(self, key):
+        """The plaintext, verified as it is read: ArchiveError at the first byte that is not what the manifest says
+        (the whole file's sha256 and size are checked at its end)."""
+        if self.encrypted and key is None:
+            raise archive.ArchiveError(f"{self.name}: encrypted, and backup.key is not available")
+        return archive.read_plain(self.path, key, self.manifest.sha256, self.manifest.bytes)
+
+    def proven(self, key):
+        """The plaintext in one read, no chunk yielded before it is proven (what mongorestore is fed)."""
+        return archive.proven_stream(self.path, self.manifest, key)
 
 
 @dataclass(frozen=True)
@@ -227,7 +241,7 @@ def _listdir(d):
 
 def _order(e):
     if e.kind == FULL:
-        return (e.oplog_start or 0, e.manifest.get("started", ""), e.name)
+        return (e.oplog_start or 0, e.manifest.started or "", e.name)
     return (e.last or 0, e.name)
 
 
@@ -296,7 +310,7 @@ def _scan(backup_dir, kind, ident):
         if ident is not None and not ident.owns_name(n) and (n.endswith(SUFFIX[kind]) or n.endswith(".partial")):
             m = _peek_manifest(p + MANIFEST) if n + MANIFEST in present else None
             if m is None or not ident.owns_manifest(m):
-                owner = Identity(m["cluster"], m.get("replset_id")) if m and m.get("cluster") else _owner_of_name(n)
+                owner = Identity(m.cluster, m.replset_id) if m and m.cluster else _owner_of_name(n)
                 if n.endswith(SUFFIX[kind]) or n.endswith(".partial"):
                     others.append((owner, kind, n))
                 continue
@@ -311,20 +325,21 @@ def _scan(backup_dir, kind, ident):
             continue
         try:
             with open(p + MANIFEST, encoding="utf-8") as f:
-                m = json.load(f)
+                raw = json.load(f)
             size = os.stat(p).st_size
+            m = Manifest.from_dict(raw) if isinstance(raw, dict) else None
         except (OSError, ValueError) as e:
             bad.append(Incomplete(kind, n, p, f"unreadable manifest: {e}"))
             continue
-        if isinstance(m, dict) and ident is not None and not ident.owns_manifest(m):
+        if m is not None and ident is not None and not ident.owns_manifest(m):
             if _owner_of_name(n) == ident and ident.replset_id:
                 bad.append(Incomplete(kind, n, p, "the manifest names another cluster than the file name does"))
             else:
-                others.append((Identity(m.get("cluster", "?"), m.get("replset_id")), kind, n))
-        elif not isinstance(m, dict) or m.get("name") != n or m.get("kind") != kind:
+                others.append((Identity(m.cluster or "?", m.replset_id), kind, n))
+        elif m is None or m.name != n or m.kind != kind:
             bad.append(Incomplete(kind, n, p, "manifest names another file"))
-        elif size != m.get("bytes"):
-            bad.append(Incomplete(kind, n, p, f"{size} bytes, manifest says {m.get('bytes')}"))
+        elif size != m.bytes:
+            bad.append(Incomplete(kind, n, p, f"{size} bytes, manifest says {m.bytes}"))
         else:
             good.append(Entry(kind, n, p, m))
     good.sort(key=_order)
@@ -333,9 +348,7 @@ def _scan(backup_dir, kind, ident):
 
 def _peek_manifest(path):
     try:
-        with open(path, encoding="utf-8") as f:
-            m = json.load(f)
-        return m if isinstance(m, dict) else None
+        return Manifest.load(path)
     except (OSError, ValueError):
         return None
 
@@ -364,10 +377,10 @@ def find(backup_dir, name, ident=None):
 
 
 def write_manifest(path, manifest):
+    """The manifest goes last: once it is there, the data file beside it is a backup."""
     from ..fsutil import write_file
 
-    data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    write_file(None, str(path) + MANIFEST, data, 0o600, chown=False)
+    write_file(None, str(path) + MANIFEST, manifest.dumps().encode(), 0o600, chown=False)
 
 
 def remove(entry_path):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .. import tools
 from . import archive, catalog, times
+from .manifest import Manifest
 from ..errors import DbrsError
 
 USER = "backup"
@@ -314,7 +315,7 @@ class Result:
     reason: str = ""
     name: str = ""
     path: str = ""
-    manifest: dict = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict)   # the manifest as JSON, for --json
 
     def line(self):
         if self.status == "skipped":
@@ -377,36 +378,20 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
         finally:
             client.close()
         finished = now()
-        manifest = {
-            "format": catalog.FORMAT,
-            "kind": catalog.FULL,
-            "name": name,
-            "cluster": spec.cluster.name,
-            "replset_id": ident.replset_id,
-            "member": member.name,
-            "member_state": why,
-            "host": hostname or socket.gethostname(),
-            "started": times.iso(started),
-            "finished": times.iso(finished),
-            "duration_s": round(finished - started, 3),
-            "bytes": written.bytes,
-            "plain_bytes": written.plain_bytes,
-            "sha256": written.sha256,
-            "encrypted": written.encrypted,
-            "key_id": archive.key_id(key).hex() if key else None,
-            **archive.proofs(written),
-            "oplog_start": times.ts_json(oplog_start),
-            "oplog_end": times.ts_json(oplog_end),
-            "mongod_version": mongod_version,
-            "mongodump_version": tools.version(mongodump),
-            "collections": counts,
-        }
+        manifest = Manifest(
+            kind=catalog.FULL, name=name, cluster=spec.cluster.name, replset_id=ident.replset_id,
+            member=member.name, member_state=why, host=hostname or socket.gethostname(),
+            started=times.iso(started), finished=times.iso(finished), duration_s=round(finished - started, 3),
+            bytes=written.bytes, plain_bytes=written.plain_bytes, sha256=written.sha256,
+            encrypted=written.encrypted, key_id=archive.key_id(key).hex() if key else None,
+            **archive.proofs(written), oplog_start=oplog_start, oplog_end=oplog_end,
+            mongod_version=mongod_version, mongodump_version=tools.version(mongodump), collections=counts)
         write_manifest_or_remove(path, manifest)
         record_written(path)
         queue_offsite(spec, path)
-    catalog.record_success(catalog.FULL, {"name": name, "bytes": written.bytes, "host": manifest["host"]}, state_file)
+    catalog.record_success(catalog.FULL, {"name": name, "bytes": written.bytes, "host": manifest.host}, state_file)
     _metrics(spec, state_file)
-    return Result("done", why, name, str(path), manifest)
+    return Result("done", why, name, str(path), manifest.to_dict())
 
 
 def queue_offsite(spec, path):
@@ -479,20 +464,20 @@ def status_summary(spec, config_dir=None, *, state_file=None, now=None):
         "backup_dir": spec.backup.dir,
         "last_full": None if last is None else {
             "name": last.name,
-            "finished": last.manifest["finished"],
+            "finished": last.manifest.finished,
             "age_s": round(now - last.created),
             "bytes": last.bytes,
-            "host": last.manifest.get("host"),
-            "member": last.manifest.get("member"),
+            "host": last.manifest.host,
+            "member": last.manifest.member,
             "encrypted": last.encrypted,
         },
         "full_count": len(fulls),
         "last_slice": None if not slices else {
             "name": slices[-1].name,
-            "finished": slices[-1].manifest["finished"],
+            "finished": slices[-1].manifest.finished,
             "age_s": round(now - slices[-1].created),
             "last_ts": times.ts_iso(slices[-1].last),
-            "gap": bool(slices[-1].manifest.get("gap")),
+            "gap": bool(slices[-1].manifest.gap),
         },
         "slice_count": len(slices),
         "pitr_window": None if window is None else {"from": times.ts_exact(window[0]),

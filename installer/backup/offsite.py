@@ -27,11 +27,12 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import locks, paths
 from . import catalog, times
+from .manifest import Manifest
 from ..errors import DbrsError, InputError
 
 ORPHAN_AGE = 86400          # a data object without manifest this old is a dead upload, not one in progress
@@ -289,7 +290,7 @@ class Remote:
     @property
     def entry(self):
         """As a catalog.Entry, so restore's planners work on remote backups too."""
-        return catalog.Entry(self.kind, self.name, self.name, self.manifest)
+        return catalog.Entry(self.kind, self.name, self.name, Manifest.from_dict(self.manifest))
 
 
 def parse_listing(listing, manifests):
@@ -367,10 +368,10 @@ def decide_remote(files, keep_min, retention_days, now, orphan_age=ORPHAN_AGE):
     drop = [f for f in fulls if f.name not in keep]
     kept = [f for f in fulls if f.name in keep]
     if kept:
-        oldest = min(times.ts_from_json(f.manifest.get("oplog_start")) or 0 for f in kept)
+        oldest = min(f.entry.oplog_start or 0 for f in kept)
         for s in files:
             if s.kind == catalog.OPLOG and s.good:
-                last = times.ts_from_json(s.manifest.get("last"))
+                last = s.entry.last
                 if last is not None and last < oldest:
                     drop.append(s)
     drop += [f for f in files if not f.good and now - f.mtime > orphan_age]
@@ -463,7 +464,8 @@ def verify(spec, sec, *, target=None, names=None, download=False, key=None, spoo
                         tmp = s.dir / f.name
                         s.run("copyto", path, str(tmp))
                         try:
-                            archive.verify(str(tmp), key, f.manifest["sha256"], f.manifest["bytes"])
+                            for _ in replace(f.entry, path=str(tmp)).open(key):
+                                pass
                         finally:
                             tmp.unlink(missing_ok=True)
                         out.append(Check(t.name, f.name, True, "checksum and size match, every chunk authenticates"))
@@ -489,7 +491,7 @@ def _local_intact(spec, name):
         got, n = _file_sha256(e.path)
     except (DbrsError, OSError):
         return None
-    return e if (n, got) == (e.bytes, e.manifest["sha256"]) else None
+    return e if (n, got) == (e.bytes, e.manifest.sha256) else None
 
 
 def _file_sha256(path):
@@ -516,7 +518,7 @@ def own_files(files, ident):
                              f"{ident.cluster!r} (replica set ids {', '.join(sorted(ids))})",
                              "name the one to use with --cluster-id ID")
         ident = catalog.Identity(ident.cluster, ids.pop() if ids else None)
-    return [f for f in files if not f.manifest or ident.owns_manifest(f.manifest)]
+    return [f for f in files if not f.manifest or ident.owns(f.manifest.get("cluster"), f.manifest.get("replset_id"))]
 
 
 def plan_fetch(spec, files, names=None, to=None, ident=None):

@@ -17,7 +17,7 @@ from ..errors import DbrsError, InputError
 
 def slice_lo(s):
     """A slice holds every entry in (lo, last]; after a gap, only from its first entry on."""
-    if s.manifest.get("gap"):
+    if s.manifest.gap:
         return s.first - 1
     return s.after
 
@@ -55,10 +55,10 @@ class Plan:
         for name, why in self.passed_over:
             out.append(f"skip   {name}: {why}")
         out.append(f"base   {self.base.name}  (oplog {exact(self.base.oplog_start)} .. "
-                   f"{exact(self.base.oplog_end)}, {self.base.manifest.get('member')} on "
-                   f"{self.base.manifest.get('host')})")
+                   f"{exact(self.base.oplog_end)}, {self.base.manifest.member} on "
+                   f"{self.base.manifest.host})")
         for s in self.slices:
-            out.append(f"slice  {s.name}  ({exact(s.first)} .. {exact(s.last)}, {s.manifest.get('count')} entries)")
+            out.append(f"slice  {s.name}  ({exact(s.first)} .. {exact(s.last)}, {s.manifest.count} entries)")
         if self.limit is not None:
             out.append(f"replay oplog entries after {exact(self.base.oplog_start)} up to and including "
                        f"{through(self.limit)} (--oplogLimit={times.ts_text(self.limit)})")
@@ -140,7 +140,7 @@ def plan_pitr(fulls, slices, t, inc=None, exclude=None, base_name=None):
     if blocker is None:
         raise DbrsError(f"--to {when}: the saved oplog ends at {exact(reach)}; pick that time or earlier, or save a "
                         "newer slice first (`dbrs oplog`)")
-    what = "gap" if blocker.manifest.get("gap") else "hole"
+    what = "gap" if blocker.manifest.gap else "hole"
     raise DbrsError(f"--to {when}: oplog {what} after {exact(reach)} (slice {blocker.name} starts after "
                     f"{exact(slice_lo(blocker))}); restore to {exact(reach)} or earlier, or to a time after the "
                     "next full backup")
@@ -177,14 +177,14 @@ def chain_problems(fulls, slices):
     prev = None
     for s in slices:
         m = s.manifest
-        if m.get("rebuilt"):
+        if m.rebuilt:
             # brought back from quarantine (`verify --rebuild-manifest`): where it chained is unknown, and the
             # next slice read its entries again, so it neither opens a hole nor counts as a second writer
             continue
-        if s.first is None or s.last is None or s.after is None or not m.get("count"):
+        if s.first is None or s.last is None or s.after is None or not m.count:
             out.append(f"slice {s.name}: its manifest lacks first/last/after/count; it cannot be replayed")
             continue
-        if s.first > s.last or (not m.get("gap") and s.first <= s.after):
+        if s.first > s.last or (not m.gap and s.first <= s.after):
             out.append(f"slice {s.name}: its manifest contradicts itself (after {exact(s.after)}, first "
                        f"{exact(s.first)}, last {exact(s.last)}); check it with `dbrs backup verify {s.name}`")
             continue
@@ -194,12 +194,12 @@ def chain_problems(fulls, slices):
                        "saving slices into this folder)")
         if reach is not None and s.last > reach:
             if slice_lo(s) > reach:
-                if m.get("gap"):
+                if m.gap:
                     if not any(st >= s.after for st in starts):
                         out.append(f"oplog gap before slice {s.name}: entries after {exact(s.after)} up to "
                                    f"{exact(s.first)} were overwritten unsaved; point-in-time restore across it is "
                                    "impossible until the next full backup (`dbrs backup`)")
-                elif not (s.after in starts or m.get("reanchored")):
+                elif not (s.after in starts or m.reanchored):
                     out.append(f"oplog hole: no slice holds the entries after {exact(reach)} up to "
                                f"{exact(s.after)} (slice {s.name} starts there); a slice is missing, so "
                                f"`restore --to` cannot cross it; run `dbrs backup` to start a new chain")

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 
-from . import archive, catalog, verification, times
+from . import archive, catalog, times, verification
+from .manifest import Manifest
 from ..errors import DbrsError, InputError
 
 
@@ -49,49 +51,45 @@ def rebuild(backup_dir, name, key, cluster, now=None):
 
 
 def derive(path, name, kind, key, cluster):
+    """The manifest the bytes at `path` support, marked rebuilt; DbrsError when they do not read back."""
     sha = hashlib.sha256()
     size = 0
     with open(path, "rb") as f:
+        head = f.read(archive.HEADER_SIZE)
+        f.seek(0)
         while block := f.read(1 << 20):
             sha.update(block)
             size += len(block)
-    encrypted = archive.is_encrypted(path)
+    encrypted = head.startswith(archive.MAGIC)
     kid = None
     if encrypted:
-        with open(path, "rb") as f:
-            kid = f.read(archive.HEADER_SIZE)[-8:].hex()
+        kid = head[-8:].hex()
         if key is None or kid != archive.key_id(key).hex():
             raise DbrsError(f"{name}: encrypted with key id {kid}, backup.key is another; cannot read it to rebuild")
     st = os.stat(path)
-    m = {
-        "format": catalog.FORMAT, "kind": kind, "name": name, "cluster": cluster,
-        "started": times.iso(st.st_mtime), "finished": times.iso(st.st_mtime),
-        "bytes": size, "sha256": sha.hexdigest(), "encrypted": encrypted, "key_id": kid,
-        "rebuilt": True, "rebuilt_note": "re-derived from the file by `dbrs backup verify --rebuild-manifest`; "
-                                         "times are the file's mtime, run details unknown",
-    }
-    chunks = archive.read_plain(path, key if encrypted else None, m["sha256"], size)
+    m = Manifest(kind=kind, name=name, cluster=cluster, started=times.iso(st.st_mtime),
+                 finished=times.iso(st.st_mtime), bytes=size, sha256=sha.hexdigest(), encrypted=encrypted,
+                 key_id=kid, rebuilt=True,
+                 rebuilt_note="re-derived from the file by `dbrs backup verify --rebuild-manifest`; "
+                              "times are the file's mtime, run details unknown")
+    chunks = catalog.Entry(kind, name, path, m).open(key if encrypted else None)
     try:
         if kind == catalog.FULL:
-            m["plain_bytes"] = sum(len(c) for c in chunks)
-            m["oplog_start"] = m["oplog_end"] = None
-        else:
-            from bson.raw_bson import RawBSONDocument
+            return replace(m, plain_bytes=sum(len(c) for c in chunks))
+        from bson.raw_bson import RawBSONDocument
 
-            from .restore import oplog_docs
+        from .restore import oplog_docs
 
-            first = last = None
-            count = 0
-            for raw in oplog_docs(chunks, name):
-                ts = RawBSONDocument(raw)["ts"]
-                v = times.ts_int(ts.time, ts.inc)
-                first = v if first is None else first
-                last = v
-                count += 1
-            if not count:
-                raise archive.ArchiveError(f"{name}: holds no oplog entries")
-            m.update(count=count, first=times.ts_json(first), last=times.ts_json(last),
-                     after=times.ts_json(first - 1), gap=False, reanchored=False)
+        first = last = None
+        count = 0
+        for raw in oplog_docs(chunks, name):
+            ts = RawBSONDocument(raw)["ts"]
+            v = times.ts_int(ts.time, ts.inc)
+            first = v if first is None else first
+            last = v
+            count += 1
+        if not count:
+            raise archive.ArchiveError(f"{name}: holds no oplog entries")
+        return replace(m, count=count, first=first, last=last, after=first - 1, gap=False, reanchored=False)
     except archive.ArchiveError as e:
         raise DbrsError(f"cannot rebuild: {e}; the file stays in quarantine") from None
-    return m

@@ -74,11 +74,11 @@ def prove_base(entry, key):
     each chunk again as it goes, so a change in between is caught too.
     """
     m = entry.manifest
-    if m.get("encrypted") and key is None:
+    if m.encrypted and key is None:
         raise archive.ArchiveError(f"{entry.name}: encrypted, and backup.key is not available")
     n = archive.prove(entry.path, m, key)
-    if m.get("plain_bytes") is not None and n != m["plain_bytes"]:
-        raise archive.ArchiveError(f"{entry.name}: {n} dump bytes, the manifest says {m['plain_bytes']}")
+    if m.plain_bytes is not None and n != m.plain_bytes:
+        raise archive.ArchiveError(f"{entry.name}: {n} dump bytes, the manifest says {m.plain_bytes}")
     return n
 
 
@@ -161,7 +161,7 @@ def _ns_regex(pattern):
 
 def check_ns_matches(entry, patterns):
     """Each --ns-include pattern must match a collection the backup holds (its manifest lists them)."""
-    held = sorted((entry.manifest.get("collections") or {}))
+    held = sorted(entry.manifest.collections or {})
     if not held:
         return      # a manifest without counts (rebuilt): nothing to check against
     for p in patterns:
@@ -179,12 +179,9 @@ def verify_entry(entry, key):
     hash and their order, so a manifest that claims more than its data holds
     is caught, not trusted.
     """
-    m = entry.manifest
-    if m.get("encrypted") and key is None:
-        raise archive.ArchiveError(f"{entry.name}: encrypted, and backup.key is not available")
     if entry.kind == catalog.FULL:
         _check_full_manifest(entry)
-    chunks = archive.read_plain(entry.path, key, m["sha256"], m["bytes"])
+    chunks = entry.open(key)
     if entry.kind == catalog.OPLOG:
         n = 0
         for _ in slice_entries(entry, chunks):
@@ -193,8 +190,8 @@ def verify_entry(entry, key):
     n = 0
     for data in chunks:
         n += len(data)
-    if m.get("plain_bytes") is not None and n != m["plain_bytes"]:
-        raise archive.ArchiveError(f"{entry.name}: {n} dump bytes, the manifest says {m['plain_bytes']}")
+    if entry.manifest.plain_bytes is not None and n != entry.manifest.plain_bytes:
+        raise archive.ArchiveError(f"{entry.name}: {n} dump bytes, the manifest says {entry.manifest.plain_bytes}")
     return n
 
 
@@ -209,10 +206,10 @@ def _check_full_manifest(entry):
     if start > end:
         raise archive.ArchiveError(f"{entry.name}: the manifest contradicts itself (oplog start "
                                    f"{times.ts_exact(start)} after its end {times.ts_exact(end)})")
-    finished = times.parse_iso(entry.manifest["finished"])
+    finished = times.parse_iso(entry.manifest.finished)
     if (end >> 32) > finished + CLOCK_SLACK_S:
         raise archive.ArchiveError(f"{entry.name}: the manifest says the dump's oplog ends at {times.ts_exact(end)}, "
-                                   f"after the backup finished ({entry.manifest['finished']}); it was altered")
+                                   f"after the backup finished ({entry.manifest.finished}); it was altered")
 
 
 def gunzip(chunks, name):
@@ -275,15 +272,15 @@ def slice_entries(entry, chunks):
         n += 1
         sha.update(raw)
         yield v, raw
-    want = (entry.first, entry.last, m.get("count"))
+    want = (entry.first, entry.last, m.count)
     if (first, last, n) != want:
         raise archive.ArchiveError(
             f"{name}: holds {n} entries {times.ts_exact(first)} .. {times.ts_exact(last)}, the manifest says "
-            f"{m.get('count')} entries {times.ts_exact(entry.first)} .. {times.ts_exact(entry.last)}; "
+            f"{m.count} entries {times.ts_exact(entry.first)} .. {times.ts_exact(entry.last)}; "
             "this slice cannot be trusted")
-    if m.get("entries_sha256") and sha.hexdigest() != m["entries_sha256"]:
+    if m.entries_sha256 and sha.hexdigest() != m.entries_sha256:
         raise archive.ArchiveError(f"{name}: its entries do not match the manifest's hash; this slice cannot be trusted")
-    if first is not None and not m.get("gap") and entry.after is not None and first <= entry.after:
+    if first is not None and not m.gap and entry.after is not None and first <= entry.after:
         raise archive.ArchiveError(f"{name}: first entry {times.ts_exact(first)} is not after the slice's start "
                                    f"{times.ts_exact(entry.after)}")
 
@@ -325,7 +322,7 @@ def prepare_oplog(plan, key, folder):
     with os.fdopen(fd, "wb") as f:
         for s in plan.slices:
             keep = []
-            for v, raw in slice_entries(s, archive.proven_stream(s.path, s.manifest, key)):
+            for v, raw in slice_entries(s, s.proven(key)):
                 if covered < v < plan.limit and wanted(raw):
                     keep.append(raw)
             # the slice proved itself whole (slice_entries raises at its end) before any of it is used
@@ -457,11 +454,11 @@ def _run_restore(argv_for, password, feed=None):
 
 def check_versions(plan, mongorestore_version, server_version):
     m = plan.base.manifest
-    dumped = m.get("mongodump_version", "")
+    dumped = m.mongodump_version or ""
     if dumped and not tools.same_release(dumped, mongorestore_version):
         raise InputError("mongorestore", f"is {mongorestore_version}, the dump was made by mongodump {dumped}",
                          f"install mongodb-database-tools {'.'.join(dumped.split('.')[:2])} (same release)")
-    made = m.get("mongod_version", "")
+    made = m.mongod_version or ""
     if made and made.split(".")[:2] != server_version.split(".")[:2]:
         raise InputError("cluster", f"runs MongoDB {server_version}, the backup is of {made}",
                          "restore into the same major version, then upgrade")
@@ -575,7 +572,7 @@ def execute(spec, prepared, password, key, *, drop=False, ns_include=(), say=Non
         log = _run_restore(
             lambda cfg: restore_argv(mongorestore, hosts, cfg, set_name=spec.cluster.name, drop=drop,
                                      ns_include=ns_include, oplog_replay=replay),
-            password, archive.proven_stream(base.path, base.manifest, key))
+            password, base.proven(key))
     except RestoreFailed as e:
         log = e.log
         doing = f"{log.current} partly restored; " if log.current else ""
@@ -624,9 +621,9 @@ def refuse_other_cluster(spec, plan, force, ident=None):
     other = [e.manifest for e in (plan.base, *plan.slices) if not ident.owns_manifest(e.manifest)]
     if other and not force:
         m = other[0]
-        theirs = f" (replica set id {m['replset_id']})" if m.get("replset_id") else ""
+        theirs = f" (replica set id {m.replset_id})" if m.replset_id else ""
         ours = f" (replica set id {ident.replset_id})" if ident.replset_id else ""
-        raise InputError("--force-other-cluster", f"the backup is of cluster {m.get('cluster')!r}{theirs}, this is "
+        raise InputError("--force-other-cluster", f"the backup is of cluster {m.cluster!r}{theirs}, this is "
                          f"{spec.cluster.name!r}{ours}", "pass --force-other-cluster if you mean it")
 
 
@@ -676,9 +673,9 @@ def drill(entry, key, password, timeout=120):
         # no --oplogReplay: the counts mongodump printed are of the collections as copied
         _run_restore(lambda cfg: (mongorestore, f"--host=127.0.0.1:{port}",
                                   *[f"--nsExclude={p}" for p in NS_EXCLUDE], "--archive", "--gzip"),
-                     password, archive.proven_stream(entry.path, entry.manifest, key))
+                     password, entry.proven(key))
         wrong = []
-        for ns, want in sorted(entry.manifest.get("collections", {}).items()):
+        for ns, want in sorted((entry.manifest.collections or {}).items()):
             db, _, coll = ns.partition(".")
             if db in SYSTEM_DBS:
                 continue
@@ -688,7 +685,7 @@ def drill(entry, key, password, timeout=120):
         c.close()
         if wrong:
             raise DbrsError(f"drill of {entry.name}: " + "; ".join(wrong))
-        return "ok", f"restored into a scratch mongod on port {port}; {len(entry.manifest.get('collections', {}))} collection counts match"
+        return "ok", f"restored into a scratch mongod on port {port}; {len(entry.manifest.collections or {})} collection counts match"
     finally:
         proc.terminate()
         try:

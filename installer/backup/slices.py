@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from .. import tools
 from . import archive, full as backup, catalog, times
+from .manifest import Manifest
 from ..errors import DbrsError
 
 
@@ -206,30 +207,13 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
                 raise DbrsError(f"writing {path}: {e.strerror or e}; nothing was kept (is {bdir} full?)") from None
         finally:
             client.close()
-        manifest = {
-            "format": catalog.FORMAT,
-            "kind": catalog.OPLOG,
-            "name": name,
-            "cluster": spec.cluster.name,
-            "replset_id": ident.replset_id,
-            "member": member.name,
-            "host": hostname or socket.gethostname(),
-            "started": times.iso(started),
-            "finished": times.iso(now()),
-            "after": times.ts_json(p.after),
-            "first": times.ts_json(first),
-            "last": times.ts_json(last),
-            "count": count,
-            "entries_sha256": entries_sha.hexdigest(),
-            "gap": p.gap,
-            "reanchored": p.reanchored,
-            "bytes": written.bytes,
-            "plain_bytes": written.plain_bytes,
-            "sha256": written.sha256,
-            "encrypted": written.encrypted,
-            "key_id": archive.key_id(key).hex() if key else None,
-            **archive.proofs(written),
-        }
+        manifest = Manifest(
+            kind=catalog.OPLOG, name=name, cluster=spec.cluster.name, replset_id=ident.replset_id,
+            member=member.name, host=hostname or socket.gethostname(), started=times.iso(started),
+            finished=times.iso(now()), after=p.after, first=first, last=last, count=count,
+            entries_sha256=entries_sha.hexdigest(), gap=p.gap, reanchored=p.reanchored, bytes=written.bytes,
+            plain_bytes=written.plain_bytes, sha256=written.sha256, encrypted=written.encrypted,
+            key_id=archive.key_id(key).hex() if key else None, **archive.proofs(written))
         backup.write_manifest_or_remove(path, manifest)
         backup.record_written(path)
         backup.queue_offsite(spec, path)
@@ -239,4 +223,4 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
                   f"full backup (run `dbrs backup`, and raise the oplog size or slice more often)")
     catalog.record_success(catalog.OPLOG, {"name": name, "last": times.ts_iso(last), "count": count}, state_file)
     backup._metrics(spec, state_file)
-    return Result("done", "", name, manifest)
+    return Result("done", "", name, manifest.to_dict())

@@ -58,7 +58,7 @@ def _key_problem(entry, key):
     """WrongKey when backup.key is not the key the file's header and manifest both name;
     ArchiveError when header and manifest disagree (one of them is damaged)."""
     m = entry.manifest
-    if not m.get("encrypted"):
+    if not m.encrypted:
         return
     if key is None:
         raise WrongKey(f"{entry.name}: encrypted, and backup.key is not available")
@@ -69,9 +69,9 @@ def _key_problem(entry, key):
     except OSError:
         return
     header_kid = head[-8:].hex() if len(head) == archive.HEADER_SIZE and head.startswith(archive.MAGIC) else None
-    if header_kid != m.get("key_id"):
+    if header_kid != m.key_id:
         raise archive.ArchiveError(f"{entry.name}: the header names key id {header_kid}, the manifest "
-                                   f"{m.get('key_id')} (one of them is damaged)")
+                                   f"{m.key_id} (one of them is damaged)")
     if header_kid != ours:
         raise WrongKey(f"{entry.name}: encrypted with another backup key (key id {header_kid}, ours {ours}); "
                        "use that cluster's backup.key")
@@ -89,7 +89,7 @@ def check(entry, key, how="verify", quarantine=True, now=None):
 
     try:
         _key_problem(entry, key)
-        missing = [k for k in REQUIRED[entry.kind] if k not in entry.manifest]
+        missing = entry.manifest.lacks(REQUIRED[entry.kind])
         if missing:
             raise archive.ArchiveError(f"{entry.name}: the manifest lacks {', '.join(missing)}")
         restore.verify_entry(entry, key)

@@ -68,8 +68,8 @@ def list_(ctx, as_json, offsite, config):
     foreign = catalog.foreign_lines(spec.backup.dir, ident)
     if as_json:
         emit_json({
-            "full": [dict(e.manifest, verification=verification.last(e.path)) for e in fulls],
-            "oplog": [dict(e.manifest, verification=verification.last(e.path)) for e in slices],
+            "full": [dict(e.manifest.to_dict(), verification=verification.last(e.path)) for e in fulls],
+            "oplog": [dict(e.manifest.to_dict(), verification=verification.last(e.path)) for e in slices],
             "pitr_window": None if window is None else {"from": times.ts_exact(window[0]),
                                                         "to": times.ts_exact(window[1])},
             "incomplete": [{"name": b.name, "kind": b.kind, "reason": b.reason} for b in bad_f + bad_s],
@@ -82,13 +82,13 @@ def list_(ctx, as_json, offsite, config):
         click.echo(f"no full backups in {spec.backup.dir}")
     for e in fulls:
         m = e.manifest
-        source = f"{m['member']}@{m.get('host')}" if m.get("member") else "source unknown"
+        source = f"{m.member}@{m.host}" if m.member else "source unknown"
         oplog_to = f"oplog to {times.ts_iso(e.oplog_end)}" if e.oplog_end is not None else "no oplog times"
-        click.echo(f"{e.name}  {m['finished']}  {lib.human(m['bytes']):>10}  {source}  "
-                   f"{oplog_to}  {'encrypted' if m['encrypted'] else 'plain'}  "
-                   f"{_verified(verification.last(e.path))}" + ("  (manifest rebuilt)" if m.get("rebuilt") else ""))
+        click.echo(f"{e.name}  {m.finished}  {lib.human(m.bytes):>10}  {source}  "
+                   f"{oplog_to}  {'encrypted' if m.encrypted else 'plain'}  "
+                   f"{_verified(verification.last(e.path))}" + ("  (manifest rebuilt)" if m.rebuilt else ""))
     if slices:
-        gaps = sum(1 for s in slices if s.manifest.get("gap"))
+        gaps = sum(1 for s in slices if s.manifest.gap)
         unverified = sum(1 for s in slices if not (verification.last(s.path) or {}).get("ok"))
         click.echo(f"{len(slices)} oplog slices, {times.ts_iso(slices[0].first)} .. {times.ts_iso(slices[-1].last)}"
                    + (f", {gaps} with a gap" if gaps else "")
@@ -161,7 +161,7 @@ def verify(ctx, name, all_, drill, rebuild, as_json, offsite, download, config):
         from ..backup import rebuild as rlib
 
         m = rlib.rebuild(spec.backup.dir, name, key, spec.cluster.name)
-        click.echo(f"rebuilt the manifest of {m['name']}: {m['bytes']} bytes, sha256 {m['sha256'][:16]}…; "
+        click.echo(f"rebuilt the manifest of {m.name}: {m.bytes} bytes, sha256 {m.sha256[:16]}…; "
                    "marked rebuilt (no oplog times: restore it by NAME, not with --to)")
         return
     ident = restore.identity(spec, state_file=catalog.state_path(config))

@@ -40,6 +40,7 @@ MAKE_BACKUP = textwrap.dedent('''\
     import json, os, sys, time
     from installer import secrets, spec as specmod
     from installer.backup import archive, catalog, offsite, times
+    from installer.backup.manifest import Manifest
     spec = specmod.load("/etc/dbrs/cluster.toml")
     key = secrets.backup_key_bytes(open("/etc/dbrs/backup.key", "rb").read())
     kind, t = sys.argv[1], float(sys.argv[2])
@@ -54,7 +55,7 @@ MAKE_BACKUP = textwrap.dedent('''\
          "oplog_start": {"t": int(t) - 60, "i": 1}, "oplog_end": {"t": int(t), "i": 1},
          "after": {"t": int(t) - 300, "i": 1}, "first": {"t": int(t) - 299, "i": 1}, "last": {"t": int(t), "i": 1},
          "count": 1, "plain_bytes": w.plain_bytes}
-    catalog.write_manifest(path, m)
+    catalog.write_manifest(path, Manifest.from_dict(m))
     assert offsite.enqueue(spec, path, path + catalog.MANIFEST)
     print(json.dumps({"name": name, "sha256": w.sha256}))
 ''')

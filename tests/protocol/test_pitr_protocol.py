@@ -223,7 +223,7 @@ def chain_of_three(world):
     a.add(op(T0 + 100, 1), op(T0 + 110, 1))
     ok(a.dbrs("oplog"))
     s = slices_of(a)
-    assert [x.manifest["count"] for x in s] == [3, 3, 2]
+    assert [x.manifest.count for x in s] == [3, 3, 2]
     return a, s
 
 
@@ -280,7 +280,7 @@ def test_overlapping_slices_replay_each_entry_once_in_ts_order(world, monkeypatc
     ok(a.dbrs("oplog"))
     monkeypatch.setattr(oplog, "plan", real)
     s1, s2 = slices_of(a)
-    assert s2.manifest["first"] == {"t": T0 + 60, "i": 3} and s2.manifest["count"] == 4
+    assert s2.manifest.first == times.ts_int(T0 + 60, 3) and s2.manifest.count == 4
     assert any(line.startswith("oplog overlap") for line in ok(a.dbrs("backup", "list")).splitlines())
     world.forget_records()
     out = ok(a.dbrs("restore", "--to", f"{times.iso(T0 + 80)}+1", "--yes"))

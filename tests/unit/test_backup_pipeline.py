@@ -332,7 +332,7 @@ def test_oplog_gap_is_saved_marked_and_fails(bed):
     with pytest.raises(oplog.Gap, match="point-in-time restore is broken until the next full backup"):
         oplog.run(bed.spec, bed.config, local=bed.local("mongod2"), now=lambda: time.time() + 5)
     slices = catalog.scan(bed.bdir, catalog.OPLOG)[0]
-    assert slices[-1].manifest["gap"] is True and slices[-1].manifest["count"] == 2
+    assert slices[-1].manifest.gap is True and slices[-1].manifest.count == 2
     # a new full backup re-anchors: the next slice starts at its oplog start, no failure
     bed.backup(now=lambda: time.time() + 10)
     bed.member.oplog += [entry(T0 + 520, 1)]

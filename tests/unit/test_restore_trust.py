@@ -199,5 +199,5 @@ def test_a_rollover_between_the_bounds_check_and_the_read_is_a_gap_not_a_silent_
     bed.member.oplog = [entry(T0 + 150, 1), entry(T0 + 200, 1)]
     with pytest.raises(oplog.Gap, match=r"rolled past .*previous slice.s last entry.*; nothing was saved"):
         oplog.run(bed.spec, bed.config, local=bed.local("mongod2"), now=lambda: time.time() + 5)
-    assert [s.manifest["last"] for s in catalog.scan(bed.bdir, catalog.OPLOG)[0]] == [{"t": T0 + 70, "i": 1}]
+    assert [s.manifest.last for s in catalog.scan(bed.bdir, catalog.OPLOG)[0]] == [times.ts_int(T0 + 70, 1)]
     assert bed.member.finds[-1]["ts"]["$gte"].time == T0 + 70
