@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "unit"))
 
-from installer.backup import archive, full as backup, catalog, restore  # noqa: E402
+from installer.backup import archive, catalog, dump, pitr  # noqa: E402
 from installer.backup.manifest import Manifest  # noqa: E402
 
 STANDINS = REPO / "tests" / "standins"
@@ -83,7 +83,7 @@ def ours(work, e, key):
     try:
         t = time.perf_counter()
         with archive.Sink(out, key) as sink:
-            backup.stream_dump(lambda cfg: backup.dump_argv("mongodump", 27018, cfg), PASSWORD, sink)
+            dump.stream_dump(lambda cfg: dump.dump_argv("mongodump", 27018, cfg), PASSWORD, sink)
             w = sink.commit()
         took = time.perf_counter() - t
     finally:
@@ -135,12 +135,12 @@ def pitr_planning(n=10_000):
     for _ in range(20):
         f, s = fresh(fulls), fresh(slices)
         t = time.perf_counter()
-        p = restore.plan_pitr(f, s, target)
+        p = pitr.plan_pitr(f, s, target)
         samples.append(time.perf_counter() - t)
     for _ in range(5):   # the oldest base: the longest chain to walk
         f, s = fresh(fulls[:1]), fresh(slices)
         t = time.perf_counter()
-        restore.plan_pitr(f, s, t0 - 200 + (n - 2) * 60)
+        pitr.plan_pitr(f, s, t0 - 200 + (n - 2) * 60)
         worst.append(time.perf_counter() - t)
     return {"slices": len(slices), "median_ms": statistics.median(samples) * 1000,
             "longest_chain_ms": statistics.median(worst) * 1000, "chosen_slices": len(p.slices),

@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from installer.backup import archive, full as backup, catalog, verification, times  # noqa: E402
+from installer.backup import archive, catalog, dump, finish, times, verification  # noqa: E402
 from installer.backup.manifest import Manifest  # noqa: E402
 
 STANDINS = REPO / "tests" / "standins"
@@ -46,11 +46,11 @@ def main():
             os.sync()
             t = time.perf_counter()
             with archive.Sink(path, KEY) as sink:
-                backup.stream_dump(lambda cfg: backup.dump_argv("mongodump", 27018, cfg), "pw", sink)
+                dump.stream_dump(lambda cfg: dump.dump_argv("mongodump", 27018, cfg), "pw", sink)
                 w = sink.commit()
             stream.append(time.perf_counter() - t)
             t = time.perf_counter()
-            backup.record_written(path)
+            finish.record_written(path)
             record.append(time.perf_counter() - t)
             m = {"name": path.name, "kind": "full", "cluster": "dbrs", "finished": times.iso(time.time()),
                  "bytes": w.bytes, "sha256": w.sha256, "encrypted": True, "plain_bytes": w.plain_bytes,

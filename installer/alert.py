@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .backup import catalog, times
+from .backup import catalog, history, pitr, times
 from .errors import DbrsError
 
 METRICS_FILE = "dbrs_backup.prom"
@@ -59,7 +59,7 @@ def handle(spec, unit, *, state_file=None, now=None, host=None, info=None, urlop
     ev = event(spec, unit, info, now, host)
     problems = []
 
-    catalog.update_state(lambda s: s.setdefault("failures", []).append(ev), state_file)
+    history.update_state(lambda s: s.setdefault("failures", []).append(ev), state_file)
 
     if spec.alerts.command:
         env = dict(os.environ, DBRS_ALERT_UNIT=unit, DBRS_ALERT_HOST=host, DBRS_ALERT_CLUSTER=spec.cluster.name,
@@ -122,7 +122,6 @@ def metrics_text(spec, fulls, slices, state, window):
 
 def write_metrics(spec, state_file=None):
     """node_exporter textfile metrics, only where the collector's directory exists."""
-    from .backup import restore
     from .fsutil import write_file
 
     d = Path(spec.alerts.textfile_dir)
@@ -131,7 +130,7 @@ def write_metrics(spec, state_file=None):
     ident = catalog.identity(spec.backup.dir, spec.cluster.name, state_file=state_file)
     fulls = catalog.scan(spec.backup.dir, catalog.FULL, ident)[0]
     slices = catalog.scan(spec.backup.dir, catalog.OPLOG, ident)[0]
-    text = metrics_text(spec, fulls, slices, catalog.read_state(state_file), restore.pitr_window(fulls, slices))
+    text = metrics_text(spec, fulls, slices, history.read_state(state_file), pitr.pitr_window(fulls, slices))
     write_file(None, str(d / METRICS_FILE), text, 0o644, chown=False)
     return str(d / METRICS_FILE)
 

@@ -184,3 +184,67 @@ class Stderr(threading.Thread):
             if line.strip():
                 return line.split("\t")[-1].strip()
         return ""
+
+
+class ToolFailed(DbrsError):
+    """A tool run failed (its exit code, a stall, or what fed it); `log` is its stderr reader, `cause` what we raised."""
+
+    def __init__(self, message, log, cause=None):
+        self.log = log
+        self.cause = cause
+        super().__init__(message)
+
+
+def run_tool(make_argv, password, name, *, log=Stderr, feed=None, pour=None, block=1 << 20, stall=None):
+    """Run one MongoDB tool; returns its stderr reader (`log`), ToolFailed when it or what fed it failed.
+
+    `make_argv(config_path)` builds the argv around the password pipe
+    (PasswordPipe: never argv, never the environment). `feed` yields the
+    bytes for its stdin; `pour(data)` takes its stdout, which must not stall
+    for `stall` seconds. The tool runs in its own process group: on any
+    failure, or an exception of ours (disk full, SIGTERM turned into an
+    error), the whole group is killed before it sees its input end, so a
+    cut-off stream is never taken for a whole one.
+    """
+    with PasswordPipe(password) as pipe:
+        proc = spawn(make_argv(pipe.path), pipe.fds, stdin=subprocess.PIPE if feed is not None else subprocess.DEVNULL,
+                     stdout=subprocess.PIPE if pour is not None else subprocess.DEVNULL)
+        pipe.close()
+        err = log(proc.stderr)
+        try:
+            if pour is not None:
+                fd = proc.stdout.fileno()
+                widen_pipe(fd)
+                for data in read_watched(fd, block, stall, name):
+                    pour(data)
+            if feed is not None:
+                fd = proc.stdin.fileno()
+                widen_pipe(fd)
+                try:
+                    for data in feed:
+                        view = memoryview(data)
+                        while view:
+                            view = view[os.write(fd, view):]
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+            rc = proc.wait(stall)
+        except BaseException as e:
+            kill_group(proc)
+            err.join(5)
+            if isinstance(e, subprocess.TimeoutExpired):
+                raise ToolFailed(f"{name}: closed its output but did not exit for {stall:g} s; killed it", err) \
+                    from None
+            if isinstance(e, Terminated):
+                e.log = err     # a stop, not a failure: the caller sees the signal (and may still read the log)
+                raise
+            if isinstance(e, DbrsError):
+                raise ToolFailed(str(e), err, e) from None
+            raise
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+        err.join(5)
+        if rc != 0:
+            raise ToolFailed(f"{name} exited {rc}: {err.last() or 'no message'}", err)
+        return err

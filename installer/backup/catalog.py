@@ -42,18 +42,16 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from .. import locks, paths
-from . import archive, times
+from .. import locks
+from . import archive, history, times
 from .manifest import Manifest
 from ..errors import DbrsError, InputError
+from ..fsutil import fsync_dir, write_file
 
 FULL = "full"
 OPLOG = "oplog"
 SUFFIX = {FULL: ".archive", OPLOG: ".oplog.gz"}
 MANIFEST = ".manifest.json"
-STATE_DIR = paths.STATE_DIR
-STATE_FILE = STATE_DIR / "state.json"
-MAX_FAILURES = 50
 RECORD = ".verified.json"
 QUARANTINE = "quarantine"
 WHY = ".quarantine.json"
@@ -108,7 +106,7 @@ def identity(backup_dir, cluster, replset_id=None, state_file=None):
     """
     if replset_id:
         return Identity(cluster, replset_id)
-    known = read_state(state_file).get("identity") or {}
+    known = history.read_state(state_file).get("identity") or {}
     if known.get("cluster") == cluster and known.get("replset_id"):
         return Identity(cluster, known["replset_id"])
     ids = set()
@@ -117,8 +115,6 @@ def identity(backup_dir, cluster, replset_id=None, state_file=None):
             if e.manifest.cluster == cluster and e.manifest.replset_id:
                 ids.add(e.manifest.replset_id)
     if len(ids) > 1:
-        from ..errors import InputError
-
         raise InputError("--cluster-id", f"{backup_dir} holds backups of {len(ids)} clusters named {cluster!r} "
                          f"(replica set ids {', '.join(sorted(ids))})",
                          "run `dbrs backup` on this cluster once to record its id, or pass --cluster-id ID")
@@ -129,9 +125,9 @@ def remember_identity(ident, state_file=None):
     """Record the id a run read from the set, so offline commands (list, verify, prune) know it."""
     if not ident.replset_id:
         return
-    if read_state(state_file).get("identity") == {"cluster": ident.cluster, "replset_id": ident.replset_id}:
+    if history.read_state(state_file).get("identity") == {"cluster": ident.cluster, "replset_id": ident.replset_id}:
         return
-    update_state(lambda s: s.__setitem__("identity", {"cluster": ident.cluster, "replset_id": ident.replset_id}),
+    history.update_state(lambda s: s.__setitem__("identity", {"cluster": ident.cluster, "replset_id": ident.replset_id}),
                  state_file)
 
 
@@ -378,8 +374,6 @@ def find(backup_dir, name, ident=None):
 
 def write_manifest(path, manifest):
     """The manifest goes last: once it is there, the data file beside it is a backup."""
-    from ..fsutil import write_file
-
     write_file(None, str(path) + MANIFEST, manifest.dumps().encode(), 0o600, chown=False)
 
 
@@ -467,8 +461,6 @@ def quarantine(backup_dir, path, reason, now=None):
         if not moved:
             os.unlink(qdir / (target + WHY))
             return None
-        from ..fsutil import fsync_dir
-
         fsync_dir(str(qdir))
         fsync_dir(src_dir)
     return name
@@ -493,54 +485,4 @@ def quarantined(backup_dir):
 
 
 def write_manifest_like(path, data):
-    from ..fsutil import write_file
-
     write_file(None, str(path), (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), 0o600, chown=False)
-
-
-# --------------------------------------------------------------------- state
-
-def state_path(spec_path):
-    """The state file for the spec at `spec_path`: under the same root (ROOT/etc/dbrs/x.toml ->
-    ROOT/var/lib/dbrs/.backup/state.json), else in a `.dbrs-state` folder next to the spec, so a run
-    pointed at a staging tree never writes into this machine's /var/lib."""
-    p = Path(os.path.abspath(spec_path))
-    if p.parent.name == "dbrs" and p.parent.parent.name == "etc":
-        root = p.parent.parent.parent
-        return root / str(STATE_DIR).lstrip("/") / "state.json"
-    return p.parent / ".dbrs-state" / "state.json"
-
-
-def read_state(state_file=None):
-    try:
-        with open(state_file or STATE_FILE, encoding="utf-8") as f:
-            state = json.load(f)
-    except (FileNotFoundError, NotADirectoryError, ValueError):
-        return {}
-    return state if isinstance(state, dict) else {}
-
-
-def update_state(change, state_file=None):
-    """Read-modify-write the state file under an flock, atomically replaced."""
-    from ..fsutil import write_file
-
-    path = Path(state_file or STATE_FILE)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path.parent / ".state.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        state = read_state(path)
-        change(state)
-        state["failures"] = state.get("failures", [])[-MAX_FAILURES:]
-        write_file(None, str(path), (json.dumps(state, indent=2, sort_keys=True) + "\n").encode(), 0o600,
-                   chown=False)
-        return state
-    finally:
-        os.close(fd)
-
-
-def record_success(kind, info, state_file=None):
-    def change(state):
-        state.setdefault("last_success", {})[kind] = dict(info, time=times.iso(time.time()))
-        state.pop("waiting_for_bootstrap_since", None)
-    return update_state(change, state_file)

@@ -21,22 +21,20 @@ retention drops) is pure and tested on data; the rest is thin rclone calls.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import locks, paths
-from . import catalog, times
-from .manifest import Manifest
+from .. import locks, paths, secrets, spec as specmod
+from . import catalog, rclone, times
+from ..fsutil import write_file
+from .rclone import root_of
 from ..errors import DbrsError, InputError
 
-ORPHAN_AGE = 86400          # a data object without manifest this old is a dead upload, not one in progress
-_READ = 1 << 20
+READ_BLOCK = 1 << 20
 
 
 def spool_of(spec):
@@ -62,8 +60,6 @@ def enqueue(spec, data_path, manifest_path, *, spool=None, now=None):
     if not spec.offsite:
         return False
     try:
-        from ..fsutil import write_file
-
         now = time.time() if now is None else now
         name = os.path.basename(str(data_path))
         if any(q.name == name for q in read_queue(spool)):
@@ -145,8 +141,6 @@ def catch_up(spec, *, spool=None, now=None):
 
 
 def _save(q):
-    from ..fsutil import write_file
-
     write_file(None, q.file, (json.dumps(q.entry, indent=2, sort_keys=True) + "\n").encode(), 0o600, chown=False)
 
 
@@ -161,8 +155,6 @@ def read_state(spool):
 
 
 def _record(spool, target, **info):
-    from ..fsutil import write_file
-
     state = read_state(spool)
     state.setdefault(target, {}).update(info)
     path = spool_dirs(spool)["state"]
@@ -199,8 +191,6 @@ def _check_local(entry):
 
 
 def remote_path(spec, target, kind, name):
-    from .rclone import root_of
-
     return f"{root_of(target, spec.cluster.name)}/{kind}/{name}"
 
 
@@ -225,8 +215,6 @@ def push(spec, sec, *, spool=None, targets=None, progress=None, now=time.time):
 
 
 def _push_locked(spec, sec, spool, targets, say, now):
-    from . import rclone
-
     d = spool_dirs(spool)
     chosen = [t for t in spec.offsite if targets is None or t.name in targets]
     report = PushReport()
@@ -272,357 +260,17 @@ def _push_locked(spec, sec, spool, targets, say, now):
 
 # ------------------------------------------------------------------ remote
 
-@dataclass(frozen=True)
-class Remote:
-    """One file on a target, with its manifest when there is one."""
-
-    kind: str
-    name: str
-    size: int
-    manifest: dict = None
-    mtime: float = 0.0
-
-    @property
-    def good(self):
-        m = self.manifest
-        return bool(m) and m.get("name") == self.name and m.get("bytes") == self.size
-
-    @property
-    def entry(self):
-        """As a catalog.Entry, so restore's planners work on remote backups too."""
-        return catalog.Entry(self.kind, self.name, self.name, Manifest.from_dict(self.manifest))
-
-
-def parse_listing(listing, manifests):
-    """lsjson rows + {relative path: manifest} -> Remote files of both kinds, by name. Pure."""
-    out = []
-    for row in listing:
-        path = row["Path"]
-        kind, _, name = path.partition("/")
-        if kind not in catalog.SUFFIX or "/" in name or not name.endswith(catalog.SUFFIX[kind]):
-            continue
-        mtime = 0.0
-        if row.get("ModTime"):
-            try:
-                mtime = times.parse_iso(row["ModTime"][:19] + "Z")
-            except ValueError:
-                pass
-        out.append(Remote(kind, name, row["Size"], manifests.get(path + catalog.MANIFEST), mtime))
-    return sorted(out, key=lambda r: (r.kind, r.name))
-
-
-def listing(spec, target, session):
-    """What is on one target, manifests read (one rclone call for the list, one for all manifests)."""
-    import tempfile
-
-    from .rclone import root_of
-
-    root = root_of(target, spec.cluster.name)
-    rows = session.lsjson(root)
-    manifests = {}
-    if any(r["Path"].endswith(catalog.MANIFEST) for r in rows):
-        tmp = Path(tempfile.mkdtemp(dir=session.dir))
-        session.copy_manifests(root, tmp)
-        for r in rows:
-            if r["Path"].endswith(catalog.MANIFEST):
-                try:
-                    manifests[r["Path"]] = json.loads((tmp / r["Path"]).read_text())
-                except (OSError, ValueError):
-                    pass
-    return parse_listing(rows, manifests)
-
-
-def _target(spec, name):
-    if not spec.offsite:
-        raise InputError("offsite", "no [[offsite]] target in the spec", "add one (see README: Off-site copies)")
-    if name is None:
-        return spec.offsite[0]
-    for t in spec.offsite:
-        if t.name == name:
-            return t
-    raise InputError("--target", f"no off-site target named {name!r}",
-                     "known: " + ", ".join(t.name for t in spec.offsite))
-
-
-def targets_of(spec, name=None):
-    first = _target(spec, name)
-    return [first] if name else list(spec.offsite)
-
 
 # ---------------------------------------------------------------- retention
-
-def decide_remote(files, keep_min, retention_days, now, orphan_age=ORPHAN_AGE):
-    """Which remote files to delete. Pure.
-
-    Full backups older than `retention_days` go, but the newest `keep_min`
-    good ones always stay, and a file without a good manifest never counts
-    toward them. Slices go when they end before the oplog start of the
-    oldest full backup kept. Data without a good manifest goes once it is
-    `orphan_age` old (a dead upload; a younger one may be in progress).
-    """
-    fulls = sorted((f for f in files if f.kind == catalog.FULL and f.good),
-                   key=lambda f: times.parse_iso(f.manifest["finished"]))
-    cutoff = now - retention_days * 86400
-    keep = set(f.name for f in fulls[-keep_min:]) if keep_min else set()
-    keep |= {f.name for f in fulls if times.parse_iso(f.manifest["finished"]) >= cutoff}
-    drop = [f for f in fulls if f.name not in keep]
-    kept = [f for f in fulls if f.name in keep]
-    if kept:
-        oldest = min(f.entry.oplog_start or 0 for f in kept)
-        for s in files:
-            if s.kind == catalog.OPLOG and s.good:
-                last = s.entry.last
-                if last is not None and last < oldest:
-                    drop.append(s)
-    drop += [f for f in files if not f.good and now - f.mtime > orphan_age]
-    return drop
-
-
-def prune(spec, sec, *, target=None, dry_run=False, now=None, progress=None, spool=None):
-    """Apply the retention to each target: manifest first, then data (as catalog.remove does)."""
-    spool = spool or spool_of(spec)
-    from . import rclone
-
-    say = progress or (lambda line: None)
-    now = time.time() if now is None else now
-    result = {}
-    for t in targets_of(spec, target):
-        keep_min = t.keep_min or spec.backup.keep_min
-        days = t.retention_days or spec.backup.retention_days
-        with rclone.Session(t, sec, spool_dirs(spool)["run"]) as s:
-            # another cluster's files (same name, new replica set id) never count and are never deleted
-            files = own_files(listing(spec, t, s), catalog.identity(spec.backup.dir, spec.cluster.name))
-            drop = decide_remote(files, keep_min, days, now)
-            for f in drop:
-                why = "no good manifest" if not f.good else "past retention"
-                say(f"{'would delete' if dry_run else 'deleted'} {t.name}: {f.name} ({why})")
-                if dry_run:
-                    continue
-                path = remote_path(spec, t, f.kind, f.name)
-                if f.manifest is not None:
-                    s.deletefile(path + catalog.MANIFEST)
-                s.deletefile(path)
-            if t.type == "s3" and not dry_run:
-                s.run("cleanup", rclone.root_of(t, spec.cluster.name))   # parts of interrupted multipart uploads
-        result[t.name] = [f.name for f in drop]
-    return result
 
 
 # ------------------------------------------------------------------ verify
 
-@dataclass(frozen=True)
-class Check:
-    target: str
-    name: str
-    ok: bool
-    detail: str
-
-    def line(self):
-        return f"{'ok    ' if self.ok else 'FAILED'} {self.target}: {self.name}: {self.detail}"
-
-
-def _remote_sha256(session, path):
-    """sha256 and size of the stored bytes, streamed through `rclone cat` (nothing written locally)."""
-    from .rclone import RemoteError, one_line
-
-    p = session.popen("cat", path)
-    sha, n = hashlib.sha256(), 0
-    for block in iter(lambda: p.stdout.read(_READ), b""):
-        sha.update(block)
-        n += len(block)
-    err = p.stderr.read().decode(errors="replace")
-    if p.wait() != 0:
-        raise RemoteError(one_line(err, session.target.name))
-    return sha.hexdigest(), n
-
-
-def verify(spec, sec, *, target=None, names=None, download=False, key=None, spool=None):
-    """Check remote files against their manifests: size, sha256 of the stored bytes, and
-    with `download` every encrypted chunk (needs backup.key). Returns [Check]."""
-    spool = spool or spool_of(spec)
-    from . import archive, rclone
-
-    out = []
-    for t in targets_of(spec, target):
-        with rclone.Session(t, sec, spool_dirs(spool)["run"]) as s:
-            files = listing(spec, t, s)
-            if names:
-                files = [f for f in files if f.name in names]
-                for missing in sorted(set(names) - {f.name for f in files}):
-                    out.append(Check(t.name, missing, False, "not on the target"))
-            for f in files:
-                path = remote_path(spec, t, f.kind, f.name)
-                if f.manifest is None:
-                    out.append(Check(t.name, f.name, False, "no manifest (an interrupted upload; not a backup)"))
-                    continue
-                if not f.good:
-                    out.append(Check(t.name, f.name, False,
-                                     f"{f.size} bytes, the manifest says {f.manifest.get('bytes')}"))
-                    continue
-                try:
-                    if download:
-                        tmp = s.dir / f.name
-                        s.run("copyto", path, str(tmp))
-                        try:
-                            for _ in replace(f.entry, path=str(tmp)).open(key):
-                                pass
-                        finally:
-                            tmp.unlink(missing_ok=True)
-                        out.append(Check(t.name, f.name, True, "checksum and size match, every chunk authenticates"))
-                        continue
-                    got, n = _remote_sha256(s, path)
-                except archive.ArchiveError as e:
-                    out.append(Check(t.name, f.name, False, str(e).split(": ", 1)[-1]))
-                    continue
-                if n != f.manifest["bytes"] or got != f.manifest["sha256"]:
-                    out.append(Check(t.name, f.name, False, f"sha256 {got[:16]}… does not match the manifest's "
-                                     f"{f.manifest['sha256'][:16]}…"))
-                else:
-                    out.append(Check(t.name, f.name, True, "checksum and size match"))
-    return out
-
 
 # ------------------------------------------------------------------ seam 2
 
-def _local_intact(spec, name):
-    """The local good backup NAME if its stored bytes still match its manifest, else None."""
-    try:
-        e = catalog.find(spec.backup.dir, name)
-        got, n = _file_sha256(e.path)
-    except (DbrsError, OSError):
-        return None
-    return e if (n, got) == (e.bytes, e.manifest.sha256) else None
-
-
-def _file_sha256(path):
-    sha, n = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_READ), b""):
-            sha.update(block)
-            n += len(block)
-    return sha.hexdigest(), n
-
-
-def own_files(files, ident):
-    """The remote files of this cluster only. Pure.
-
-    A target's folder is per cluster name, but a re-initiated cluster of the
-    same name (a new replica set id) writes there too: with the id known, the
-    other set's files are left out; unknown (a brand-new host), the id the
-    remote manifests carry is taken when there is exactly one.
-    """
-    if ident.replset_id is None:
-        ids = {f.manifest.get("replset_id") for f in files if f.good and f.manifest.get("replset_id")}
-        if len(ids) > 1:
-            raise InputError("--cluster-id", f"the off-site target holds backups of {len(ids)} clusters named "
-                             f"{ident.cluster!r} (replica set ids {', '.join(sorted(ids))})",
-                             "name the one to use with --cluster-id ID")
-        ident = catalog.Identity(ident.cluster, ids.pop() if ids else None)
-    return [f for f in files if not f.manifest or ident.owns(f.manifest.get("cluster"), f.manifest.get("replset_id"))]
-
-
-def plan_fetch(spec, files, names=None, to=None, ident=None):
-    """The remote files a restore needs: NAMES, or the full backup and slices for `--to` (TIME, INC). Pure."""
-    from . import pitr
-
-    good = [f for f in own_files(files, ident or catalog.Identity(spec.cluster.name)) if f.good]
-    if names:
-        by = {f.name: f for f in good}
-        missing = [n for n in names if n not in by]
-        if missing:
-            raise DbrsError(f"{', '.join(missing)}: not on the off-site target (see `dbrs offsite list`)")
-        return [by[n] for n in names]
-    t, inc = to if isinstance(to, tuple) else (to, None)
-    fulls = sorted((f.entry for f in good if f.kind == catalog.FULL), key=lambda e: e.oplog_start or 0)
-    slices = sorted((f.entry for f in good if f.kind == catalog.OPLOG), key=lambda e: e.last or 0)
-    plan = pitr.plan_pitr(fulls, slices, t, inc)
-    wanted = [plan.base.name] + [s.name for s in plan.slices]
-    by = {f.name: f for f in good}
-    return [by[n] for n in wanted]
-
-
-def fetch(spec, sec, into_dir, *, names=None, to=None, target=None, prefer_local=True, spool=None, progress=None):
-    """Put the files a restore needs into `into_dir` (the backup-folder layout), verified.
-
-    A file whose local copy is intact is linked or copied from the local
-    backup folder; any other is downloaded and its sha256 and size checked
-    against its manifest before it gets its final name. Returns
-    [(name, source)] where source is "local" or the target's name; point
-    the restore at `into_dir` as its backup folder.
-    """
-    spool = spool or spool_of(spec)
-    from . import rclone
-
-    say = progress or (lambda line: None)
-    t = _target(spec, target)
-    try:
-        catalog.ensure_dirs(into_dir)
-        _sweep_fetching(into_dir)
-        with rclone.Session(t, sec, spool_dirs(spool)["run"]) as s:
-            return _fetch(spec, t, s, into_dir, names, to, prefer_local, say)
-    except OSError as e:
-        raise DbrsError(f"fetch into {into_dir} failed: {e.strerror or e} ({getattr(e, 'filename', '') or ''}); "
-                        "free space there or pass --into DIR") from None
-
-
-def restore_spec(spec, into_dir):
-    """The spec with `into_dir` as its backup folder: what `dbrs restore --from-offsite` hands the restore code."""
-    from dataclasses import replace
-
-    return replace(spec, backup=replace(spec.backup, dir=str(into_dir)))
-
 
 FETCHING = ".fetching"
-
-
-def _sweep_fetching(into_dir):
-    """Downloads a killed fetch left (hidden `.NAME.fetching`: no backup scan or clean-up takes them)."""
-    for kind in catalog.SUFFIX:
-        d = catalog.kind_dir(into_dir, kind)
-        for n in os.listdir(d):
-            if n.startswith(".") and n.endswith(FETCHING):
-                os.unlink(d / n)
-
-
-def _fetch(spec, t, s, into_dir, names, to, prefer_local, say):
-    """fetch() with the rclone session open."""
-    from ..fsutil import write_file
-
-    sources = []
-    files = listing(spec, t, s)
-    for f in plan_fetch(spec, files, names, to, catalog.identity(spec.backup.dir, spec.cluster.name)):
-        dst = catalog.kind_dir(into_dir, f.kind) / f.name
-        local = _local_intact(spec, f.name) if prefer_local else None
-        if local is not None:
-            _link_or_copy(local.path, dst)
-            sources.append((f.name, "local"))
-            say(f"local    {f.name} (intact in {spec.backup.dir})")
-        else:
-            part = dst.with_name(f".{f.name}{FETCHING}")
-            s.run("copyto", remote_path(spec, t, f.kind, f.name), str(part))
-            got, n = _file_sha256(part)
-            if n != f.manifest["bytes"] or got != f.manifest["sha256"]:
-                part.unlink()
-                raise DbrsError(f"{f.name} on off-site {t.name}: sha256/size do not match its manifest; "
-                                "this copy cannot be trusted (try another target or `dbrs offsite verify`)")
-            os.chmod(part, 0o600)
-            os.replace(part, dst)
-            sources.append((f.name, t.name))
-            say(f"off-site {f.name} (from {t.name}, {human(n)}, sha256 matches)")
-        write_file(None, str(dst) + catalog.MANIFEST,
-                   (json.dumps(f.manifest, indent=2, sort_keys=True) + "\n").encode(), 0o600, chown=False)
-    return sources
-
-
-def _link_or_copy(src, dst):
-    if os.path.abspath(src) == os.path.abspath(dst):
-        return
-    if os.path.exists(dst):
-        os.unlink(dst)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 # ------------------------------------------------------------------ status
@@ -735,11 +383,8 @@ def store_credentials(spec_path, target_name, *, key_file=None, s3_keys_file=Non
     """
     from dataclasses import replace
 
-    from .. import secrets, spec as specmod
-    from ..fsutil import write_file
-
     spec = specmod.load(spec_path)
-    target = _target(spec, target_name)
+    target = target_named(spec, target_name)
     creds = read_credentials(target, key_file, s3_keys_file)
     sib = paths.siblings(spec_path)
     try:
@@ -769,3 +414,20 @@ def store_credentials(spec_path, target_name, *, key_file=None, s3_keys_file=Non
         write_file(None, str(sib["bundle"]), bundle, 0o600, chown=False)
         written.append(str(sib["bundle"]))
     return written
+
+
+def target_named(spec, name):
+    if not spec.offsite:
+        raise InputError("offsite", "no [[offsite]] target in the spec", "add one (see README: Off-site copies)")
+    if name is None:
+        return spec.offsite[0]
+    for t in spec.offsite:
+        if t.name == name:
+            return t
+    raise InputError("--target", f"no off-site target named {name!r}",
+                     "known: " + ", ".join(t.name for t in spec.offsite))
+
+
+def targets_of(spec, name=None):
+    first = target_named(spec, name)
+    return [first] if name else list(spec.offsite)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 
-from . import catalog, retention, verification
+from . import catalog, offsite, retention, verification, history
 
 
 @dataclass
@@ -21,6 +21,23 @@ class Pruned:
     decision: retention.Decision
     verified: list = field(default_factory=list)        # names read back and found good
     quarantined: list = field(default_factory=list)     # (name, detail)
+    held: tuple = ()                                    # names kept for their off-site copy
+
+
+def prune(spec, spec_path, key_fn, *, dry_run=False, waiting=None):
+    """`dbrs prune` on this host's folder. `waiting()` is called when a backup holds the lock prune needs.
+
+    Another cluster's files are never counted or deleted; backups still
+    waiting for their off-site copy stay whatever their age.
+    """
+    b = spec.backup
+    ident = catalog.identity(b.dir, spec.cluster.name, state_file=history.state_path(spec_path))
+    hold = offsite.queued_names(spec) if spec.offsite else ()
+    if waiting and catalog.busy(b.dir, catalog.FULL):
+        waiting()
+    out = run(b.dir, b.retention_days, b.keep_min, key_fn, dry_run=dry_run, ident=ident, hold=hold)
+    out.held = hold
+    return out
 
 
 def run(backup_dir, retention_days, keep_min, key_fn, *, dry_run=False, now=None, ident=None, hold=()):

@@ -15,7 +15,7 @@ import hashlib
 import os
 from dataclasses import replace
 
-from . import archive, catalog, times, verification
+from . import archive, catalog, replay, times, verification
 from .manifest import Manifest
 from ..errors import DbrsError, InputError
 
@@ -78,11 +78,10 @@ def derive(path, name, kind, key, cluster):
             return replace(m, plain_bytes=sum(len(c) for c in chunks))
         from bson.raw_bson import RawBSONDocument
 
-        from .restore import oplog_docs
 
         first = last = None
         count = 0
-        for raw in oplog_docs(chunks, name):
+        for raw in replay.oplog_docs(chunks, name):
             ts = RawBSONDocument(raw)["ts"]
             v = times.ts_int(ts.time, ts.inc)
             first = v if first is None else first

@@ -20,31 +20,17 @@ replica set's own state stay as the running cluster has them.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import shutil
-import socket
-import struct
-import subprocess
 import tempfile
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field, replace
 
 from .. import tools
-from . import archive, catalog, times
+from . import archive, catalog, history, mongorestore, replay, times
 from ..errors import DbrsError, InputError
-from . import pitr
 from .pitr import Plan, plan_pitr, through
-
-# the planning lives in pitr (pure); these names stay reachable here for the callers that had them
-chain_problems, limit_for, pitr_window, slice_lo = pitr.chain_problems, pitr.limit_for, pitr.pitr_window, pitr.slice_lo
-
-USER = "restore"
-SYSTEM_DBS = ("admin", "config", "local")
-NS_EXCLUDE = tuple(f"{db}.*" for db in SYSTEM_DBS)
 
 
 # ----------------------------------------------------------------- planning
@@ -98,47 +84,13 @@ def plan_verified(fulls, slices, t, key, inc=None, base_name=None, check=None):
 
 # ---------------------------------------------------------------- mongorestore
 
-def restore_argv(mongorestore, hosts, config_path, *, set_name=None, archive_stdin=True, oplog_dir=None,
-                 oplog_replay=True, oplog_limit=None, drop=False, ns_include=(), user=USER):
-    """mongorestore's argv. Pure.
-
-    admin/config/local are always excluded; --nsInclude narrows further but
-    cannot be combined with an oplog replay (entries are not filtered by it).
-    """
-    if ns_include and (oplog_replay or oplog_limit):
-        raise InputError("--ns-include", "cannot be combined with an oplog replay",
-                         "restore one backup by NAME with --ns-include, or restore everything with --to")
-    host = ",".join(hosts)
-    if set_name:
-        host = f"{set_name}/{host}"
-    argv = [
-        mongorestore,
-        f"--host={host}",
-        f"--username={user}",
-        "--authenticationDatabase=admin",
-        f"--config={config_path}",
-    ]
-    argv += [f"--nsExclude={p}" for p in NS_EXCLUDE]
-    argv += [f"--nsInclude={p}" for p in ns_include]
-    if drop:
-        argv.append("--drop")
-    if oplog_replay:
-        argv.append("--oplogReplay")
-    if oplog_limit is not None:
-        argv.append(f"--oplogLimit={times.ts_text(oplog_limit)}")
-    if archive_stdin:
-        argv += ["--archive", "--gzip"]
-    else:
-        argv.append(f"--dir={oplog_dir}")
-    return tuple(argv)
-
 
 def check_ns_include(patterns):
     for p in patterns:
         db, dot, coll = p.partition(".")
         if not dot or not db or not coll:
             raise InputError("--ns-include", f"{p[:80]!r} is not a namespace pattern", "write db.coll or db.*")
-        if db in SYSTEM_DBS or db in ("*",):
+        if db in mongorestore.SYSTEM_DBS or db in ("*",):
             raise InputError("--ns-include", f"{p!r} reaches into {db}",
                              "admin, config and local are never restored; name a user database, e.g. app.*")
 
@@ -172,284 +124,8 @@ def check_ns_matches(entry, patterns):
 
 # ------------------------------------------------------------------ verifying
 
-def verify_entry(entry, key):
-    """Read one backup or slice end to end against its manifest; ArchiveError if it does not match.
-
-    Slices are also checked entry by entry: first, last, count, the entries'
-    hash and their order, so a manifest that claims more than its data holds
-    is caught, not trusted.
-    """
-    if entry.kind == catalog.FULL:
-        _check_full_manifest(entry)
-    chunks = entry.open(key)
-    if entry.kind == catalog.OPLOG:
-        n = 0
-        for _ in slice_entries(entry, chunks):
-            n += 1
-        return n
-    n = 0
-    for data in chunks:
-        n += len(data)
-    if entry.manifest.plain_bytes is not None and n != entry.manifest.plain_bytes:
-        raise archive.ArchiveError(f"{entry.name}: {n} dump bytes, the manifest says {entry.manifest.plain_bytes}")
-    return n
-
-
-CLOCK_SLACK_S = 300     # the member's oplog clock and this host's may differ a little, never by more
-
-
-def _check_full_manifest(entry):
-    """The oplog times a full backup's manifest claims must fit the run that wrote it: PITR plans with them."""
-    start, end = entry.oplog_start, entry.oplog_end
-    if start is None or end is None:
-        return      # a rebuilt manifest has none (restore it by NAME)
-    if start > end:
-        raise archive.ArchiveError(f"{entry.name}: the manifest contradicts itself (oplog start "
-                                   f"{times.ts_exact(start)} after its end {times.ts_exact(end)})")
-    finished = times.parse_iso(entry.manifest.finished)
-    if (end >> 32) > finished + CLOCK_SLACK_S:
-        raise archive.ArchiveError(f"{entry.name}: the manifest says the dump's oplog ends at {times.ts_exact(end)}, "
-                                   f"after the backup finished ({entry.manifest.finished}); it was altered")
-
-
-def gunzip(chunks, name):
-    z = zlib.decompressobj(31)
-    for data in chunks:
-        try:
-            out = z.decompress(data)
-        except zlib.error as e:
-            raise archive.ArchiveError(f"{name}: not valid gzip ({e})") from None
-        if out:
-            yield out
-    if not z.eof:
-        raise archive.ArchiveError(f"{name}: gzip stream cut off")
-
-
-def oplog_docs(chunks, name):
-    """Raw BSON documents, one by one, out of a gzip'd oplog.bson stream."""
-    buf = bytearray()
-    for data in gunzip(chunks, name):
-        buf += data
-        off = 0
-        while len(buf) - off >= 4:
-            (n,) = struct.unpack_from("<i", buf, off)
-            if n < 5:
-                raise archive.ArchiveError(f"{name}: BSON document of length {n}")
-            if len(buf) - off < n:
-                break
-            yield bytes(buf[off:off + n])
-            off += n
-        del buf[:off]
-    if buf:
-        raise archive.ArchiveError(f"{name}: ends inside a BSON document")
-
-
-def entry_ts(raw):
-    from bson.raw_bson import RawBSONDocument
-
-    ts = RawBSONDocument(raw)["ts"]
-    return times.ts_int(ts.time, ts.inc)
-
-
-def slice_entries(entry, chunks):
-    """(ts, raw) of a slice's entries; ArchiveError unless the data is what the manifest says.
-
-    Raised at the end (or at the first entry out of order), so a caller
-    that acts on entries must finish the loop before acting.
-    """
-    m = entry.manifest
-    name = entry.name
-    sha = hashlib.sha256()
-    first = last = None
-    n = 0
-    for raw in oplog_docs(chunks, name):
-        v = entry_ts(raw)
-        if last is not None and v <= last:
-            raise archive.ArchiveError(f"{name}: entry {times.ts_exact(v)} after {times.ts_exact(last)}: "
-                                       "out of order or repeated")
-        first = v if first is None else first
-        last = v
-        n += 1
-        sha.update(raw)
-        yield v, raw
-    want = (entry.first, entry.last, m.count)
-    if (first, last, n) != want:
-        raise archive.ArchiveError(
-            f"{name}: holds {n} entries {times.ts_exact(first)} .. {times.ts_exact(last)}, the manifest says "
-            f"{m.count} entries {times.ts_exact(entry.first)} .. {times.ts_exact(entry.last)}; "
-            "this slice cannot be trusted")
-    if m.entries_sha256 and sha.hexdigest() != m.entries_sha256:
-        raise archive.ArchiveError(f"{name}: its entries do not match the manifest's hash; this slice cannot be trusted")
-    if first is not None and not m.gap and entry.after is not None and first <= entry.after:
-        raise archive.ArchiveError(f"{name}: first entry {times.ts_exact(first)} is not after the slice's start "
-                                   f"{times.ts_exact(entry.after)}")
-
-
-def wanted(raw):
-    """Entries mongorestore may replay: none for config/local or admin's collections (admin.$cmd stays:
-    transactions commit as applyOps commands there)."""
-    from bson.raw_bson import RawBSONDocument
-
-    ns = RawBSONDocument(raw).get("ns", "")
-    db = ns.split(".", 1)[0]
-    return not (db in ("config", "local") or (db == "admin" and ns != "admin.$cmd"))
-
-
-def replay_filter(docs, after, limit):
-    """Entries to replay from raw documents: after < ts < limit, each once, in order, per `wanted`."""
-    for raw in docs:
-        v = entry_ts(raw)
-        if v <= after:
-            continue
-        if v >= limit:
-            return
-        after = v
-        if wanted(raw):
-            yield raw
-
-
-def prepare_oplog(plan, key, folder):
-    """Prove every slice and write the replay's oplog.bson into `folder`, each entry once in order. Returns the count.
-
-    One read per slice: entries at or before what is already covered (the
-    base's oplog start, then each earlier slice's entries) are trimmed by
-    timestamp, so overlapping slices replay nothing twice.
-    """
-    path = os.path.join(folder, "oplog.bson")
-    n = 0
-    covered = plan.base.oplog_start
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        for s in plan.slices:
-            keep = []
-            for v, raw in slice_entries(s, s.proven(key)):
-                if covered < v < plan.limit and wanted(raw):
-                    keep.append(raw)
-            # the slice proved itself whole (slice_entries raises at its end) before any of it is used
-            for raw in keep:
-                f.write(raw)
-            n += len(keep)
-            covered = max(covered, min(s.last, plan.limit - 1))
-    return n
-
 
 # ------------------------------------------------------------------- running
-
-_STARTED = re.compile(r"restoring (?:to existing collection )?(\S+?)(?: without dropping)? from ")
-_FINISHED = re.compile(r"finished restoring (\S+) \((\d+) documents?, (\d+) failures?\)")
-_APPLIED = re.compile(r"applied (\d+) oplog entries")
-
-
-class RestoreLog(tools.Stderr):
-    """mongorestore's stderr, read as it comes: which collections finished, which one is under way."""
-
-    def __init__(self, stream, say=None):
-        self.say = say
-        self.finished = []
-        self.current = None
-        self.applied = None
-        super().__init__(stream)
-
-    def run(self):
-        for raw in iter(self.stream.readline, b""):
-            line = raw.decode(errors="replace").rstrip()
-            self.lines.append(line)
-            m = _FINISHED.search(line)
-            if m:
-                self.finished.append((m.group(1), int(m.group(2)), int(m.group(3))))
-                self.current = None
-                continue
-            m = _STARTED.search(line)
-            if m:
-                self.current = m.group(1)
-                continue
-            m = _APPLIED.search(line)
-            if m:
-                self.applied = int(m.group(1))
-
-
-class RestoreFailed(DbrsError):
-    """mongorestore (or a chunk feeding it) failed; `log` tells how far it got."""
-
-    def __init__(self, message, log, damaged=False):
-        self.log = log
-        self.damaged = damaged      # the backup itself failed its proof while being fed
-        super().__init__(message)
-
-
-def _prefetch(chunks, depth=4):
-    """Read and prove the next chunks in a thread while the last ones are written to mongorestore."""
-    import queue
-
-    q = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    END = object()
-
-    def work():
-        try:
-            for c in chunks:
-                if stop.is_set():
-                    return
-                q.put(c)
-            q.put(END)
-        except BaseException as e:  # handed to the consumer, raised there
-            q.put(e)
-
-    t = threading.Thread(target=work, daemon=True, name="dbrs-restore-reader")
-    t.start()
-    try:
-        while True:
-            c = q.get()
-            if c is END:
-                return
-            if isinstance(c, BaseException):
-                raise c
-            yield c
-    finally:
-        stop.set()
-        while t.is_alive():
-            try:
-                q.get_nowait()
-            except Exception:
-                t.join(0.01)
-
-
-def _run_restore(argv_for, password, feed=None):
-    """Run mongorestore; `feed` yields proven bytes for its stdin. Returns its RestoreLog.
-
-    If the feed fails, mongorestore is killed before it sees the stream end,
-    so a cut-off archive is never taken for a whole one.
-    """
-    with tools.PasswordPipe(password) as pipe:
-        argv = argv_for(pipe.path)
-        # its own process group: killed whole on failure or SIGTERM, never left running on its own
-        proc = tools.spawn(argv, pipe.fds, stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL)
-        pipe.close()
-        log = RestoreLog(proc.stderr)
-        try:
-            if feed:
-                tools.widen_pipe(proc.stdin.fileno())
-                fd = proc.stdin.fileno()
-                try:
-                    for data in _prefetch(feed):
-                        view = memoryview(data)
-                        while view:
-                            view = view[os.write(fd, view):]
-                    proc.stdin.close()
-                except BrokenPipeError:
-                    pass
-        except BaseException as e:
-            tools.kill_group(proc)
-            log.join(5)
-            if isinstance(e, DbrsError):
-                raise RestoreFailed(str(e), log, isinstance(e, archive.ArchiveError)) from None
-            raise
-        rc = proc.wait()
-        log.join(5)
-        if rc != 0:
-            raise RestoreFailed(f"mongorestore exited {rc}: {log.last() or 'no message'}", log)
-        return log
 
 
 def check_versions(plan, mongorestore_version, server_version):
@@ -470,7 +146,7 @@ def hosts_of(spec):
 
 def scratch_dir(prefix):
     """A private folder for restore temporaries: next to dbrs's state when it exists (/tmp may be small)."""
-    parent = str(catalog.STATE_DIR) if os.path.isdir(catalog.STATE_DIR) else None
+    parent = str(history.STATE_DIR) if os.path.isdir(history.STATE_DIR) else None
     return tempfile.mkdtemp(prefix=prefix, dir=parent)
 
 
@@ -503,7 +179,7 @@ def prepare(plan, key):
     if plan.slices:
         p.folder = scratch_dir("dbrs-oplog-")
         try:
-            p.entries = prepare_oplog(plan, key, p.folder)
+            p.entries = replay.prepare_oplog(plan, key, p.folder)
         except BaseException:
             p.close()
             raise
@@ -552,7 +228,7 @@ def _restored(log):
     return ", ".join(f"{ns} ({n} documents)" for ns, n, _ in log.finished) or "no collection"
 
 
-def execute(spec, prepared, password, key, *, drop=False, ns_include=(), say=None, redo=None, mongorestore=None):
+def execute(spec, prepared, password, key, *, drop=False, ns_include=(), say=None, redo=None, tool=None):
     """Carry out a prepared plan, saying each step as it completes.
 
     On failure, one line: what failed, what the cluster now holds, and
@@ -561,19 +237,19 @@ def execute(spec, prepared, password, key, *, drop=False, ns_include=(), say=Non
     """
     say = say or (lambda line: None)
     plan = prepared.plan
-    mongorestore = mongorestore or tools.find("mongorestore")
+    tool = tool or tools.find("mongorestore")
     started = time.monotonic()
     report = Report(plan)
     hosts = hosts_of(spec)
     base = plan.base
-    replay = not ns_include
+    replaying = not ns_include
     redo = redo or "the same `dbrs restore` command"
     try:
-        log = _run_restore(
-            lambda cfg: restore_argv(mongorestore, hosts, cfg, set_name=spec.cluster.name, drop=drop,
-                                     ns_include=ns_include, oplog_replay=replay),
+        log = mongorestore.run_restore(
+            lambda cfg: mongorestore.restore_argv(tool, hosts, cfg, set_name=spec.cluster.name, drop=drop,
+                                                  ns_include=ns_include, oplog_replay=replaying),
             password, base.proven(key))
-    except RestoreFailed as e:
+    except mongorestore.RestoreFailed as e:
         log = e.log
         doing = f"{log.current} partly restored; " if log.current else ""
         dropped = " (each dropped just before it was restored)" if drop else ""
@@ -588,11 +264,12 @@ def execute(spec, prepared, password, key, *, drop=False, ns_include=(), say=Non
     say(line)
     if plan.slices:
         try:
-            log = _run_restore(
-                lambda cfg: restore_argv(mongorestore, hosts, cfg, set_name=spec.cluster.name, archive_stdin=False,
-                                         oplog_dir=prepared.folder, oplog_replay=True, oplog_limit=plan.limit),
+            log = mongorestore.run_restore(
+                lambda cfg: mongorestore.restore_argv(tool, hosts, cfg, set_name=spec.cluster.name, archive_stdin=False,
+                                                      oplog_dir=prepared.folder, oplog_replay=True,
+                                                      oplog_limit=plan.limit),
                 password)
-        except RestoreFailed as e:
+        except mongorestore.RestoreFailed as e:
             raise DbrsError(
                 f"oplog replay failed ({e}) after the base was restored: the cluster now holds backup {base.name} "
                 f"(as of {times.ts_exact(base.oplog_end)}) with at most part of the {prepared.entries} oplog "
@@ -629,80 +306,46 @@ def refuse_other_cluster(spec, plan, force, ident=None):
 
 # -------------------------------------------------------------------- drill
 
-DRILL_CACHE_GB = "0.25"
-# a gzip'd dump expands several times once restored into WiredTiger files
-DRILL_SPACE_FACTOR = 6
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def drill(entry, key, password, timeout=120):
-    """Restore `entry` into a scratch mongod on a free loopback port; compare collection counts.
-
-    Returns (status, detail): ("skipped", why) when no mongod is installed.
-    """
-    from ..facts import which
-
-    mongod = which("mongod")
-    if not mongod:
-        return "skipped", "mongod is not installed here; checksums only"
-    mongorestore = tools.find("mongorestore")
-    scratch_parent = str(catalog.STATE_DIR) if os.path.isdir(catalog.STATE_DIR) else None  # as scratch_dir
-    free = shutil.disk_usage(scratch_parent or tempfile.gettempdir()).free
-    need = DRILL_SPACE_FACTOR * entry.bytes
-    if free < need:
-        return "skipped", (f"the drill needs about {need >> 20} MiB free next to {scratch_parent or 'the temp folder'}, "
-                           f"{free >> 20} MiB are; checksums only")
-    tmp = tempfile.mkdtemp(prefix="dbrs-drill-", dir=scratch_parent)
-    port = free_port()
-    # A small cache: the live member on this host keeps its memory (MongoDB's default
-    # takes half the RAM, twice over with the member running).
-    proc = subprocess.Popen([mongod, "--dbpath", tmp, "--port", str(port), "--bind_ip", "127.0.0.1",
-                             "--nounixsocket", "--wiredTigerCacheSizeGB", DRILL_CACHE_GB,
-                             "--logpath", os.path.join(tmp, "mongod.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tools.child_env())
-    try:
-        from ..mongo import client
-
-        c = client("127.0.0.1", port, timeout_ms=timeout * 1000)
-        c.admin.command("ping")
-        # no --oplogReplay: the counts mongodump printed are of the collections as copied
-        _run_restore(lambda cfg: (mongorestore, f"--host=127.0.0.1:{port}",
-                                  *[f"--nsExclude={p}" for p in NS_EXCLUDE], "--archive", "--gzip"),
-                     password, entry.proven(key))
-        wrong = []
-        for ns, want in sorted((entry.manifest.collections or {}).items()):
-            db, _, coll = ns.partition(".")
-            if db in SYSTEM_DBS:
-                continue
-            got = c[db][coll].estimated_document_count()
-            if got != want:
-                wrong.append(f"{ns}: {got} documents, dump had {want}")
-        c.close()
-        if wrong:
-            raise DbrsError(f"drill of {entry.name}: " + "; ".join(wrong))
-        return "ok", f"restored into a scratch mongod on port {port}; {len(entry.manifest.collections or {})} collection counts match"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
-
 
 def cluster_version(spec, password):
     """The running cluster's MongoDB version, asked of the primary as the restore user."""
     from ..mongo import client
 
-    c = client(hosts_of(spec), None, user=USER, password=password, replica_set=spec.cluster.name)
+    c = client(hosts_of(spec), None, user=mongorestore.USER, password=password, replica_set=spec.cluster.name)
     try:
         return c.admin.command("buildInfo").get("version", "unknown")
     except Exception as e:  # pymongo's errors: reported as one line, the restore not started
-        raise DbrsError(f"cannot reach the primary of {spec.cluster.name} as {USER}: {e}") from None
+        raise DbrsError(f"cannot reach the primary of {spec.cluster.name} as {mongorestore.USER}: {e}") from None
     finally:
         c.close()
+
+
+def drops(to, drop):
+    """A point-in-time restore always drops: mongorestore only inserts, so today's documents would stay and
+    the replayed oplog would land on top of them, giving neither today nor TIME."""
+    return True if to else drop
+
+
+def choose(spec, spec_path, key, *, name=None, to=None, when=None, ns_include=(), drop=False, base_name=None,
+           cluster_id=None, force_other_cluster=False, where=""):
+    """The plan for `dbrs restore NAME` or `--to TIME` (its base proven), and the command that redoes it."""
+    ident = identity(spec, cluster_id, state_file=history.state_path(spec_path))
+    if to:
+        fulls, slices = entries(spec, ident)
+        plan = plan_verified(fulls, slices, when[0], key, inc=when[1], base_name=base_name)
+        redo = f"`dbrs restore --to '{to}' --base {plan.base.name}{where} --yes`"
+    else:
+        try:
+            entry = catalog.find(spec.backup.dir, name, ident)
+        except InputError as not_ours:
+            try:    # another cluster's backup named on purpose: refuse_other_cluster below says what to pass
+                entry = catalog.find(spec.backup.dir, name)
+            except InputError:
+                raise not_ours from None
+        if entry.kind != catalog.FULL:
+            raise InputError("NAME", f"{entry.name} is an oplog slice", "name a full backup, or use --to TIME")
+        check_ns_matches(entry, ns_include)
+        plan = plan_name(entry)
+        redo = f"`dbrs restore {entry.name}{' --drop' if drop else ''}{where} --yes`"
+    refuse_other_cluster(spec, plan, force_other_cluster, ident)
+    return plan, redo

@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass
 
 from .. import tools
-from . import archive, full as backup, catalog, times
+from . import archive, catalog, dump, finish, source, times, history
 from .manifest import Manifest
 from ..errors import DbrsError
 
@@ -47,7 +47,7 @@ def plan(fulls, slices, oldest):
     chain = slices[-1].last if slices else None
     if chain is None:
         if not fulls:
-            raise backup.Skip("no full backup yet; slices start after the first one (run `dbrs backup`)")
+            raise source.Skip("no full backup yet; slices start after the first one (run `dbrs backup`)")
         chain = fulls[-1].oplog_start
         if oldest > chain:
             raise Gap(f"the oplog no longer reaches the newest full backup ({times.ts_iso(chain)}); "
@@ -150,16 +150,16 @@ class Result:
             return f"oplog slice skipped: {self.reason}"
         m = self.manifest
         return (f"oplog slice {self.name}: {m['count']} entries {times.ts_iso(times.ts_from_json(m['first']))}"
-                f" .. {times.ts_iso(times.ts_from_json(m['last']))}, {backup.human(m['bytes'])}")
+                f" .. {times.ts_iso(times.ts_from_json(m['last']))}, {dump.human(m['bytes'])}")
 
 
 def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local=None):
-    connect_fn = connect_fn or backup.connect
-    state_file = catalog.state_path(spec_path)
-    sec = backup.load_secrets(spec_path)
-    password = sec.password(backup.USER)
-    key = backup.backup_key(sec) if spec.backup.encrypt else None
-    local = backup.local_members(spec) if local is None else local
+    connect_fn = connect_fn or source.connect
+    state_file = history.state_path(spec_path)
+    sec = source.load_secrets(spec_path)
+    password = sec.password(source.USER)
+    key = source.backup_key(sec) if spec.backup.encrypt else None
+    local = source.local_members(spec) if local is None else local
     if not local:
         return Result("skipped", "this host has no data-bearing member of the spec")
     bdir = spec.backup.dir
@@ -167,26 +167,26 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
         client = connect_fn(local[0], password)
         try:
             try:
-                status = backup.first_status(client, local[0], state_file)
-            except backup.Skip as s:
+                status = source.first_status(client, local[0], state_file)
+            except source.Skip as s:
                 return Result("skipped", str(s))
-            with backup.talking_to(backup.who(local[0])):
-                ident = backup.cluster_identity(client, spec)
+            with source.talking_to(source.who(local[0])):
+                ident = source.cluster_identity(client, spec)
             catalog.remember_identity(ident, state_file)
             catalog.clear_partials(bdir, catalog.OPLOG, ident)
             try:
-                member, _ = backup.choose_source(spec, local, backup.member_states(spec, status))
+                member, _ = source.choose_source(spec, local, source.member_states(spec, status))
                 fulls = catalog.scan(bdir, catalog.FULL, ident)[0]
                 slices = catalog.scan(bdir, catalog.OPLOG, ident)[0]
                 if member != local[0]:
                     client.close()
                     client = connect_fn(member, password)
                     # users reach the other members a moment after the bootstrap created them
-                    status = backup.first_status(client, member, state_file)
-                with backup.talking_to(backup.who(member)):
-                    oldest, _newest = backup.oplog_bounds(client)
+                    status = source.first_status(client, member, state_file)
+                with source.talking_to(source.who(member)):
+                    oldest, _newest = source.oplog_bounds(client)
                 p = plan(fulls, slices, oldest)
-            except backup.Skip as s:
+            except source.Skip as s:
                 return Result("skipped", str(s))
             started = now()
             name = catalog.free_name(catalog.kind_dir(bdir, catalog.OPLOG), ident.cluster, catalog.OPLOG, started,
@@ -194,7 +194,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             path = catalog.kind_dir(bdir, catalog.OPLOG) / name
             try:
                 with catalog.folder_errors(bdir), archive.Sink(path, key) as sink, \
-                        backup.talking_to(backup.who(member)):
+                        source.talking_to(source.who(member)):
                     entries_sha = hashlib.sha256()
                     docs = read_entries(client, p.after, committed_ts(status), include_after=not p.gap)
                     first, last, count = write_slice(docs if p.gap else continuing(docs, p.after), sink,
@@ -214,13 +214,13 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             entries_sha256=entries_sha.hexdigest(), gap=p.gap, reanchored=p.reanchored, bytes=written.bytes,
             plain_bytes=written.plain_bytes, sha256=written.sha256, encrypted=written.encrypted,
             key_id=archive.key_id(key).hex() if key else None, **archive.proofs(written))
-        backup.write_manifest_or_remove(path, manifest)
-        backup.record_written(path)
-        backup.queue_offsite(spec, path)
+        finish.write_manifest_or_remove(path, manifest)
+        finish.record_written(path)
+        finish.queue_offsite(spec, path)
     if p.gap:
         raise Gap(f"oplog gap: entries after {times.ts_iso(p.after)} up to {times.ts_iso(first)} were "
                   f"overwritten before a slice saved them; point-in-time restore is broken until the next "
                   f"full backup (run `dbrs backup`, and raise the oplog size or slice more often)")
-    catalog.record_success(catalog.OPLOG, {"name": name, "last": times.ts_iso(last), "count": count}, state_file)
-    backup._metrics(spec, state_file)
+    history.record_success(catalog.OPLOG, {"name": name, "last": times.ts_iso(last), "count": count}, state_file)
+    finish.metrics(spec, state_file)
     return Result("done", "", name, manifest.to_dict())

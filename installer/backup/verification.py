@@ -17,7 +17,8 @@ import json
 import os
 import time
 
-from . import archive, catalog, times
+from . import archive, catalog, drill as drills, pitr, replay, times, history
+from ..errors import DbrsError
 
 REQUIRED = {
     catalog.FULL: ("name", "kind", "cluster", "finished", "bytes", "sha256", "encrypted", "plain_bytes"),
@@ -85,14 +86,12 @@ def check(entry, key, how="verify", quarantine=True, now=None):
     Raises WrongKey (nothing recorded or moved) when the key, not the
     backup, is the problem.
     """
-    from . import restore
-
     try:
         _key_problem(entry, key)
         missing = entry.manifest.lacks(REQUIRED[entry.kind])
         if missing:
             raise archive.ArchiveError(f"{entry.name}: the manifest lacks {', '.join(missing)}")
-        restore.verify_entry(entry, key)
+        verify_entry(entry, key)
     except WrongKey:
         raise
     except archive.ArchiveError as e:
@@ -174,3 +173,75 @@ def _check_folder(backup_dir, key, name, every, now, ident):
                 detail += "; quarantined"
         results.append({"name": e.name, "kind": e.kind, "ok": ok, "detail": detail})
     return results
+
+
+def verify_entry(entry, key):
+    """Read one backup or slice end to end against its manifest; ArchiveError if it does not match.
+
+    Slices are also checked entry by entry: first, last, count, the entries'
+    hash and their order, so a manifest that claims more than its data holds
+    is caught, not trusted.
+    """
+    if entry.kind == catalog.FULL:
+        _check_full_manifest(entry)
+    chunks = entry.open(key)
+    if entry.kind == catalog.OPLOG:
+        n = 0
+        for _ in replay.slice_entries(entry, chunks):
+            n += 1
+        return n
+    n = 0
+    for data in chunks:
+        n += len(data)
+    if entry.manifest.plain_bytes is not None and n != entry.manifest.plain_bytes:
+        raise archive.ArchiveError(f"{entry.name}: {n} dump bytes, the manifest says {entry.manifest.plain_bytes}")
+    return n
+
+
+
+CLOCK_SLACK_S = 300     # the member's oplog clock and this host's may differ a little, never by more
+
+
+
+def _check_full_manifest(entry):
+    """The oplog times a full backup's manifest claims must fit the run that wrote it: PITR plans with them."""
+    start, end = entry.oplog_start, entry.oplog_end
+    if start is None or end is None:
+        return      # a rebuilt manifest has none (restore it by NAME)
+    if start > end:
+        raise archive.ArchiveError(f"{entry.name}: the manifest contradicts itself (oplog start "
+                                   f"{times.ts_exact(start)} after its end {times.ts_exact(end)})")
+    finished = times.parse_iso(entry.manifest.finished)
+    if (end >> 32) > finished + CLOCK_SLACK_S:
+        raise archive.ArchiveError(f"{entry.name}: the manifest says the dump's oplog ends at {times.ts_exact(end)}, "
+                                   f"after the backup finished ({entry.manifest.finished}); it was altered")
+
+
+def verify(spec, spec_path, key, restore_password, *, name=None, every=False, drill=False):
+    """`dbrs backup verify`: (results, failed count, chain problems), the run recorded for `dbrs status`.
+
+    With `every`, the oplog chain is checked too; with `drill`, the full
+    backups read back are also restored into a scratch mongod (when nothing failed).
+    """
+    state_file = history.state_path(spec_path)
+    ident = catalog.identity(spec.backup.dir, spec.cluster.name, state_file=state_file)
+    results = check_folder(spec.backup.dir, key, name=name, every=every, ident=ident)
+    if not every and not name and not any(r["kind"] == catalog.FULL and r["ok"] for r in results) and \
+            not any(not r["ok"] for r in results):
+        raise DbrsError(f"no full backup in {spec.backup.dir} to verify (run `dbrs backup`)")
+    failed = sum(1 for r in results if not r["ok"])
+    chain = []
+    if every:
+        chain = pitr.chain_problems(catalog.scan(spec.backup.dir, catalog.FULL, ident)[0],
+                                    catalog.scan(spec.backup.dir, catalog.OPLOG, ident)[0])
+    if drill and not failed:
+        fulls = catalog.scan(spec.backup.dir, catalog.FULL)[0]
+        target = [catalog.find(spec.backup.dir, name)] if name else fulls[-1:]
+        for e in target:
+            if e.kind == catalog.FULL:
+                status, detail = drills.drill(e, key, restore_password())
+                results.append({"name": e.name, "ok": True, "drill": status, "detail": detail})
+    history.update_state(lambda s: s.__setitem__("last_verify", {
+        "time": times.iso(time.time()), "checked": len(results), "failed": failed,
+        "failures": [r["name"] for r in results if not r["ok"]]}), state_file)
+    return results, failed, chain

@@ -1,9 +1,7 @@
 """`dbrs backup | backup list | backup verify | oplog | prune | restore | alert`: thin wrappers over the library."""
 
-import contextlib
 import re
 import sys
-import time
 
 import click
 
@@ -30,10 +28,10 @@ def backup(ctx, as_json, config):
     """
     if ctx.invoked_subcommand:
         return
-    from ..backup import full as lib
+    from ..backup import dump, full as lib
 
     spec = _spec(config)
-    progress = lib.Progress()
+    progress = dump.Progress()
     result = lib.run(spec, config, progress=progress)
     progress.done()
     if as_json:
@@ -56,15 +54,15 @@ def list_(ctx, as_json, offsite, config):
         from . import offsite as off
 
         return ctx.invoke(off.list_, target=None, as_json=as_json, config=config)
-    from ..backup import full as lib, catalog, restore, verification, times
+    from ..backup import catalog, dump, history, pitr, restore, times, verification
 
     spec = _spec(config)
-    ident = restore.identity(spec, state_file=catalog.state_path(config))
+    ident = restore.identity(spec, state_file=history.state_path(config))
     fulls, bad_f = catalog.scan(spec.backup.dir, catalog.FULL, ident)
     slices, bad_s = catalog.scan(spec.backup.dir, catalog.OPLOG, ident)
     quarantined = catalog.quarantined(spec.backup.dir)
-    window = restore.pitr_window(fulls, slices)
-    problems = restore.chain_problems(fulls, slices)
+    window = pitr.pitr_window(fulls, slices)
+    problems = pitr.chain_problems(fulls, slices)
     foreign = catalog.foreign_lines(spec.backup.dir, ident)
     if as_json:
         emit_json({
@@ -84,7 +82,7 @@ def list_(ctx, as_json, offsite, config):
         m = e.manifest
         source = f"{m.member}@{m.host}" if m.member else "source unknown"
         oplog_to = f"oplog to {times.ts_iso(e.oplog_end)}" if e.oplog_end is not None else "no oplog times"
-        click.echo(f"{e.name}  {m.finished}  {lib.human(m.bytes):>10}  {source}  "
+        click.echo(f"{e.name}  {m.finished}  {dump.human(m.bytes):>10}  {source}  "
                    f"{oplog_to}  {'encrypted' if m.encrypted else 'plain'}  "
                    f"{_verified(verification.last(e.path))}" + ("  (manifest rebuilt)" if m.rebuilt else ""))
     if slices:
@@ -146,7 +144,7 @@ def verify(ctx, name, all_, drill, rebuild, as_json, offsite, download, config):
 
         return ctx.invoke(off.verify, names=(name,) if name else (), target=None, download=download, config=config)
 
-    from ..backup import full as lib, catalog, restore, verification, times
+    from ..backup import source, verification
     from ..errors import DbrsError, InputError
 
     if name and all_:
@@ -154,9 +152,8 @@ def verify(ctx, name, all_, drill, rebuild, as_json, offsite, download, config):
     if rebuild and not name:
         raise InputError("--rebuild-manifest", "needs the NAME of a quarantined backup", "see `dbrs backup list`")
     spec = _spec(config)
-    sec = lib.load_secrets(config)
-    key = lib.backup_key(sec)
-    state_file = catalog.state_path(config)
+    sec = source.load_secrets(config)
+    key = source.backup_key(sec)
     if rebuild:
         from ..backup import rebuild as rlib
 
@@ -164,26 +161,8 @@ def verify(ctx, name, all_, drill, rebuild, as_json, offsite, download, config):
         click.echo(f"rebuilt the manifest of {m.name}: {m.bytes} bytes, sha256 {m.sha256[:16]}…; "
                    "marked rebuilt (no oplog times: restore it by NAME, not with --to)")
         return
-    ident = restore.identity(spec, state_file=catalog.state_path(config))
-    results = verification.check_folder(spec.backup.dir, key, name=name, every=all_, ident=ident)
-    if not all_ and not name and not any(r["kind"] == catalog.FULL and r["ok"] for r in results) and \
-            not any(not r["ok"] for r in results):
-        raise DbrsError(f"no full backup in {spec.backup.dir} to verify (run `dbrs backup`)")
-    failed = sum(1 for r in results if not r["ok"])
-    chain = []
-    if all_:
-        chain = restore.chain_problems(catalog.scan(spec.backup.dir, catalog.FULL, ident)[0],
-                                       catalog.scan(spec.backup.dir, catalog.OPLOG, ident)[0])
-    if drill and not failed:
-        fulls = catalog.scan(spec.backup.dir, catalog.FULL)[0]
-        target = [catalog.find(spec.backup.dir, name)] if name else fulls[-1:]
-        for e in target:
-            if e.kind == catalog.FULL:
-                status, detail = restore.drill(e, key, sec.password("restore"))
-                results.append({"name": e.name, "ok": True, "drill": status, "detail": detail})
-    catalog.update_state(lambda s: s.__setitem__("last_verify", {
-        "time": times.iso(time.time()), "checked": len(results), "failed": failed,
-        "failures": [r["name"] for r in results if not r["ok"]]}), state_file)
+    results, failed, chain = verification.verify(spec, config, key, lambda: sec.password("restore"), name=name,
+                                                 every=all_, drill=drill)
     if as_json:
         emit_json({"results": results, "failed": failed, "chain_problems": chain})
     else:
@@ -229,19 +208,15 @@ def prune(dry_run, as_json, config):
     The backups it keeps in place of the deleted ones are read back first;
     one that fails goes to quarantine and the run fails (so it is alerted).
     """
-    from ..backup import full as lib, catalog, offsite, prune as lib_prune
+    from ..backup import prune as lib_prune, remotes, source
     from ..errors import DbrsError
 
     spec = _spec(config)
     b = spec.backup
-    # another cluster's files are never counted or deleted; backups waiting for their off-site copy stay
-    ident = catalog.identity(b.dir, spec.cluster.name, state_file=catalog.state_path(config))
-    hold = offsite.queued_names(spec) if spec.offsite else ()
-    if catalog.busy(b.dir, catalog.FULL):
-        click.echo("a backup is running: prune waits for it to finish (at most 5 min)", err=True)
-    out = lib_prune.run(b.dir, b.retention_days, b.keep_min, lambda: lib.backup_key(lib.load_secrets(config)),
-                        dry_run=dry_run, ident=ident, hold=hold)
-    d = out.decision
+    out = lib_prune.prune(spec, config, lambda: source.backup_key(source.load_secrets(config)), dry_run=dry_run,
+                          waiting=lambda: click.echo("a backup is running: prune waits for it to finish (at most 5 "
+                                                     "min)", err=True))
+    d, hold = out.decision, out.held
     verb = "would delete" if dry_run else "deleted"
     if not as_json:
         for e in d.drop_full:
@@ -257,7 +232,7 @@ def prune(dry_run, as_json, config):
     if spec.offsite:
         # the same retention on every target, each keeping keep_min good backups of its own
         try:
-            remote = offsite.prune(spec, lib.load_secrets(config), dry_run=dry_run,
+            remote = remotes.prune(spec, source.load_secrets(config), dry_run=dry_run,
                                    progress=None if as_json else click.echo)
         except DbrsError as e:
             remote_error = e
@@ -309,7 +284,7 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
     second, as `dbrs backup list` prints the window. No byte reaches
     mongorestore unproven; admin, config and local are never restored over.
     """
-    from ..backup import full as lib, restore as rlib
+    from ..backup import restore as rlib, retrieve, source
     from ..errors import InputError
 
     if base_name and not to:
@@ -322,10 +297,7 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
                          "see `dbrs backup list` for names and the point-in-time window")
     if to and ns_include:
         raise InputError("--ns-include", "cannot be combined with --to", "a point-in-time restore is of everything")
-    if to:
-        # mongorestore only inserts: without dropping, today's documents would stay and the
-        # replayed oplog would land on top of them, giving neither today nor TIME.
-        drop = True
+    drop = rlib.drops(to, drop)
     if name and len(name) > 255:
         raise InputError("NAME", f"{name[:_SHOW]!r}… is {len(name)} characters, no backup name is",
                          "see `dbrs backup list` for the names")
@@ -334,10 +306,10 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
     rlib.check_ns_include(ns_include)
     when = parse_time(to) if to else None
     spec = _spec(config)
-    sec = lib.load_secrets(config)
-    key = lib.backup_key(sec)
+    sec = source.load_secrets(config)
+    key = source.backup_key(sec)
     if from_offsite:
-        with _fetched(spec, sec, name, when, target) as fetched:
+        with retrieve.fetched(spec, sec, name, when, target, say=click.echo) as fetched:
             _restore(fetched, sec, key, name, to, when, ns_include, drop, dry_run, yes, force_other_cluster,
                      base_name, cluster_id, config, " --from-offsite" + (f" --target {target}" if target else ""))
     else:
@@ -345,56 +317,22 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
                  cluster_id, config, "")
 
 
-@contextlib.contextmanager
-def _fetched(spec, sec, name, when, target):
-    """The spec pointed at a scratch folder holding the verified files the restore needs, fetched off-site
-    (or linked from intact local copies); the folder sits in the backup folder, so links work, and goes after."""
-    import shutil
-    import tempfile
-
-    from ..backup import catalog, offsite
-
-    catalog.ensure_dirs(spec.backup.dir)
-    into = tempfile.mkdtemp(prefix=".from-offsite-", dir=spec.backup.dir)
-    try:
-        offsite.fetch(spec, sec, into, names=[name] if name else None, to=when, target=target, progress=click.echo)
-        yield offsite.restore_spec(spec, into)
-    finally:
-        shutil.rmtree(into, ignore_errors=True)
-
-
 def _restore(spec, sec, key, name, to, when, ns_include, drop, dry_run, yes, force_other_cluster, base_name,
              cluster_id, config, where):
     from .. import tools
-    from ..backup import catalog, restore as rlib
+    from ..backup import mongorestore, restore as rlib
     from ..errors import InputError
 
-    ident = rlib.identity(spec, cluster_id, state_file=catalog.state_path(config))
-    if to:
-        fulls, slices = rlib.entries(spec, ident)
-        plan = rlib.plan_verified(fulls, slices, when[0], key, inc=when[1], base_name=base_name)
-        redo = f"`dbrs restore --to '{to}' --base {plan.base.name}{where} --yes`"
-    else:
-        try:
-            entry = catalog.find(spec.backup.dir, name, ident)
-        except InputError as not_ours:
-            try:    # another cluster's backup named on purpose: refuse_other_cluster below says what to pass
-                entry = catalog.find(spec.backup.dir, name)
-            except InputError:
-                raise not_ours from None
-        if entry.kind != catalog.FULL:
-            raise InputError("NAME", f"{entry.name} is an oplog slice", "name a full backup, or use --to TIME")
-        rlib.check_ns_matches(entry, ns_include)
-        plan = rlib.plan_name(entry)
-        redo = f"`dbrs restore {entry.name}{' --drop' if drop else ''}{where} --yes`"
-    rlib.refuse_other_cluster(spec, plan, force_other_cluster, ident)
-    early = None if dry_run else rlib.Preflight(spec, plan, sec.password(rlib.USER))
+    plan, redo = rlib.choose(spec, config, key, name=name, to=to, when=when, ns_include=ns_include, drop=drop,
+                             base_name=base_name, cluster_id=cluster_id, force_other_cluster=force_other_cluster,
+                             where=where)
+    early = None if dry_run else rlib.Preflight(spec, plan, sec.password(mongorestore.USER))
     with rlib.prepare(plan, key) as prepared:
         click.echo(f"proved {1 + len(plan.slices)} file(s) against their manifests (every chunk, every oplog "
                    "entry); the base is proven again chunk by chunk as it is fed")
         for line in plan.lines():
             click.echo(line)
-        excl = ", ".join(rlib.SYSTEM_DBS)
+        excl = ", ".join(mongorestore.SYSTEM_DBS)
         click.echo(f"into   {spec.cluster.name} ({', '.join(rlib.hosts_of(spec))}); never {excl}"
                    + ("; dropping each restored collection first" if drop else
                       "; without --drop documents already there are kept (mongorestore only inserts)")
@@ -406,10 +344,10 @@ def _restore(spec, sec, key, name, to, when, ns_include, drop, dry_run, yes, for
             if not sys.stdin.isatty():
                 raise InputError("--yes", "no terminal to confirm on", "pass --yes to restore without asking")
             click.confirm("Restore now?", abort=True)
-        mongorestore = early.result()
+        tool = early.result()
         with tools.signals_as_errors("the restore", "mongorestore was killed"):
-            report = rlib.execute(spec, prepared, sec.password(rlib.USER), key, drop=drop, ns_include=ns_include,
-                                  say=click.echo, redo=redo, mongorestore=mongorestore)
+            report = rlib.execute(spec, prepared, sec.password(mongorestore.USER), key, drop=drop, ns_include=ns_include,
+                                  say=click.echo, redo=redo, tool=tool)
     click.echo(f"restore finished in {report.seconds:.1f} s")
 
 
@@ -421,9 +359,9 @@ def alert(unit, config):
     """Record and report the failure of UNIT (run by dbrs-alert@UNIT.service)."""
     from .. import alert as lib
 
-    from ..backup import catalog
+    from ..backup import history
 
     spec = _spec(config)
-    ev, problems = lib.handle(spec, unit, state_file=catalog.state_path(config))
+    ev, problems = lib.handle(spec, unit, state_file=history.state_path(config))
     click.echo(ev["message"])
     lib.raise_problems(problems)

@@ -57,12 +57,12 @@ def bootstrap(config, wait_s, as_json):
 def status(config, as_json, check):
     """Members, lag, commit point, oplog window, write concern and what needs doing."""
     from .. import replset
-    from ..backup import full as backup, offsite
+    from ..backup import offsite, status
 
     spec, secrets = _load(config)
     st = replset.read_status(spec, secrets)
-    backups = backup.status_summary(spec, os.path.dirname(os.path.abspath(config)))
-    backup_problems = backup.summary_problems(backups)
+    backups = status.status_summary(spec, os.path.dirname(os.path.abspath(config)))
+    backup_problems = status.summary_problems(backups)
     from .. import facts, firewall
 
     copies = offsite.status_summary(spec) if spec.offsite else None
@@ -76,7 +76,7 @@ def status(config, as_json, check):
         emit_json(doc)
     else:
         click.echo(replset.render_status(st))
-        for line in backup.render_summary(backups) + (offsite.render_summary(copies) if copies else []):
+        for line in status.render_summary(backups) + (offsite.render_summary(copies) if copies else []):
             click.echo(line)
         for line in firewall_problems:
             click.echo(f"WARN {line}")

@@ -9,9 +9,9 @@ from .common import config_option, emit_json, handle_errors
 
 def _load(config):
     from .. import spec as specmod
-    from ..backup import full as blib
+    from ..backup import source
 
-    return specmod.load(config), blib.load_secrets(config)
+    return specmod.load(config), source.load_secrets(config)
 
 
 @click.group("offsite")
@@ -56,13 +56,13 @@ def push(target, catch_up, config):
 @handle_errors
 def list_(target, as_json, config):
     """List the backups and slices on each target; files without a good manifest are marked."""
-    from ..backup import catalog, offsite as lib, rclone
+    from ..backup import catalog, offsite as lib, rclone, remotes
 
     spec, sec = _load(config)
     data = {}
     for t in lib.targets_of(spec, target):
         with rclone.Session(t, sec, lib.spool_dirs(lib.spool_of(spec))["run"]) as s:
-            data[t.name] = lib.listing(spec, t, s)
+            data[t.name] = remotes.listing(spec, t, s)
     if as_json:
         emit_json({n: [{"kind": f.kind, "name": f.name, "bytes": f.size, "good": f.good, "manifest": f.manifest}
                        for f in files] for n, files in data.items()})
@@ -89,12 +89,12 @@ def list_(target, as_json, config):
 @handle_errors
 def verify(names, target, download, config):
     """Check remote sizes and sha256 against the manifests (every byte is read from the target)."""
-    from ..backup import full as blib, offsite as lib
+    from ..backup import remotes, source
     from ..errors import DbrsError
 
     spec, sec = _load(config)
-    key = blib.backup_key(sec) if download else None
-    checks = lib.verify(spec, sec, target=target, names=set(names) or None, download=download, key=key)
+    key = source.backup_key(sec) if download else None
+    checks = remotes.verify(spec, sec, target=target, names=set(names) or None, download=download, key=key)
     for c in checks:
         click.echo(c.line())
     bad = [c for c in checks if not c.ok]
@@ -111,10 +111,10 @@ def verify(names, target, download, config):
 @handle_errors
 def prune(target, dry_run, config):
     """Apply the retention to each target, never below keep_min good full backups there."""
-    from ..backup import offsite as lib
+    from ..backup import remotes
 
     spec, sec = _load(config)
-    result = lib.prune(spec, sec, target=target, dry_run=dry_run, progress=click.echo)
+    result = remotes.prune(spec, sec, target=target, dry_run=dry_run, progress=click.echo)
     for name, dropped in result.items():
         click.echo(f"off-site {name}: {len(dropped)} file(s) {'would go' if dry_run else 'deleted'}")
 
@@ -131,7 +131,7 @@ def fetch(names, to, target, into, config):
 
     Then run `dbrs restore NAME` or `dbrs restore --to TIME` as usual.
     """
-    from ..backup import offsite as lib
+    from ..backup import retrieve
     from ..errors import InputError
     from .timearg import parse_time
 
@@ -139,7 +139,7 @@ def fetch(names, to, target, into, config):
         raise InputError("fetch", "needs backup NAMEs or --to TIME (not both)", "see `dbrs offsite list`")
     spec, sec = _load(config)
     into = into or spec.backup.dir
-    got = lib.fetch(spec, sec, into, names=list(names) or None, to=parse_time(to) if to else None,
+    got = retrieve.fetch(spec, sec, into, names=list(names) or None, to=parse_time(to) if to else None,
                     target=target, progress=click.echo)
     remote = sum(1 for _, src in got if src != "local")
     click.echo(f"{len(got)} file(s) ready in {into} ({remote} downloaded, {len(got) - remote} local)")

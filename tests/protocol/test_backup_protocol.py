@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from installer.backup import catalog
+from installer.backup import history
 from installer.cli import main
 
 from ..conftest import write_cluster
@@ -29,7 +29,7 @@ def env(tmp_path, monkeypatch):
     (bin_dir / "mongodump").symlink_to(STANDINS / "mongodump")
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("DBRS_STANDIN_RECORD", str(tmp_path / "record.jsonl"))
-    monkeypatch.setattr(catalog, "STATE_FILE", tmp_path / "state" / "state.json")
+    monkeypatch.setattr(history, "STATE_FILE", tmp_path / "state" / "state.json")
     # buildInfo needs no authentication or role on MongoDB; the shared stand-in does not serve it yet
     monkeypatch.setattr(StandInMember, "cmd_buildinfo",
                         lambda self, request, doc: request.reply({"version": "8.0.4", "ok": 1}), raising=False)
@@ -79,7 +79,7 @@ def test_with_the_secondary_down_the_primary_dumps(standin, env):
 def test_wrong_backup_password_fails_in_one_line(standin, env, monkeypatch):
     """AuthenticationFailed is also what a set without its users yet answers: the first runs after an
     install wait quietly (issue 9), past the grace period it is a failure."""
-    from installer.backup import full as lib
+    from installer.backup import source as lib
 
     rs = standin.initiated().start()
     path = spec_with_backup_dir(rs, env)

@@ -68,10 +68,10 @@ def test_slice_reads_after_the_last_ts_in_natural_order_and_keeps_raw_bytes(serv
 
 
 def test_oplog_bounds_asks_for_one_entry_each_way(server):
-    from installer.backup import full as backup
+    from installer.backup import source
 
     client = mongo.client("127.0.0.1", server.port, timeout_ms=3000)
-    future = go(backup.oplog_bounds, client)
+    future = go(source.oplog_bounds, client)
     for direction, sec in ((1, 1_764_200_000), (-1, 1_764_300_000)):
         req = server.receives()
         assert req.doc["sort"] == {"$natural": direction} and req.doc["limit"] == 1

@@ -16,7 +16,7 @@ import pytest
 from bson import Int64, Timestamp
 from click.testing import CliRunner
 
-from installer.backup import catalog, slices as oplog, times
+from installer.backup import catalog, slices as oplog, times, history
 from installer.cli import main
 
 from ..conftest import write_cluster
@@ -66,7 +66,7 @@ class Cluster:
         self.rsid = str(self.rs.config["settings"]["replicaSetId"])
 
     def use(self):
-        self.mp.setattr(catalog, "STATE_FILE", self.state)
+        self.mp.setattr(history, "STATE_FILE", self.state)
         return self
 
     def dbrs(self, *args):

@@ -22,7 +22,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from fake_member import FakeMember, entry  # noqa: E402
 from installer import spec as specmod
-from installer.backup import full as backup, catalog, restore, times  # noqa: E402
+from installer.backup import full as backup, catalog, restore, times, source, history  # noqa: E402
 from installer.cli import main  # noqa: E402
 
 
@@ -73,7 +73,7 @@ keep_min = 2
         (bin_dir / tool).symlink_to(HERE / tool)
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
     os.environ["DBRS_STANDIN_DUMP_BYTES"] = str(48 << 20)
-    catalog.STATE_FILE = tmp / "state.json"
+    history.STATE_FILE = tmp / "state.json"
     spec = specmod.load(etc / "cluster.toml")
     return tmp, str(etc / "cluster.toml").replace(str(tmp), ""), str(etc / "cluster.toml"), spec
 
@@ -94,7 +94,7 @@ def main_():
     oplog = [entry(now - 600 + i, 1) for i in range(0, 60, 10)]
     member = FakeMember(spec, {"mongod1": "PRIMARY", "mongod2": "SECONDARY", "mongod3": "ARBITER"}, oplog,
                         version="8.0.4")
-    backup.connect = member.connect
+    source.connect = member.connect
     restore.cluster_version = lambda spec, pw: "8.0.4"
     run(shown, real, "backup")
     for s in (70, 80, 90, 100, 110, 200, 300):
@@ -104,16 +104,16 @@ def main_():
     # another cluster named "shop" (its own replica set id) backs up into the same folder
     other = FakeMember(spec, member.states, [entry(now - 100, 1)], version="8.0.4",
                        replset_id="65f0000000000000000000b2")
-    backup.connect = other.connect
+    source.connect = other.connect
     import shutil
 
     other_etc = tmp / "other" / "etc" / "dbrs"     # its own host: its own spec folder and state file
     shutil.copytree(Path(real).parent, other_etc)
     backup.run(spec, str(other_etc / "cluster.toml"), local=[spec.member("mongod2")])
-    backup.connect = member.connect
+    source.connect = member.connect
     run(shown, real, "backup", "list")
     run(shown, real, "backup", "verify", "--all")
-    ident = catalog.identity(spec.backup.dir, "shop", state_file=catalog.state_path(real))
+    ident = catalog.identity(spec.backup.dir, "shop", state_file=history.state_path(real))
     name = catalog.scan(spec.backup.dir, catalog.FULL, ident)[0][0].name
     run(shown, real, "restore", name, "--dry-run")
     run(shown, real, "restore", "--to", times.iso(now - 600 + 95), "--yes")

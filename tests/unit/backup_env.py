@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from installer import spec as specmod
-from installer.backup import catalog
+from installer.backup import history
 
 from ..conftest import SECRETS, write_cluster
 
@@ -76,15 +76,15 @@ class Bed:
         monkeypatch.setenv("PATH", f"{self.bin}{os.pathsep}{os.environ['PATH']}")
         monkeypatch.setenv("DBRS_STANDIN_RECORD", str(self.record))
         monkeypatch.setenv("DBRS_STANDIN_DUMP_BYTES", str(300_000))
-        # the state file follows --config (catalog.state_path); reads without a path see the same file
-        self.state = catalog.state_path(self.config)
-        monkeypatch.setattr(catalog, "STATE_FILE", self.state)
+        # the state file follows --config (history.state_path); reads without a path see the same file
+        self.state = history.state_path(self.config)
+        monkeypatch.setattr(history, "STATE_FILE", self.state)
         self.oplog = [entry(T0 + i, 1) for i in range(0, 51, 10)]
         self.member = FakeMember(self.spec, {"mongod1": "PRIMARY", "mongod2": "SECONDARY", "mongod3": "ARBITER"},
                                  self.oplog)
-        from installer.backup import full as backup
+        from installer.backup import source
 
-        monkeypatch.setattr(backup, "connect", self.member.connect)
+        monkeypatch.setattr(source, "connect", self.member.connect)
 
     def expect_password(self, pw):
         self.mp.setenv("DBRS_STANDIN_EXPECT_PW_DIGEST", hashlib.sha256(pw.encode()).hexdigest())

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from installer import spec as specmod
-from installer.backup import full as backup, offsite, slices as oplog
+from installer.backup import full as backup, offsite, slices as oplog, source
 
 from .backup_env import STANDINS, T0, Bed, entry
 
@@ -43,7 +43,7 @@ class OffsiteBed(Bed):
 
     @property
     def sec(self):
-        return backup.load_secrets(self.config)
+        return source.load_secrets(self.config)
 
     def backup_and_queue(self, **kw):
         r = self.backup(**kw)

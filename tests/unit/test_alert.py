@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from installer import alert, spec as specmod
-from installer.backup import catalog
+from installer.backup import history
 from installer.cli import main
 
 from .backup_env import spec_text
@@ -19,7 +19,7 @@ INFO = {"Result": "exit-code", "ExecMainStatus": "1"}
 @pytest.fixture
 def state(tmp_path, monkeypatch):
     p = tmp_path / "state" / "state.json"
-    monkeypatch.setattr(catalog, "STATE_FILE", p)
+    monkeypatch.setattr(history, "STATE_FILE", p)
     return p
 
 
@@ -41,7 +41,7 @@ def test_failure_is_recorded_and_metrics_written_where_the_collector_is(tmp_path
     assert problems == []
     assert ev["message"] == ("dbrs-backup.service failed on db2 (result exit-code, exit status 1); "
                              "see journalctl -u dbrs-backup.service")
-    assert catalog.read_state()["failures"] == [ev]
+    assert history.read_state()["failures"] == [ev]
     assert state.stat().st_mode & 0o777 == 0o600
     prom = (tmp_path / "textfile" / "dbrs_backup.prom").read_text()
     assert 'dbrs_unit_last_failure_timestamp_seconds{cluster="dbrs",unit="dbrs-backup.service"} 1764300000' in prom
@@ -50,10 +50,10 @@ def test_failure_is_recorded_and_metrics_written_where_the_collector_is(tmp_path
 
 def test_state_keeps_only_recent_failures(tmp_path, state):
     spec = make_spec(tmp_path)
-    for i in range(catalog.MAX_FAILURES + 10):
+    for i in range(history.MAX_FAILURES + 10):
         alert.handle(spec, f"u{i}.service", info=INFO, host="h")
-    failures = catalog.read_state()["failures"]
-    assert len(failures) == catalog.MAX_FAILURES and failures[-1]["unit"] == f"u{catalog.MAX_FAILURES + 9}.service"
+    failures = history.read_state()["failures"]
+    assert len(failures) == history.MAX_FAILURES and failures[-1]["unit"] == f"u{history.MAX_FAILURES + 9}.service"
 
 
 def test_operator_command_gets_the_event_without_a_shell_or_secrets(tmp_path, state, monkeypatch):
@@ -92,7 +92,7 @@ def test_webhook_gets_json_and_failures_are_reported_after_every_step(tmp_path, 
         srv.shutdown()
     assert got == [("application/json", ev)]
     assert problems == ["alerts.command exited 1"]
-    assert catalog.read_state()["failures"][-1] == ev      # recorded even though the command failed
+    assert history.read_state()["failures"][-1] == ev      # recorded even though the command failed
 
 
 def test_unreachable_webhook_makes_the_alert_unit_fail(tmp_path, state, monkeypatch):
@@ -102,7 +102,7 @@ def test_unreachable_webhook_makes_the_alert_unit_fail(tmp_path, state, monkeypa
     r = CliRunner().invoke(main, ["alert", "--config", str(spec_path), "dbrs-backup.service"])
     assert r.exit_code == 1
     assert r.output.splitlines()[-1].startswith("error: alert recorded, but alerts.webhook unreachable")
-    assert catalog.read_state(catalog.state_path(spec_path))["failures"][0]["unit"] == "dbrs-backup.service"
+    assert history.read_state(history.state_path(spec_path))["failures"][0]["unit"] == "dbrs-backup.service"
 
 
 def test_parse_systemctl_show():

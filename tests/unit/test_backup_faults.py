@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from installer.backup import archive, full as backup, catalog, slices as oplog, verification, times
+from installer.backup import archive, catalog, dump, slices as oplog, source, status, times, verification, history
 from installer.cli import main
 from installer.errors import DbrsError
 
@@ -370,14 +370,13 @@ def _run_in_child(b, tmp_path):
         import sys
         sys.path.insert(0, {str(STANDINS)!r})
         from installer import spec
-        from installer.backup import full as backup
+        from installer.backup import source
         from installer.cli import main
         from fake_member import FakeMember, entry
         s = spec.load({b.config!r})
         m = FakeMember(s, {{"mongod2": "SECONDARY", "mongod1": "PRIMARY"}}, [entry({T0}, 1)])
-        backup.connect = m.connect
-        import installer.backup.full as lib
-        lib.local_members = lambda spec: [spec.member("mongod2")]
+        source.connect = m.connect
+        source.local_members = lambda spec: [spec.member("mongod2")]
         main(["backup", "--config", {b.config!r}])
     """)
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -411,7 +410,7 @@ def test_the_tool_runs_in_its_own_process_group(bed, monkeypatch, tmp_path):
     monkeypatch.setenv("DBRS_STANDIN_PIDFILE", str(tmp_path / "dump.pid"))
     monkeypatch.setenv("DBRS_STANDIN_DUMP_DELAY", "0.2")
     seen = {}
-    real = backup.Progress.__call__
+    real = dump.Progress.__call__
 
     def peek(self, n):
         pid = int((tmp_path / "dump.pid").read_text())
@@ -419,8 +418,8 @@ def test_the_tool_runs_in_its_own_process_group(bed, monkeypatch, tmp_path):
         seen["pid"] = pid
         return real(self, n)
 
-    monkeypatch.setattr(backup.Progress, "__call__", peek)
-    bed.backup(progress=backup.Progress())
+    monkeypatch.setattr(dump.Progress, "__call__", peek)
+    bed.backup(progress=dump.Progress())
     assert seen["pgid"] == seen["pid"] != os.getpgrp()
 
 
@@ -531,13 +530,13 @@ class NotYet:
 @pytest.mark.parametrize("code,msg", [(18, "Authentication failed."),
                                       (94, "no replset config has been received")])
 def test_timers_before_bootstrap_wait_quietly(bed, monkeypatch, code, msg):
-    monkeypatch.setattr(backup, "connect", NotYet(code, msg).connect)
-    monkeypatch.setattr(backup, "local_members", lambda spec: [spec.member("mongod2")])
+    monkeypatch.setattr(source, "connect", NotYet(code, msg).connect)
+    monkeypatch.setattr(source, "local_members", lambda spec: [spec.member("mongod2")])
     for args in (["backup"], ["oplog"]):
         r = dbrs(*args, "--config", bed.config)
         assert r.exit_code == 0 and len(lines(r)) == 1 and "not bootstrapped yet" in r.output, (args, r.output)
         assert "password" not in r.output
-    assert catalog.read_state(bed.state).get("failures", []) == []
+    assert history.read_state(bed.state).get("failures", []) == []
 
 
 def test_users_not_yet_on_the_chosen_secondary_wait_quietly(bed, monkeypatch):
@@ -548,19 +547,19 @@ def test_users_not_yet_on_the_chosen_secondary_wait_quietly(bed, monkeypatch):
     def connect(member, password):
         return NotYet().connect(member, password) if member.name == "mongod2" else real(member, password)
 
-    monkeypatch.setattr(backup, "connect", connect)
-    monkeypatch.setattr(backup, "local_members", lambda spec: [spec.member("mongod1"), spec.member("mongod2")])
+    monkeypatch.setattr(source, "connect", connect)
+    monkeypatch.setattr(source, "local_members", lambda spec: [spec.member("mongod1"), spec.member("mongod2")])
     for args in (["backup"], ["oplog"]):
         r = dbrs(*args, "--config", bed.config)
         assert r.exit_code == 0 and len(lines(r)) == 1 and "not bootstrapped yet" in r.output, (args, r.output)
-    assert catalog.read_state(bed.state).get("failures", []) == []
+    assert history.read_state(bed.state).get("failures", []) == []
 
 
 def test_still_not_bootstrapped_after_the_grace_period_fails(bed, monkeypatch):
-    monkeypatch.setattr(backup, "connect", NotYet().connect)
-    monkeypatch.setattr(backup, "local_members", lambda spec: [spec.member("mongod2")])
+    monkeypatch.setattr(source, "connect", NotYet().connect)
+    monkeypatch.setattr(source, "local_members", lambda spec: [spec.member("mongod2")])
     assert dbrs("backup", "--config", bed.config).exit_code == 0
-    monkeypatch.setattr(backup, "BOOTSTRAP_GRACE_S", 0)
+    monkeypatch.setattr(source, "BOOTSTRAP_GRACE_S", 0)
     r = dbrs("backup", "--config", bed.config)
     assert r.exit_code == 1 and "dbrs bootstrap" in r.output and len(lines(r)) == 1
 
@@ -569,10 +568,10 @@ def test_next_runs_are_parsed_by_unit_not_by_order():
     text = ("NextElapseUSecRealtime=Sun 2026-11-29 02:07:31 UTC\nId=dbrs-backup.timer\n\n"
             "NextElapseUSecRealtime=Sat 2026-11-28 11:25:00 UTC\nId=dbrs-oplog.timer\n\n"
             "NextElapseUSecRealtime=Sun 2026-11-29 04:00:00 UTC\nId=dbrs-verify.timer\n")
-    assert backup.parse_next_runs(text) == {"dbrs-backup.timer": "Sun 2026-11-29 02:07:31 UTC",
+    assert status.parse_next_runs(text) == {"dbrs-backup.timer": "Sun 2026-11-29 02:07:31 UTC",
                                             "dbrs-oplog.timer": "Sat 2026-11-28 11:25:00 UTC",
                                             "dbrs-verify.timer": "Sun 2026-11-29 04:00:00 UTC"}
-    assert backup.parse_next_runs("Id=a.timer\nNextElapseUSecRealtime=\n\nNextElapseUSecRealtime=x\nId=b.timer\n") \
+    assert status.parse_next_runs("Id=a.timer\nNextElapseUSecRealtime=\n\nNextElapseUSecRealtime=x\nId=b.timer\n") \
         == {"b.timer": "x"}
 
 
@@ -580,9 +579,9 @@ def test_status_warns_about_quarantined_files(bed):
     name = bed.backup().name
     flip(bed.bdir / "full" / name, 5000)
     dbrs("backup", "verify", "--config", bed.config)
-    s = backup.status_summary(bed.spec, str(Path(bed.config).parent))
+    s = status.status_summary(bed.spec, str(Path(bed.config).parent))
     assert s["quarantined"] == [name]
-    assert any("quarantine" in p for p in backup.summary_problems(s))
+    assert any("quarantine" in p for p in status.summary_problems(s))
 
 
 def test_swapped_manifests_fail_status_before_any_verify_and_a_running_partial_does_not(bed):
@@ -596,9 +595,9 @@ def test_swapped_manifests_fail_status_before_any_verify_and_a_running_partial_d
     ta, tb = fa.read_text(), fb.read_text()
     fa.write_text(tb)
     fb.write_text(ta)
-    s = backup.status_summary(bed.spec, str(Path(bed.config).parent))
+    s = status.status_summary(bed.spec, str(Path(bed.config).parent))
     assert sorted(s["incomplete"]) == sorted([a, b])
-    assert any("not usable backups" in p for p in backup.summary_problems(s))
+    assert any("not usable backups" in p for p in status.summary_problems(s))
     fa.write_text(ta)
     fb.write_text(tb)
     partial = bed.bdir / "full" / "dbrs-65f000000000000000000001-20261128T020000.000000Z.archive.partial"
@@ -606,12 +605,12 @@ def test_swapped_manifests_fail_status_before_any_verify_and_a_running_partial_d
     fd = os.open(bed.bdir / ".full.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        s = backup.status_summary(bed.spec, str(Path(bed.config).parent))
-        assert s["incomplete"] == [] and not backup.summary_problems(s)
+        s = status.status_summary(bed.spec, str(Path(bed.config).parent))
+        assert s["incomplete"] == [] and not status.summary_problems(s)
         assert "in progress" in dbrs("backup", "list", "--config", bed.config).output
     finally:
         os.close(fd)
-    s = backup.status_summary(bed.spec, str(Path(bed.config).parent))
+    s = status.status_summary(bed.spec, str(Path(bed.config).parent))
     assert s["incomplete"] == [partial.name]          # nobody holds the lock: a killed run's leftover
 
 
@@ -620,13 +619,13 @@ def test_swapped_manifests_fail_status_before_any_verify_and_a_running_partial_d
 def test_state_files_follow_config(tmp_path, monkeypatch):
     outside = tmp_path / "outside" / "state.json"
     b = Bed(tmp_path, monkeypatch)
-    monkeypatch.setattr(catalog, "STATE_FILE", outside)
+    monkeypatch.setattr(history, "STATE_FILE", outside)
     assert dbrs("backup", "--config", b.config).exit_code == 0
     assert dbrs("backup", "verify", "--config", b.config).exit_code == 0
     assert not outside.exists()
-    inside = catalog.state_path(b.config)
+    inside = history.state_path(b.config)
     assert str(inside).startswith(str(tmp_path)) and json.loads(inside.read_text())["last_verify"]
-    assert catalog.state_path("/etc/dbrs/cluster.toml") == Path("/var/lib/dbrs/.backup/state.json")
+    assert history.state_path("/etc/dbrs/cluster.toml") == Path("/var/lib/dbrs/.backup/state.json")
 
 
 # ----------------------------------------------------- concurrency and clock jumps
@@ -643,16 +642,14 @@ def test_prune_during_a_running_backup_never_touches_its_partial(bed, monkeypatc
 
 def test_verify_meeting_a_backup_pruned_meanwhile_quarantines_nothing(bed, monkeypatch):
     names = [aged(bed, d) for d in (2, 1)]
-    from installer.backup import restore
-
-    real = restore.verify_entry
+    real = verification.verify_entry
 
     def pruned_underneath(entry, key):
         if entry.name == names[0]:
             catalog.remove(entry.path)                     # prune deletes it while verify reads
         return real(entry, key)
 
-    monkeypatch.setattr(restore, "verify_entry", pruned_underneath)
+    monkeypatch.setattr(verification, "verify_entry", pruned_underneath)
     r = dbrs("backup", "verify", "--all", "--config", bed.config)
     assert r.exit_code == 0, r.output
     assert f"skip   {names[0]}: removed while it was being read" in r.output
@@ -714,7 +711,7 @@ def test_kill_9_in_the_middle_of_prune_never_loses_a_kept_backup(bed):
     names = [aged(bed, d) for d in (30, 29, 20, 10)]
     script = textwrap.dedent(f"""
         import os, signal, sys
-        from installer.backup import catalog, times
+        from installer.backup import catalog, times, history
         from installer.cli import main
         real = catalog.remove
         def die(path):

@@ -19,7 +19,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from installer.backup import archive, full as backup, catalog, slices as oplog, restore, times
+from installer.backup import archive, catalog, dump, restore, slices as oplog, source, status, times, verification, history
 from installer.cli import main
 from installer.errors import DbrsError
 
@@ -42,7 +42,7 @@ def test_backup_streams_hashes_encrypts_and_hands_the_password_over_a_pipe(bed):
     assert r.status == "done" and r.manifest["member"] == "mongod2"
     [rec] = bed.records("mongodump")
     # the argv is exactly the pure builder's, with the password pipe as --config
-    assert rec["argv"] == list(backup.dump_argv("x", 27018, rec["config"]["path"])[1:])
+    assert rec["argv"] == list(dump.dump_argv("x", 27018, rec["config"]["path"])[1:])
     assert rec["config"]["path"].startswith("/dev/fd/") and rec["config"]["kind"] == "fifo"
     assert rec["config"]["mode"] == "0600" and rec["config"]["keys"] == ["password"]
     assert rec["password_matches"] is True
@@ -55,13 +55,13 @@ def test_backup_streams_hashes_encrypts_and_hands_the_password_over_a_pipe(bed):
     assert m["encrypted"] and m["plain_bytes"] == 300_000 and m["cluster"] == "dbrs"
     assert m["collections"] == {"app.orders": 1200, "app.users": 40}
     assert m["oplog_start"] == {"t": T0 + 50, "i": 1} and m["mongodump_version"] == "100.10.0"
-    key = bed.spec and backup.backup_key(backup.load_secrets(bed.config))
+    key = bed.spec and source.backup_key(source.load_secrets(bed.config))
     assert b"".join(archive.read_plain(str(path), key, m["sha256"], m["bytes"])) == bed.dump_bytes()
     assert bed.dump_bytes()[:4096] not in path.read_bytes()
     assert r.name.startswith("dbrs-") and r.name.endswith(".archive")
     assert sorted(os.listdir(bed.bdir / "full")) == [r.name, r.name + ".manifest.json", r.name + ".verified.json"]
     # state and metrics for `dbrs status` / node_exporter
-    assert catalog.read_state()["last_success"]["full"]["name"] == r.name
+    assert history.read_state()["last_success"]["full"]["name"] == r.name
     assert not (bed.tmp / "textfile").exists()          # only where the collector's folder exists
 
 
@@ -131,10 +131,10 @@ def test_kill_9_mid_run_leaves_no_good_looking_file(bed, monkeypatch):
         import sys
         sys.path.insert(0, {str(STANDINS)!r})
         from installer import spec
-        from installer.backup import full as backup, catalog, times
+        from installer.backup import full as backup, catalog, times, dump, source, status, history
         from fake_member import FakeMember, entry
         s = spec.load({bed.config!r})
-        catalog.STATE_FILE = {str(bed.state)!r}
+        history.STATE_FILE = {str(bed.state)!r}
         m = FakeMember(s, {{"mongod2": "SECONDARY", "mongod1": "PRIMARY"}}, [entry({T0}, 1)])
         backup.run(s, {bed.config!r}, connect_fn=m.connect, local=[s.member("mongod2")])
     """)
@@ -209,7 +209,7 @@ def test_corrupted_byte_verify_fails_and_restore_refuses(bed):
     res = dbrs("restore", r.name, "--yes", "--config", bed.config)
     assert res.exit_code == 2 and "is in quarantine" in res.output
     assert bed.records("mongorestore") == []
-    assert catalog.read_state()["last_verify"]["failed"] == 1
+    assert history.read_state()["last_verify"]["failed"] == 1
 
 
 def test_truncated_encrypted_file_is_not_a_backup(bed):
@@ -226,7 +226,7 @@ def test_truncated_encrypted_file_is_not_a_backup(bed):
     m["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     (bed.bdir / "full" / (r.name + ".manifest.json")).write_text(json.dumps(m))
     with pytest.raises(archive.ArchiveError, match="truncated"):
-        restore.verify_entry(catalog.find(bed.bdir, r.name), backup.backup_key(backup.load_secrets(bed.config)))
+        verification.verify_entry(catalog.find(bed.bdir, r.name), source.backup_key(source.load_secrets(bed.config)))
 
 
 def test_wrong_key_verify_fails_and_says_so(bed):
@@ -363,8 +363,8 @@ def test_status_summary_shape(bed):
     r = bed.backup()
     bed.member.oplog += [entry(T0 + 60, 1), entry(T0 + 70, 1)]
     oplog.run(bed.spec, bed.config, local=bed.local("mongod2"))
-    catalog.update_state(lambda s: s.setdefault("failures", []).append({"unit": "dbrs-oplog.service"}))
-    s = backup.status_summary(bed.spec, str(Path(bed.config).parent))
+    history.update_state(lambda s: s.setdefault("failures", []).append({"unit": "dbrs-oplog.service"}))
+    s = status.status_summary(bed.spec, str(Path(bed.config).parent))
     assert s["last_full"]["name"] == r.name and s["last_full"]["host"] and s["last_full"]["age_s"] >= 0
     assert s["last_slice"]["last_ts"] == times.iso(T0 + 70) and s["slice_count"] == 1
     assert s["pitr_window"] == {"from": times.iso(T0 + 50) + "+1", "to": times.iso(T0 + 70) + "+1"}
@@ -398,7 +398,7 @@ def test_prune_waits_briefly_for_a_running_slice_instead_of_failing(bed):
 def test_next_runs_parses_systemctl_show():
     text = ("Id=dbrs-backup.timer\nNextElapseUSecRealtime=Sun 2026-11-29 02:07:31 UTC\n\n"
             "Id=dbrs-oplog.timer\nNextElapseUSecRealtime=\n")
-    assert backup.parse_next_runs(text) == {"dbrs-backup.timer": "Sun 2026-11-29 02:07:31 UTC"}
+    assert status.parse_next_runs(text) == {"dbrs-backup.timer": "Sun 2026-11-29 02:07:31 UTC"}
 
 
 def test_ns_include_restores_and_reports_only_what_it_names(bed, monkeypatch):

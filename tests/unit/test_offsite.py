@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from installer import secrets, spec as specmod
-from installer.backup import offsite, rclone
+from installer.backup import offsite, rclone, remotes
 from installer.errors import InputError, SpecErrors
 
 from ..conftest import PSA, SECRETS
@@ -189,21 +189,21 @@ NOW = 1_800_000_000
 
 
 def remote(e, size=1, manifest=True, mtime=NOW):
-    return offsite.Remote(e.kind, e.name, size, e.manifest if manifest else None, mtime)
+    return remotes.Remote(e.kind, e.name, size, e.manifest.to_dict() if manifest else None, mtime)
 
 
 def test_remote_retention_keeps_keep_min_good_backups_however_old():
     fulls = [full(NOW - d * DAY) for d in (40, 30, 20)]
-    drop = offsite.decide_remote([remote(f) for f in fulls], keep_min=2, retention_days=7, now=NOW)
+    drop = remotes.decide_remote([remote(f) for f in fulls], keep_min=2, retention_days=7, now=NOW)
     assert [d.name for d in drop] == [fulls[0].name]
 
 
 def test_remote_retention_does_not_count_broken_copies_toward_keep_min():
     fulls = [full(NOW - d * DAY) for d in (40, 30, 20)]
     files = [remote(fulls[0]), remote(fulls[1]), remote(fulls[2], size=999)]     # newest: size mismatch
-    drop = offsite.decide_remote(files, keep_min=2, retention_days=7, now=NOW, orphan_age=10 * 365 * DAY)
+    drop = remotes.decide_remote(files, keep_min=2, retention_days=7, now=NOW, orphan_age=10 * 365 * DAY)
     assert drop == []   # the two good ones stay; the broken one is young enough to be an upload in progress
-    drop = offsite.decide_remote(files, keep_min=2, retention_days=7, now=NOW + DAY + 1, orphan_age=DAY)
+    drop = remotes.decide_remote(files, keep_min=2, retention_days=7, now=NOW + DAY + 1, orphan_age=DAY)
     assert [d.name for d in drop] == [fulls[2].name]
 
 
@@ -211,14 +211,14 @@ def test_remote_retention_drops_slices_before_the_oldest_kept_backup_and_keeps_r
     old, kept = full(NOW - 30 * DAY), full(NOW - DAY)
     s_old = piece(ts(NOW - 30 * DAY), ts(NOW - 30 * DAY + 1), ts(NOW - 29 * DAY))
     s_new = piece(ts(NOW - DAY), ts(NOW - DAY + 1), ts(NOW - DAY + 300))
-    drop = offsite.decide_remote([remote(x) for x in (old, kept, s_old, s_new)], keep_min=1, retention_days=7, now=NOW)
+    drop = remotes.decide_remote([remote(x) for x in (old, kept, s_old, s_new)], keep_min=1, retention_days=7, now=NOW)
     assert {d.name for d in drop} == {old.name, s_old.name}
 
 
 def test_remote_retention_with_nothing_good_deletes_only_dead_uploads():
     f = full(NOW - 90 * DAY)
-    assert offsite.decide_remote([remote(f, manifest=False, mtime=NOW - 60)], 3, 7, NOW) == []
-    assert len(offsite.decide_remote([remote(f, manifest=False, mtime=NOW - 2 * DAY)], 3, 7, NOW)) == 1
+    assert remotes.decide_remote([remote(f, manifest=False, mtime=NOW - 60)], 3, 7, NOW) == []
+    assert len(remotes.decide_remote([remote(f, manifest=False, mtime=NOW - 2 * DAY)], 3, 7, NOW)) == 1
 
 
 def test_parse_listing_pairs_files_with_their_manifests():
@@ -227,7 +227,7 @@ def test_parse_listing_pairs_files_with_their_manifests():
             {"Path": "full/dbrs-1.archive.manifest.json", "Size": 10},
             {"Path": "oplog/dbrs-2.oplog.gz", "Size": 3},
             {"Path": "elsewhere/x", "Size": 1}]
-    files = offsite.parse_listing(rows, {"full/dbrs-1.archive.manifest.json": m})
+    files = remotes.parse_listing(rows, {"full/dbrs-1.archive.manifest.json": m})
     assert [(f.kind, f.name, f.good) for f in files] == [("full", "dbrs-1.archive", True), ("oplog", "dbrs-2.oplog.gz", False)]
 
 
@@ -341,7 +341,7 @@ def test_queued_names_are_what_local_retention_must_keep(tmp_path):
 def _remote(kind, name, rid, cluster="dbrs"):
     m = {"name": name, "kind": kind, "bytes": 10, "cluster": cluster, "replset_id": rid,
          "finished": "2026-11-28T00:00:00Z"}
-    return offsite.Remote(kind, name, 10, m)
+    return remotes.Remote(kind, name, 10, m)
 
 
 def test_remote_files_of_a_reinitiated_cluster_of_the_same_name_never_count_as_ours():
@@ -351,10 +351,10 @@ def test_remote_files_of_a_reinitiated_cluster_of_the_same_name_never_count_as_o
     files = [_remote("full", f"dbrs-{ours}-20261128T000000.000000Z.archive", ours),
              _remote("full", f"dbrs-{theirs}-20261129T000000.000000Z.archive", theirs),
              _remote("full", "dbrs-20261101T000000Z.archive", None)]   # from before ids: the name's cluster
-    kept = offsite.own_files(files, catalog.Identity("dbrs", ours))
+    kept = remotes.own_files(files, catalog.Identity("dbrs", ours))
     assert [f.name for f in kept] == [files[0].name, files[2].name]
     # a brand-new host knows no id: one id on the remote is taken, two are refused with the fix
-    assert offsite.own_files(files[:1] + files[2:], catalog.Identity("dbrs")) == files[:1] + files[2:]
+    assert remotes.own_files(files[:1] + files[2:], catalog.Identity("dbrs")) == files[:1] + files[2:]
     with pytest.raises(InputError, match="--cluster-id") as e:
-        offsite.own_files(files, catalog.Identity("dbrs"))
+        remotes.own_files(files, catalog.Identity("dbrs"))
     assert e.value.exit_code == 2

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from installer.backup import full as backup, catalog, offsite, restore
+from installer.backup import catalog, offsite, pitr, restore, retrieve, source, verification
 from installer.cli import main
 
 from .backup_env import T0
@@ -160,12 +160,12 @@ def test_fetch_uses_the_intact_local_copy_and_downloads_the_rest_and_says_which(
     assert res.exit_code == 0, res.output
     assert f"local    {full}" in res.output and f"off-site {sl} (from usb" in res.output
     assert sha(into / "oplog" / sl) == sha(usb.dest / "oplog" / sl)
-    fulls, slices = restore.entries(offsite.restore_spec(usb.spec, into))
-    key = backup.backup_key(usb.sec)
-    plan = restore.plan_pitr(fulls, slices, T0 + 85)
+    fulls, slices = restore.entries(retrieve.restore_spec(usb.spec, into))
+    key = source.backup_key(usb.sec)
+    plan = pitr.plan_pitr(fulls, slices, T0 + 85)
     assert plan.base.name == full and [s.name for s in plan.slices] == [sl]
     for e in (plan.base, *plan.slices):
-        restore.verify_entry(e, key)
+        verification.verify_entry(e, key)
 
 
 def test_disaster_recovery_restore_to_time_from_offsite_only(usb, monkeypatch):

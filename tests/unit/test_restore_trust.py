@@ -9,7 +9,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from installer.backup import archive, full as backup, catalog, slices as oplog, restore, times
+from installer.backup import archive, catalog, restore, slices as oplog, source, times
 from installer.cli import main
 
 from .backup_env import T0, Bed, bed, entry  # noqa: F401
@@ -194,7 +194,7 @@ def test_a_rollover_between_the_bounds_check_and_the_read_is_a_gap_not_a_silent_
     bed.member.oplog += [entry(T0 + 60, 1), entry(T0 + 70, 1)]
     assert oplog.run(bed.spec, bed.config, local=bed.local("mongod2")).status == "done"
     # the bounds say the oplog still reaches the last slice (T0+70) ...
-    monkeypatch.setattr(backup, "oplog_bounds", lambda client: (times.ts_int(T0, 1), times.ts_int(T0 + 200, 1)))
+    monkeypatch.setattr(source, "oplog_bounds", lambda client: (times.ts_int(T0, 1), times.ts_int(T0 + 200, 1)))
     # ... but by the time the entries are read, it rolled past it
     bed.member.oplog = [entry(T0 + 150, 1), entry(T0 + 200, 1)]
     with pytest.raises(oplog.Gap, match=r"rolled past .*previous slice.s last entry.*; nothing was saved"):

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from installer.backup import full as backup, restore
+from installer.backup import dump, mongorestore
 
 from .backup_env import STANDINS
 
@@ -78,12 +78,12 @@ def test_every_argv_dbrs_builds_parses(tmp_path, config):
     import _standin_common as c
 
     argvs = [
-        ("mongodump", backup.dump_argv("mongodump", 27017, str(config))),
-        ("mongorestore", restore.restore_argv("mongorestore", ["h1:27017", "h2:27017"], str(config), set_name="dbrs",
+        ("mongodump", dump.dump_argv("mongodump", 27017, str(config))),
+        ("mongorestore", mongorestore.restore_argv("mongorestore", ["h1:27017", "h2:27017"], str(config), set_name="dbrs",
                                               drop=True)),
-        ("mongorestore", restore.restore_argv("mongorestore", ["h1:27017"], str(config), archive_stdin=False,
+        ("mongorestore", mongorestore.restore_argv("mongorestore", ["h1:27017"], str(config), archive_stdin=False,
                                               oplog_dir=str(tmp_path), oplog_limit=(5 << 32) | 1)),
-        ("mongorestore", restore.restore_argv("mongorestore", ["h1:27017"], str(config), oplog_replay=False,
+        ("mongorestore", mongorestore.restore_argv("mongorestore", ["h1:27017"], str(config), oplog_replay=False,
                                               ns_include=("app.*",))),
     ]
     for tool, argv in argvs:
