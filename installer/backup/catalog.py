@@ -43,7 +43,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .. import locks
-from . import archive, history, times
+from . import archive, history, proof, times
 from .manifest import Manifest
 from ..errors import DbrsError, InputError
 from ..fsutil import fsync_dir, write_file
@@ -182,11 +182,11 @@ class Entry:
         (the whole file's sha256 and size are checked at its end)."""
         if self.encrypted and key is None:
             raise archive.ArchiveError(f"{self.name}: encrypted, and backup.key is not available")
-        return archive.read_plain(self.path, key, self.manifest.sha256, self.manifest.bytes)
+        return proof.read_plain(self.path, key, self.manifest.sha256, self.manifest.bytes)
 
     def proven(self, key):
         """The plaintext in one read, no chunk yielded before it is proven (what mongorestore is fed)."""
-        return archive.proven_stream(self.path, self.manifest, key)
+        return proof.proven_stream(self.path, self.manifest, key)
 
 
 @dataclass(frozen=True)

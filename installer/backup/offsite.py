@@ -1,4 +1,4 @@
-"""Off-site copies: the queue of files to copy, pushing them, and the remote side (list, verify, prune, fetch).
+"""Off-site copies: the queue of files to copy and pushing them (the remote side: remotes and retrieve).
 
 A backup next to the database is not a backup. After a full backup or an
 oplog slice is complete (manifest written), `enqueue` drops a small entry
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from .. import locks, paths, secrets, spec as specmod
 from . import catalog, rclone, times
+from .manifest import Manifest
 from ..fsutil import write_file
 from .rclone import root_of
 from ..errors import DbrsError, InputError
@@ -180,12 +181,11 @@ class PushReport:
 def _check_local(entry):
     """The manifest of a queued file, if the file is still the backup it names (else None)."""
     try:
-        with open(entry["manifest"], encoding="utf-8") as f:
-            m = json.load(f)
+        m = Manifest.load(entry["manifest"])
         size = os.stat(entry["data"]).st_size
     except (OSError, ValueError):
         return None
-    if m.get("name") != entry["name"] or m.get("bytes") != size:
+    if m.name != entry["name"] or m.bytes != size:
         return None
     return m
 

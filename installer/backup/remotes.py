@@ -7,11 +7,12 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 from . import archive, catalog, offsite, rclone, times
 from .rclone import RemoteError, one_line, root_of
-from .manifest import Manifest
+from .manifest import Manifest, ManifestError
 from ..errors import InputError
 
 
@@ -30,13 +31,21 @@ class Remote:
 
     @property
     def good(self):
-        m = self.manifest
-        return bool(m) and m.get("name") == self.name and m.get("bytes") == self.size
+        """A manifest that reads (Manifest.from_dict) and names this very file and size."""
+        m = self.typed
+        return m is not None and m.name == self.name and m.bytes == self.size
+
+    @cached_property
+    def typed(self):
+        try:
+            return Manifest.from_dict(self.manifest) if self.manifest else None
+        except ManifestError:
+            return None
 
     @property
     def entry(self):
         """As a catalog.Entry, so restore's planners work on remote backups too."""
-        return catalog.Entry(self.kind, self.name, self.name, Manifest.from_dict(self.manifest))
+        return catalog.Entry(self.kind, self.name, self.name, self.typed)
 
 
 def parse_listing(listing, manifests):
@@ -86,10 +95,10 @@ def decide_remote(files, keep_min, retention_days, now, orphan_age=ORPHAN_AGE):
     `orphan_age` old (a dead upload; a younger one may be in progress).
     """
     fulls = sorted((f for f in files if f.kind == catalog.FULL and f.good),
-                   key=lambda f: times.parse_iso(f.manifest["finished"]))
+                   key=lambda f: f.entry.created)
     cutoff = now - retention_days * 86400
     keep = set(f.name for f in fulls[-keep_min:]) if keep_min else set()
-    keep |= {f.name for f in fulls if times.parse_iso(f.manifest["finished"]) >= cutoff}
+    keep |= {f.name for f in fulls if f.entry.created >= cutoff}
     drop = [f for f in fulls if f.name not in keep]
     kept = [f for f in fulls if f.name in keep]
     if kept:
@@ -191,9 +200,9 @@ def verify(spec, sec, *, target=None, names=None, download=False, key=None, spoo
                 except archive.ArchiveError as e:
                     out.append(Check(t.name, f.name, False, str(e).split(": ", 1)[-1]))
                     continue
-                if n != f.manifest["bytes"] or got != f.manifest["sha256"]:
+                if n != f.typed.bytes or got != f.typed.sha256:
                     out.append(Check(t.name, f.name, False, f"sha256 {got[:16]}… does not match the manifest's "
-                                     f"{f.manifest['sha256'][:16]}…"))
+                                     f"{f.typed.sha256[:16]}…"))
                 else:
                     out.append(Check(t.name, f.name, True, "checksum and size match"))
     return out
@@ -208,7 +217,7 @@ def own_files(files, ident):
     remote manifests carry is taken when there is exactly one.
     """
     if ident.replset_id is None:
-        ids = {f.manifest.get("replset_id") for f in files if f.good and f.manifest.get("replset_id")}
+        ids = {f.typed.replset_id for f in files if f.good and f.typed.replset_id}
         if len(ids) > 1:
             raise InputError("--cluster-id", f"the off-site target holds backups of {len(ids)} clusters named "
                              f"{ident.cluster!r} (replica set ids {', '.join(sorted(ids))})",

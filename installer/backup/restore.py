@@ -1,15 +1,15 @@
-"""`dbrs restore` and `dbrs backup verify`: prove, plan, then mongorestore, saying what happened at each step.
+"""`dbrs restore`: prove, plan, then mongorestore, saying what happened at each step.
 
 Nothing reaches mongorestore unproven, and the big file is read once:
 
-- slices are read end to end first, their entries checked against their
+- slices are read end to end first (replay), their entries checked against their
   manifests (first, last, count, hash, order) and written, each entry once
   and in timestamp order, into the oplog.bson the replay will use;
 - the base is fed in one read, each chunk proven before its bytes go out
   (AES-GCM tags, or the manifest's per-chunk sha256 for plain files); a
   chunk that fails stops mongorestore before it sees the end of the stream.
 
-The plan is pure (installer.pitr) and shown by `--dry-run`. `--to` bases
+The plan is pure (backup.pitr) and shown by `--dry-run`. `--to` bases
 must pass `base_problem` (today: a full verify); a damaged newer base is
 passed over and named. A failure after the cluster was touched says what
 it now holds and the command that finishes or redoes the restore.
@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from .. import tools
-from . import archive, catalog, history, mongorestore, replay, times
+from . import archive, catalog, history, mongorestore, proof, replay, times
 from ..errors import DbrsError, InputError
 from .pitr import Plan, plan_pitr, through
 
@@ -62,7 +62,7 @@ def prove_base(entry, key):
     m = entry.manifest
     if m.encrypted and key is None:
         raise archive.ArchiveError(f"{entry.name}: encrypted, and backup.key is not available")
-    n = archive.prove(entry.path, m, key)
+    n = proof.prove(entry.path, m, key)
     if m.plain_bytes is not None and n != m.plain_bytes:
         raise archive.ArchiveError(f"{entry.name}: {n} dump bytes, the manifest says {m.plain_bytes}")
     return n

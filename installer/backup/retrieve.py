@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 
 from . import catalog, offsite, pitr, rclone, remotes
-from ..fsutil import write_file
+from .manifest import Manifest
 from ..errors import DbrsError
 
 
@@ -104,7 +103,7 @@ def _fetch(spec, t, s, into_dir, names, to, prefer_local, say):
             part = dst.with_name(f".{f.name}{offsite.FETCHING}")
             s.run("copyto", offsite.remote_path(spec, t, f.kind, f.name), str(part))
             got, n = _file_sha256(part)
-            if n != f.manifest["bytes"] or got != f.manifest["sha256"]:
+            if n != f.typed.bytes or got != f.typed.sha256:
                 part.unlink()
                 raise DbrsError(f"{f.name} on off-site {t.name}: sha256/size do not match its manifest; "
                                 "this copy cannot be trusted (try another target or `dbrs offsite verify`)")
@@ -112,8 +111,7 @@ def _fetch(spec, t, s, into_dir, names, to, prefer_local, say):
             os.replace(part, dst)
             sources.append((f.name, t.name))
             say(f"off-site {f.name} (from {t.name}, {offsite.human(n)}, sha256 matches)")
-        write_file(None, str(dst) + catalog.MANIFEST,
-                   (json.dumps(f.manifest, indent=2, sort_keys=True) + "\n").encode(), 0o600, chown=False)
+        catalog.write_manifest(dst, Manifest.from_dict(f.manifest))
     return sources
 
 

@@ -61,6 +61,16 @@ def status_summary(spec, config_dir=None, *, state_file=None, now=None):
     }
 
 
+def listing(spec, spec_path):
+    """What `dbrs backup list` shows: (good fulls, incomplete fulls, good slices, incomplete slices, quarantined,
+    point-in-time window, chain problems, foreign lines), this cluster's files only."""
+    ident = catalog.identity(spec.backup.dir, spec.cluster.name, state_file=history.state_path(spec_path))
+    fulls, bad_f = catalog.scan(spec.backup.dir, catalog.FULL, ident)
+    slices, bad_s = catalog.scan(spec.backup.dir, catalog.OPLOG, ident)
+    return (fulls, bad_f, slices, bad_s, catalog.quarantined(spec.backup.dir), pitr.pitr_window(fulls, slices),
+            pitr.chain_problems(fulls, slices), catalog.foreign_lines(spec.backup.dir, ident))
+
+
 def next_runs(units=("dbrs-backup.timer", "dbrs-oplog.timer", "dbrs-verify.timer")):
     """{timer: next elapse as systemd prints it}, from systemctl; {} where there is no systemd."""
     import subprocess

@@ -54,16 +54,10 @@ def list_(ctx, as_json, offsite, config):
         from . import offsite as off
 
         return ctx.invoke(off.list_, target=None, as_json=as_json, config=config)
-    from ..backup import catalog, dump, history, pitr, restore, times, verification
+    from ..backup import catalog, dump, status, times, verification
 
     spec = _spec(config)
-    ident = restore.identity(spec, state_file=history.state_path(config))
-    fulls, bad_f = catalog.scan(spec.backup.dir, catalog.FULL, ident)
-    slices, bad_s = catalog.scan(spec.backup.dir, catalog.OPLOG, ident)
-    quarantined = catalog.quarantined(spec.backup.dir)
-    window = pitr.pitr_window(fulls, slices)
-    problems = pitr.chain_problems(fulls, slices)
-    foreign = catalog.foreign_lines(spec.backup.dir, ident)
+    fulls, bad_f, slices, bad_s, quarantined, window, problems, foreign = status.listing(spec, config)
     if as_json:
         emit_json({
             "full": [dict(e.manifest.to_dict(), verification=verification.last(e.path)) for e in fulls],

@@ -1,4 +1,5 @@
-"""`dbrs offsite push | list | verify | prune | fetch | status | credentials`: thin wrappers over installer.offsite."""
+"""`dbrs offsite push | list | verify | prune | fetch | status | credentials`: thin wrappers over installer.backup
+(offsite: queue and push; remotes: list, verify, prune; retrieve: fetch)."""
 
 import sys
 

@@ -6,7 +6,7 @@ import os
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from installer.backup import archive
+from installer.backup import archive, proof
 
 KEY = bytes(range(32))
 OTHER = bytes(32)
@@ -20,7 +20,7 @@ def write(path, data, key=KEY, chunk=64, pieces=7):
 
 
 def read(path, key=KEY, w=None):
-    return b"".join(archive.read_plain(str(path), key, w and w.sha256, w and w.bytes))
+    return b"".join(proof.read_plain(str(path), key, w and w.sha256, w and w.bytes))
 
 
 @settings(max_examples=60, deadline=None)

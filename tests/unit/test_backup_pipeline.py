@@ -19,7 +19,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from installer.backup import archive, catalog, dump, restore, slices as oplog, source, status, times, verification, history
+from installer.backup import archive, catalog, dump, history, proof, restore, slices as oplog, source, status, times, verification
 from installer.cli import main
 from installer.errors import DbrsError
 
@@ -56,7 +56,7 @@ def test_backup_streams_hashes_encrypts_and_hands_the_password_over_a_pipe(bed):
     assert m["collections"] == {"app.orders": 1200, "app.users": 40}
     assert m["oplog_start"] == {"t": T0 + 50, "i": 1} and m["mongodump_version"] == "100.10.0"
     key = bed.spec and source.backup_key(source.load_secrets(bed.config))
-    assert b"".join(archive.read_plain(str(path), key, m["sha256"], m["bytes"])) == bed.dump_bytes()
+    assert b"".join(proof.read_plain(str(path), key, m["sha256"], m["bytes"])) == bed.dump_bytes()
     assert bed.dump_bytes()[:4096] not in path.read_bytes()
     assert r.name.startswith("dbrs-") and r.name.endswith(".archive")
     assert sorted(os.listdir(bed.bdir / "full")) == [r.name, r.name + ".manifest.json", r.name + ".verified.json"]
