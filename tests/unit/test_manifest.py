@@ -79,3 +79,12 @@ def test_entry_open_yields_the_plaintext_and_fails_on_an_altered_byte(tmp_path):
     os.unlink(path)
     with pytest.raises(archive.ArchiveError, match="missing"):
         b"".join(e.open(None))
+
+
+def test_a_remote_manifest_that_does_not_read_is_never_counted_good():
+    from installer.backup import remotes
+
+    ok = dict(OLD_FULL, bytes=7)
+    assert remotes.Remote("full", OLD_FULL["name"], 7, ok).good
+    for bad in (dict(ok, format=FORMAT + 1), dict(ok, oplog_start="yesterday"), dict(ok, bytes=8)):
+        assert not remotes.Remote("full", OLD_FULL["name"], 7, bad).good
