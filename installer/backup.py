@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import archive, catalog, tools
+from . import archive, catalog, secrets, tools
 from .errors import DbrsError
 
 USER = "backup"
@@ -39,36 +39,6 @@ class Skip(Exception):
 
 
 # ------------------------------------------------------------------ secrets
-
-def load_secrets(spec_path):
-    """Passwords and backup key: from systemd credentials when a unit passed them, else next to the spec.
-
-    Under the units, LoadCredential= hands secrets.toml and backup.key over
-    as $CREDENTIALS_DIRECTORY files, so the sandbox need not see /etc/dbrs.
-    """
-    from . import paths, secrets
-
-    creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    if creds and Path(creds, "secrets.toml").exists():
-        base = {"secrets": Path(creds, "secrets.toml"), "backup_key": Path(creds, "backup.key")}
-    else:
-        sib = paths.siblings(spec_path)
-        base = {"secrets": Path(sib["secrets"]), "backup_key": Path(sib["backup_key"])}
-    data = {}
-    for k, p in base.items():
-        try:
-            data[k] = p.read_bytes()
-        except FileNotFoundError:
-            from .errors import InputError
-
-            raise InputError(str(p), "is missing next to the spec",
-                             "copy the cluster over with `dbrs-install --bundle FILE`") from None
-        except PermissionError:
-            from .errors import InputError
-
-            raise InputError(str(p), "cannot be read", "run as root (sudo)") from None
-    return secrets.parse_secrets_toml(data["secrets"], b"", data["backup_key"], str(base["secrets"]))
-
 
 def backup_key(sec):
     from .errors import InputError
@@ -327,7 +297,7 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
     """Take one full backup if this host is the one to; see the module docstring."""
     connect_fn = connect_fn or connect
     state_file = catalog.state_path(spec_path)
-    sec = load_secrets(spec_path)
+    sec = secrets.load(spec_path)
     password = sec.password(USER)
     key = backup_key(sec) if spec.backup.encrypt else None
     local = local_members(spec) if local is None else local

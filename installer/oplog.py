@@ -21,7 +21,7 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from . import archive, backup, catalog, tools
+from . import archive, backup, catalog, secrets, tools
 from .errors import DbrsError
 
 
@@ -154,7 +154,7 @@ class Result:
 def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local=None):
     connect_fn = connect_fn or backup.connect
     state_file = catalog.state_path(spec_path)
-    sec = backup.load_secrets(spec_path)
+    sec = secrets.load(spec_path)
     password = sec.password(backup.USER)
     key = backup.backup_key(sec) if spec.backup.encrypt else None
     local = backup.local_members(spec) if local is None else local

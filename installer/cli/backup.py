@@ -146,7 +146,7 @@ def verify(ctx, name, all_, drill, rebuild, as_json, offsite, download, config):
 
         return ctx.invoke(off.verify, names=(name,) if name else (), target=None, download=download, config=config)
 
-    from .. import backup as lib, catalog, restore, verification
+    from .. import backup as lib, catalog, restore, secrets, verification
     from ..errors import DbrsError, InputError
 
     if name and all_:
@@ -154,7 +154,7 @@ def verify(ctx, name, all_, drill, rebuild, as_json, offsite, download, config):
     if rebuild and not name:
         raise InputError("--rebuild-manifest", "needs the NAME of a quarantined backup", "see `dbrs backup list`")
     spec = _spec(config)
-    sec = lib.load_secrets(config)
+    sec = secrets.load(config)
     key = lib.backup_key(sec)
     state_file = catalog.state_path(config)
     if rebuild:
@@ -229,7 +229,7 @@ def prune(dry_run, as_json, config):
     The backups it keeps in place of the deleted ones are read back first;
     one that fails goes to quarantine and the run fails (so it is alerted).
     """
-    from .. import backup as lib, catalog, offsite, prune as lib_prune
+    from .. import backup as lib, catalog, offsite, prune as lib_prune, secrets
     from ..errors import DbrsError
 
     spec = _spec(config)
@@ -239,7 +239,7 @@ def prune(dry_run, as_json, config):
     hold = offsite.queued_names(spec) if spec.offsite else ()
     if catalog.busy(b.dir, catalog.FULL):
         click.echo("a backup is running: prune waits for it to finish (at most 5 min)", err=True)
-    out = lib_prune.run(b.dir, b.retention_days, b.keep_min, lambda: lib.backup_key(lib.load_secrets(config)),
+    out = lib_prune.run(b.dir, b.retention_days, b.keep_min, lambda: lib.backup_key(secrets.load(config)),
                         dry_run=dry_run, ident=ident, hold=hold)
     d = out.decision
     verb = "would delete" if dry_run else "deleted"
@@ -257,7 +257,7 @@ def prune(dry_run, as_json, config):
     if spec.offsite:
         # the same retention on every target, each keeping keep_min good backups of its own
         try:
-            remote = offsite.prune(spec, lib.load_secrets(config), dry_run=dry_run,
+            remote = offsite.prune(spec, secrets.load(config), dry_run=dry_run,
                                    progress=None if as_json else click.echo)
         except DbrsError as e:
             remote_error = e
@@ -309,7 +309,7 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
     second, as `dbrs backup list` prints the window. No byte reaches
     mongorestore unproven; admin, config and local are never restored over.
     """
-    from .. import backup as lib, restore as rlib
+    from .. import backup as lib, restore as rlib, secrets
     from ..errors import InputError
 
     if base_name and not to:
@@ -334,7 +334,7 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
     rlib.check_ns_include(ns_include)
     when = parse_time(to) if to else None
     spec = _spec(config)
-    sec = lib.load_secrets(config)
+    sec = secrets.load(config)
     key = lib.backup_key(sec)
     if from_offsite:
         with _fetched(spec, sec, name, when, target) as fetched:

@@ -8,9 +8,9 @@ from .common import config_option, emit_json, handle_errors
 
 
 def _load(config):
-    from .. import backup as blib, spec as specmod
+    from .. import secrets, spec as specmod
 
-    return specmod.load(config), blib.load_secrets(config)
+    return specmod.load(config), secrets.load(config)
 
 
 @click.group("offsite")

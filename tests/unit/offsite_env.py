@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from installer import backup, offsite, oplog, spec as specmod
+from installer import offsite, oplog, secrets, spec as specmod
 
 from .backup_env import STANDINS, T0, Bed, entry
 
@@ -42,7 +42,7 @@ class OffsiteBed(Bed):
 
     @property
     def sec(self):
-        return backup.load_secrets(self.config)
+        return secrets.load(self.config)
 
     def backup_and_queue(self, **kw):
         r = self.backup(**kw)
