@@ -24,6 +24,7 @@ except ImportError:
 
 from . import paths
 from .errors import InputError
+from .render import render
 
 KEYFILE_BYTES = 756  # base64 -> 1008 characters, MongoDB's maximum is 1024
 USERS = ("admin", "backup", "restore", "monitor", "express")
@@ -78,8 +79,6 @@ def generate():
 
 
 def secrets_toml(sec):
-    from .render import render
-
     return render(
         "dbrs/secrets.toml.j2",
         passwords=sec.passwords,

@@ -17,9 +17,11 @@ try:
 except ImportError:  # Python 3.10 (Ubuntu 22.04)
     import tomli as tomllib
 
+from . import mongod_options
 from . import spec_fields as fields
 from .errors import InputError, SpecErrors
-from .spec_fields import DEFAULT_NAME, REQUIRED, VERSIONS, timespan_seconds
+from .spec_checks import VERSIONS, timespan_seconds
+from .spec_fields import DEFAULT_NAME, REQUIRED
 
 MAX_VOTING = 7
 MAX_MEMBERS = 50
@@ -169,10 +171,10 @@ def parse(raw, source="cluster.toml"):
     version = tables["cluster"].get("mongodb_version", Cluster.mongodb_version)
     mongod = raw.get("mongod", {})
     if version in VERSIONS:
-        errors.extend(_check_mongod(mongod, version, "mongod"))
+        errors.extend(mongod_options.check(mongod, version, "mongod"))
         for i, rm in enumerate(raw_members):
             if "mongod" in rm:
-                errors.extend(_check_mongod(rm["mongod"], version, f"members[{i}].mongod"))
+                errors.extend(mongod_options.check(rm["mongod"], version, f"members[{i}].mongod"))
     offsite = parse_offsite(raw.get("offsite", []), errors)
 
     if not errors:
@@ -192,17 +194,9 @@ def parse(raw, source="cluster.toml"):
     )
 
 
-def _check_mongod(raw, version, where):
-    from . import mongod_options
-
-    return mongod_options.check(raw, version, where)
-
-
 def _options(raw):
     """A checked [mongod] table as sorted, hashable (dotted key, value) pairs."""
-    from .mongod_options import flatten
-
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in flatten(raw).items()))
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in mongod_options.flatten(raw).items()))
 
 
 def _cross_checks(members):

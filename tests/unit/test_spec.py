@@ -2,7 +2,7 @@
 
 import pytest
 
-from installer import spec as specmod, spec_fields
+from installer import spec as specmod, spec_checks, spec_fields
 from installer.errors import InputError, SpecErrors
 
 from ..conftest import PSA
@@ -41,17 +41,17 @@ def test_every_problem_is_reported_at_once():
 @pytest.mark.parametrize("text", ["daily", "hourly", "*-*-* 02:30:00", "Mon *-*-* 03:00", "Mon..Fri 22:00",
                                   "*-*-* *:00/15:00", "2026-*-01 04:00 UTC", "Sat,Sun 05:00"])
 def test_calendar_expressions_systemd_accepts(text):
-    assert spec_fields.is_calendar(text)
+    assert spec_checks.is_calendar(text)
 
 
 @pytest.mark.parametrize("text", ["", "every day", "25:00:00:00", "daily please", "rm -rf /"])
 def test_calendar_rejects_nonsense(text):
-    assert not spec_fields.is_calendar(text)
+    assert not spec_checks.is_calendar(text)
 
 
 @pytest.mark.parametrize("text,seconds", [("5min", 300), ("1h 30min", 5400), ("10s", 10), ("2 hours", 7200)])
 def test_timespans(text, seconds):
-    assert spec_fields.timespan_seconds(text) == seconds
+    assert spec_checks.timespan_seconds(text) == seconds
 
 
 def test_single_host_default_is_psa_on_loopback():
@@ -123,3 +123,15 @@ def test_defaults_come_from_the_table():
     for name, cls in (("cluster", specmod.Cluster), ("backup", specmod.Backup), ("alerts", specmod.Alerts),
                       ("mongo_express", specmod.MongoExpress)):
         assert cls().__dict__ == spec_fields.defaults(spec_fields.SECTIONS[name]), name
+
+
+def test_readme_spec_reference_matches_the_table():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    tool = importlib.util.spec_from_file_location("spec_reference", root / "tools/spec_reference.py")
+    mod = importlib.util.module_from_spec(tool)
+    tool.loader.exec_module(mod)
+    _, body, _ = mod.section((root / "README.md").read_text())
+    assert body == spec_fields.reference(), "README.md's spec reference is stale: run python3 tools/spec_reference.py"
