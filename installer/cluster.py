@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from . import paths, secrets
 from . import spec as specmod
+from . import spec_fields
 from .errors import InputError
 from .facts import user_exists
 from .fsutil import under
@@ -29,12 +30,12 @@ class ClusterFiles:
 
 
 def spec_text(spec):
-    return render("dbrs/cluster.toml.j2", spec=spec)
+    return render("dbrs/cluster.toml.j2", spec=spec, lines=spec_fields.init_lines)
 
 
 def parse_member_flag(value, flag):
     """HOST[:PORT] or [IPv6]:PORT from --primary/--secondary/--arbiter."""
-    host, port = value, specmod.DEFAULT_PORT
+    host, port = value, spec_fields.DEFAULT_PORT
     if value.startswith("["):
         end = value.find("]")
         if end < 0:
@@ -80,10 +81,7 @@ def spec_from_flags(name, primary, secondaries, arbiter, allow, version, write_c
         raise _as_flag_error(e) from None
 
 
-_FLAG_OF = {
-    "cluster.name": "--name", "cluster.mongodb_version": "--mongodb-version", "cluster.allow": "--allow",
-    "cluster.write_concern": "--write-concern", "backup.dir": "--backup-dir",
-}
+_FLAG_OF = spec_fields.flag_of()
 
 
 def _as_flag_error(err):
@@ -103,35 +101,20 @@ def secret_items(etc, files, live):
     the keyfile stays root's.
     """
     key_owner = "mongodb" if live else "root"
-    etc = PurePosixPath(etc)
+    spec = PurePosixPath(etc) / paths.SPEC.name
+    sib = paths.siblings(spec)
     return (
-        File(str(etc / "cluster.toml"), files.spec_text, 0o644),
-        File(str(etc / "keyfile"), files.secrets.keyfile, 0o400, key_owner, key_owner, secret=True,
+        File(str(spec), files.spec_text, 0o644),
+        File(str(sib["keyfile"]), files.secrets.keyfile, 0o400, key_owner, key_owner, secret=True,
              notify=("dbrs-mongod@.service",)),
-        File(str(etc / "secrets.toml"), secrets.secrets_toml(files.secrets), 0o600, secret=True),
-        File(str(etc / "backup.key"), files.secrets.backup_key, 0o600, secret=True),
+        File(str(sib["secrets"]), secrets.secrets_toml(files.secrets), 0o600, secret=True),
+        File(str(sib["backup_key"]), files.secrets.backup_key, 0o600, secret=True),
     )
-
-
-def read_secrets(spec_path):
-    """Keyfile, secrets.toml and backup.key from the folder of `spec_path` (a real path)."""
-    sib = paths.siblings(spec_path)
-    data = {}
-    for key in ("keyfile", "secrets", "backup_key"):
-        try:
-            data[key] = Path(sib[key]).read_bytes()
-        except FileNotFoundError:
-            raise InputError(str(sib[key]), "is missing next to the spec",
-                             "copy the cluster over with `dbrs-install --bundle FILE`, or run `dbrs init`") from None
-        except PermissionError:
-            raise InputError(str(sib[key]), "cannot be read", "run as root (sudo)") from None
-    secrets.check_keyfile(data["keyfile"], str(sib["keyfile"]))
-    return secrets.parse_secrets_toml(data["secrets"], data["keyfile"], data["backup_key"], str(sib["secrets"]))
 
 
 def from_spec(spec_path):
     spec = specmod.load(spec_path)
-    sec = read_secrets(spec_path)
+    sec = secrets.load(spec_path, keyfile=True)
     return ClusterFiles(spec, spec_text_of(spec_path), sec, str(spec_path))
 
 
@@ -155,7 +138,8 @@ def default():
     return ClusterFiles(spec, spec_text(spec), secrets.generate(), "default")
 
 
-INIT_FILES = (paths.SPEC, paths.KEYFILE, paths.SECRETS, paths.BACKUP_KEY, paths.BUNDLE)
+SIBLINGS = paths.siblings(paths.SPEC)
+INIT_FILES = (paths.SPEC, SIBLINGS["keyfile"], SIBLINGS["secrets"], SIBLINGS["backup_key"], SIBLINGS["bundle"])
 
 
 def utc_stamp(now=None):
@@ -230,18 +214,18 @@ def init(root, spec, force=False, passphrase=None, live=True, running=(), announ
     chown = live and os.geteuid() == 0
     make_dirs(root, etc, 0o755, chown)
     written = []
-    old_key = under(root, paths.BACKUP_KEY)
+    old_key = under(root, SIBLINGS["backup_key"])
     if old_key.exists():
         try:
             old = old_key.read_bytes()
         except OSError as e:
             raise InputError(str(old_key), f"cannot be read to keep a copy: {e.strerror}", "run as root") from None
         if old.strip() != sec.backup_key.strip():
-            keep = str(etc / secrets.replaced_name("backup.key", utc_stamp(now)))
+            keep = str(etc / secrets.replaced_name(SIBLINGS["backup_key"].name, utc_stamp(now)))
             write_file(root, keep, old, 0o600, chown=chown)
             written.append(keep)
     items = list(secret_items(etc, files, live=chown and user_exists("mongodb")))
-    items.append(File(str(etc / "bundle.dbrs"), secrets.seal_bundle(text, sec, passphrase), 0o600, secret=True))
+    items.append(File(str(SIBLINGS["bundle"]), secrets.seal_bundle(text, sec, passphrase), 0o600, secret=True))
     for item in items:
         write_file(root, item.path, item.content, item.mode, item.owner, item.group, chown)
         written.append(item.path)
@@ -259,13 +243,14 @@ def guard_replacement(changes, running, allowed, stamp, flag="--bundle"):
     for c in changes:
         before = c.before
         replacing = c.changed and before is not None and before.exists and before.kind == "file" and "content" in c.reasons
-        if replacing and c.item.path == str(paths.KEYFILE):
+        if replacing and c.item.path == str(SIBLINGS["keyfile"]):
             try:
                 secrets.check_keyfile_replacement(before.content, c.item.content, running, allowed)
             except InputError as e:
                 raise InputError(flag, e.problem, e.fix) from None
-        if replacing and c.item.path == str(paths.BACKUP_KEY) and before.content.strip() != c.item.content.strip():
-            keep = File(str(paths.ETC / secrets.replaced_name("backup.key", stamp)), before.content, 0o600, secret=True)
+        if replacing and c.item.path == str(SIBLINGS["backup_key"]) and before.content.strip() != c.item.content.strip():
+            keep = File(str(paths.ETC / secrets.replaced_name(SIBLINGS["backup_key"].name, stamp)), before.content,
+                        0o600, secret=True)
             out.append(Change(keep, "changed", ["new", "the replaced backup key, kept: backups made with it need it"]))
         out.append(c)
     return out

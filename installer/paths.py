@@ -8,11 +8,6 @@ from pathlib import PurePosixPath as P
 
 ETC = P("/etc/dbrs")
 SPEC = ETC / "cluster.toml"
-KEYFILE = ETC / "keyfile"
-SECRETS = ETC / "secrets.toml"
-BACKUP_KEY = ETC / "backup.key"
-BUNDLE = ETC / "bundle.dbrs"
-FIREWALL = ETC / "firewall.nft"
 DATA = P("/var/lib/dbrs")
 STATE_DIR = DATA / ".backup"
 LOG = P("/var/log/dbrs")
@@ -20,10 +15,6 @@ UNIT_DIR = P("/etc/systemd/system")
 SYSCTL = P("/etc/sysctl.d/60-dbrs.conf")
 LOGROTATE = P("/etc/logrotate.d/dbrs")
 MONGOD = P("/usr/bin/mongod")
-
-
-def member_conf(name):
-    return ETC / name / "mongod.conf"
 
 
 def member_data(name):

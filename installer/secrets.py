@@ -15,13 +15,16 @@ import json
 import os
 import secrets as _random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 try:
     import tomllib
 except ImportError:
     import tomli as tomllib
 
+from . import paths
 from .errors import InputError
+from .render import render
 
 KEYFILE_BYTES = 756  # base64 -> 1008 characters, MongoDB's maximum is 1024
 USERS = ("admin", "backup", "restore", "monitor", "express")
@@ -76,8 +79,6 @@ def generate():
 
 
 def secrets_toml(sec):
-    from .render import render
-
     return render(
         "dbrs/secrets.toml.j2",
         passwords=sec.passwords,
@@ -135,6 +136,36 @@ def offsite_credentials(raw, where="secrets.toml"):
     return out
 
 
+def load(spec_path, keyfile=False):
+    """The secrets of the cluster whose spec is `spec_path` (a real path): the one reader of them.
+
+    `keyfile=True` (install, bootstrap, users) also reads and checks the
+    keyfile. Without it (backup, oplog, restore, off-site) passwords and
+    backup key come from $CREDENTIALS_DIRECTORY when a unit's LoadCredential=
+    passed them, so the sandbox need not see /etc/dbrs.
+    """
+    sib = paths.siblings(spec_path)
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not keyfile and creds and Path(creds, "secrets.toml").exists():
+        files = {"secrets": Path(creds, "secrets.toml"), "backup_key": Path(creds, "backup.key")}
+    else:
+        files = {"secrets": Path(sib["secrets"]), "backup_key": Path(sib["backup_key"])}
+        if keyfile:
+            files = {"keyfile": Path(sib["keyfile"]), **files}
+    fix = "copy the cluster over with `dbrs-install --bundle FILE`" + (", or run `dbrs init`" if keyfile else "")
+    data = {}
+    for key, path in files.items():
+        try:
+            data[key] = path.read_bytes()
+        except FileNotFoundError:
+            raise InputError(str(path), "is missing next to the spec", fix) from None
+        except PermissionError:
+            raise InputError(str(path), "cannot be read", "run as root (sudo)") from None
+    if keyfile:
+        check_keyfile(data["keyfile"], str(files["keyfile"]))
+    return parse_secrets_toml(data["secrets"], data.get("keyfile", b""), data["backup_key"], str(files["secrets"]))
+
+
 def check_keyfile(data, where="keyfile"):
     """MongoDB accepts 6..1024 base64 characters (whitespace ignored)."""
     text = b"".join(data.split())
@@ -187,7 +218,6 @@ def seal_bundle(spec_text, sec, passphrase):
 class Bundle:
     spec_text: str
     secrets: Secrets
-    files: dict = field(default_factory=dict)
 
 
 def open_bundle(data, passphrase, where="--bundle"):
@@ -207,7 +237,7 @@ def open_bundle(data, passphrase, where="--bundle"):
     keyfile = raw["keyfile"].encode()
     backup_key = raw["backup_key"].encode()
     sec = parse_secrets_toml(raw["secrets"], keyfile, backup_key, where="bundle: secrets.toml")
-    return Bundle(spec_text=raw["spec"], secrets=sec, files={"secrets": raw["secrets"].encode()})
+    return Bundle(spec_text=raw["spec"], secrets=sec)
 
 
 MIN_PASSPHRASE = 12  # the bundle carries every secret; 12 characters keep guessing out of reach even at scrypt's cost

@@ -14,7 +14,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from .. import tools
+from .. import secrets, tools
 from . import archive, catalog, dump, finish, source, times, history
 from .manifest import Manifest
 from ..errors import DbrsError
@@ -40,7 +40,7 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
     """Take one full backup if this host is the one to; see the module docstring."""
     connect_fn = connect_fn or source.connect
     state_file = history.state_path(spec_path)
-    sec = source.load_secrets(spec_path)
+    sec = secrets.load(spec_path)
     password = sec.password(source.USER)
     key = source.backup_key(sec) if spec.backup.encrypt else None
     local = source.local_members(spec) if local is None else local

@@ -9,12 +9,10 @@ The member is reached over loopback as the backup user.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
-from pathlib import Path
 
 from . import catalog, times, history
-from .. import paths, secrets
+from .. import secrets
 from ..errors import DbrsError, InputError
 
 
@@ -34,30 +32,6 @@ NOT_BOOTSTRAPPED = (18, 94, 93)     # AuthenticationFailed, NotYetInitialized, I
 
 class Skip(Exception):
     """This host is not the one to back up now (not an error: exit 0 with the reason)."""
-
-
-def load_secrets(spec_path):
-    """Passwords and backup key: from systemd credentials when a unit passed them, else next to the spec.
-
-    Under the units, LoadCredential= hands secrets.toml and backup.key over
-    as $CREDENTIALS_DIRECTORY files, so the sandbox need not see /etc/dbrs.
-    """
-    creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    if creds and Path(creds, "secrets.toml").exists():
-        base = {"secrets": Path(creds, "secrets.toml"), "backup_key": Path(creds, "backup.key")}
-    else:
-        sib = paths.siblings(spec_path)
-        base = {"secrets": Path(sib["secrets"]), "backup_key": Path(sib["backup_key"])}
-    data = {}
-    for k, p in base.items():
-        try:
-            data[k] = p.read_bytes()
-        except FileNotFoundError:
-            raise InputError(str(p), "is missing next to the spec",
-                             "copy the cluster over with `dbrs-install --bundle FILE`") from None
-        except PermissionError:
-            raise InputError(str(p), "cannot be read", "run as root (sudo)") from None
-    return secrets.parse_secrets_toml(data["secrets"], b"", data["backup_key"], str(base["secrets"]))
 
 
 def backup_key(sec):

@@ -138,6 +138,7 @@ def verify(ctx, name, all_, drill, rebuild, as_json, offsite, download, config):
 
         return ctx.invoke(off.verify, names=(name,) if name else (), target=None, download=download, config=config)
 
+    from .. import secrets
     from ..backup import source, verification
     from ..errors import DbrsError, InputError
 
@@ -146,7 +147,7 @@ def verify(ctx, name, all_, drill, rebuild, as_json, offsite, download, config):
     if rebuild and not name:
         raise InputError("--rebuild-manifest", "needs the NAME of a quarantined backup", "see `dbrs backup list`")
     spec = _spec(config)
-    sec = source.load_secrets(config)
+    sec = secrets.load(config)
     key = source.backup_key(sec)
     if rebuild:
         from ..backup import rebuild as rlib
@@ -202,12 +203,13 @@ def prune(dry_run, as_json, config):
     The backups it keeps in place of the deleted ones are read back first;
     one that fails goes to quarantine and the run fails (so it is alerted).
     """
+    from .. import secrets
     from ..backup import prune as lib_prune, remotes, source
     from ..errors import DbrsError
 
     spec = _spec(config)
     b = spec.backup
-    out = lib_prune.prune(spec, config, lambda: source.backup_key(source.load_secrets(config)), dry_run=dry_run,
+    out = lib_prune.prune(spec, config, lambda: source.backup_key(secrets.load(config)), dry_run=dry_run,
                           waiting=lambda: click.echo("a backup is running: prune waits for it to finish (at most 5 "
                                                      "min)", err=True))
     d, hold = out.decision, out.held
@@ -226,7 +228,7 @@ def prune(dry_run, as_json, config):
     if spec.offsite:
         # the same retention on every target, each keeping keep_min good backups of its own
         try:
-            remote = remotes.prune(spec, source.load_secrets(config), dry_run=dry_run,
+            remote = remotes.prune(spec, secrets.load(config), dry_run=dry_run,
                                    progress=None if as_json else click.echo)
         except DbrsError as e:
             remote_error = e
@@ -278,6 +280,7 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
     second, as `dbrs backup list` prints the window. No byte reaches
     mongorestore unproven; admin, config and local are never restored over.
     """
+    from .. import secrets
     from ..backup import restore as rlib, retrieve, source
     from ..errors import InputError
 
@@ -300,7 +303,7 @@ def restore(name, to, ns_include, drop, dry_run, yes, force_other_cluster, base_
     rlib.check_ns_include(ns_include)
     when = parse_time(to) if to else None
     spec = _spec(config)
-    sec = source.load_secrets(config)
+    sec = secrets.load(config)
     key = source.backup_key(sec)
     if from_offsite:
         with retrieve.fetched(spec, sec, name, when, target, say=click.echo) as fetched:

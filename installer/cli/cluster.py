@@ -13,9 +13,9 @@ from .common import Reporter, config_option, emit_json, handle_errors
 
 
 def _load(config):
-    from .. import cluster, spec
+    from .. import secrets, spec
 
-    return spec.load(config), cluster.read_secrets(config)
+    return spec.load(config), secrets.load(config, keyfile=True)
 
 
 def wait_option(default):

@@ -132,9 +132,9 @@ def _bootstrap(wait_s, progress):
     """The replica-set bootstrap that runs on the primary host after apply, as (step, status, detail)."""
 
     def run(target):
-        from .. import cluster, replset
+        from .. import replset, secrets
 
-        result = replset.bootstrap(target.spec, cluster.read_secrets(target.spec_path), wait_s=wait_s,
+        result = replset.bootstrap(target.spec, secrets.load(target.spec_path, keyfile=True), wait_s=wait_s,
                                    progress=progress, wait_flag="dbrs-install --wait")
         detail = "; ".join(f"{step} {detail}" for step, status, detail in result.steps if status != "unchanged")
         status = "changed" if result.changed else "waiting" if result.waiting else "unchanged"

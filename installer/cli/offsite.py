@@ -10,9 +10,9 @@ from .common import config_option, emit_json, handle_errors
 
 def _load(config):
     from .. import spec as specmod
-    from ..backup import source
+    from .. import secrets
 
-    return specmod.load(config), source.load_secrets(config)
+    return specmod.load(config), secrets.load(config)
 
 
 @click.group("offsite")

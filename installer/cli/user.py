@@ -37,11 +37,11 @@ def _check_password_file(path):
 
 def _prepare(config, password_file=None, passphrase_file=None):
     """Everything checked before a change: spec, secrets, output file, passphrase (it must open the bundle)."""
-    from .. import cluster, secrets, spec as specmod
+    from .. import secrets, spec as specmod
     from ..paths import siblings
 
     spec = specmod.load(config)
-    sec = cluster.read_secrets(config)
+    sec = secrets.load(config, keyfile=True)
     out = _check_password_file(password_file)
     passphrase = None
     if passphrase_file is not None:

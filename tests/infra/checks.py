@@ -88,6 +88,7 @@ def check_modes(host, members):
 
 
 def check_listening(host, members):
+    assert members, "no member of /etc/dbrs/cluster.toml lives on this host: nothing to check listens"
     for m in members:
         for ip in {m["host"], "127.0.0.1"}:
             where = f"[{ip}]" if ":" in ip else ip
@@ -107,6 +108,7 @@ def guarded_ports(ruleset):
 
 
 def check_firewall(host, members):
+    assert members, "no member of /etc/dbrs/cluster.toml lives on this host: no port to find guarded"
     with as_root(host):
         table = host.run("nft list table inet dbrs")
     assert table.rc == 0, f"nft table inet dbrs missing: {table.stderr.strip()}"

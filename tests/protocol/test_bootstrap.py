@@ -6,7 +6,7 @@ import socket
 
 from click.testing import CliRunner
 
-from installer import cluster, spec as specmod
+from installer import secrets as secretsmod, spec as specmod
 from installer.cli import main
 from installer.cli.install import _bootstrap
 from installer.target import Target
@@ -165,7 +165,7 @@ def test_dbrs_install_bootstrap_step_reports_changed_then_unchanged(standin, spe
     assert first[0] == second[0] == "replica set"
     assert (first[1], second[1]) == ("changed", "unchanged")
     assert "initiate" in first[2] and second[2].startswith("mongodb://")
-    assert cluster.read_secrets(path).password("admin") not in first[2]
+    assert secretsmod.load(path, keyfile=True).password("admin") not in first[2]
 
 
 def test_rerun_with_a_member_down_returns_at_once_and_names_it(standin, spec_for):
@@ -207,7 +207,7 @@ def test_preview_lists_the_set_steps_from_read_only_queries(standin, spec_for):
     del rs.users["monitor"]
     rs.rw = None
     path = spec_for(rs)
-    spec, secrets = specmod.load(path), cluster.read_secrets(path)
+    spec, secrets = specmod.load(path), secretsmod.load(path, keyfile=True)
     steps = replset.preview(spec, secrets)
     assert steps == [("initiate", "unchanged", "replica set dbrs exists"),
                      ("users", "would change", "create monitor"),
@@ -220,7 +220,7 @@ def test_preview_of_a_set_not_yet_initiated(standin, spec_for):
 
     rs = standin.start()
     path = spec_for(rs)
-    steps = replset.preview(specmod.load(path), cluster.read_secrets(path))
+    steps = replset.preview(specmod.load(path), secretsmod.load(path, keyfile=True))
     assert [(s[0], s[1]) for s in steps] == [("initiate", "would change"), ("users", "would change"),
                                              ("write concern", "would change")]
     assert rs.log == []

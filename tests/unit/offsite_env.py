@@ -3,8 +3,8 @@
 import sys
 from pathlib import Path
 
-from installer import spec as specmod
-from installer.backup import full as backup, offsite, slices as oplog, source
+from installer import secrets, spec as specmod
+from installer.backup import offsite, slices as oplog
 
 from .backup_env import STANDINS, T0, Bed, entry
 
@@ -43,7 +43,7 @@ class OffsiteBed(Bed):
 
     @property
     def sec(self):
-        return source.load_secrets(self.config)
+        return secrets.load(self.config)
 
     def backup_and_queue(self, **kw):
         r = self.backup(**kw)

@@ -19,6 +19,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from installer import secrets
 from installer.backup import archive, catalog, dump, history, proof, restore, slices as oplog, source, status, times, verification
 from installer.cli import main
 from installer.errors import DbrsError
@@ -55,7 +56,7 @@ def test_backup_streams_hashes_encrypts_and_hands_the_password_over_a_pipe(bed):
     assert m["encrypted"] and m["plain_bytes"] == 300_000 and m["cluster"] == "dbrs"
     assert m["collections"] == {"app.orders": 1200, "app.users": 40}
     assert m["oplog_start"] == {"t": T0 + 50, "i": 1} and m["mongodump_version"] == "100.10.0"
-    key = bed.spec and source.backup_key(source.load_secrets(bed.config))
+    key = bed.spec and source.backup_key(secrets.load(bed.config))
     assert b"".join(proof.read_plain(str(path), key, m["sha256"], m["bytes"])) == bed.dump_bytes()
     assert bed.dump_bytes()[:4096] not in path.read_bytes()
     assert r.name.startswith("dbrs-") and r.name.endswith(".archive")
@@ -226,7 +227,7 @@ def test_truncated_encrypted_file_is_not_a_backup(bed):
     m["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     (bed.bdir / "full" / (r.name + ".manifest.json")).write_text(json.dumps(m))
     with pytest.raises(archive.ArchiveError, match="truncated"):
-        verification.verify_entry(catalog.find(bed.bdir, r.name), source.backup_key(source.load_secrets(bed.config)))
+        verification.verify_entry(catalog.find(bed.bdir, r.name), source.backup_key(secrets.load(bed.config)))
 
 
 def test_wrong_key_verify_fails_and_says_so(bed):

@@ -54,6 +54,13 @@ SPECS = [
     ("webhook not url", PSA + '[alerts]\nwebhook = "hooks.example.com"\n', "alerts.webhook"),
     ("express port", PSA + "[mongo_express]\nport = 0\n", "mongo_express.port"),
     ("members not array of tables", PSA.split("[[members]]")[0] + 'members = "three"\n', "members"),
+    ("generation zero", "generation = 0\n" + PSA, "generation"),
+    ("generation as text", 'generation = "2"\n' + PSA, "generation"),
+    ("generation as bool", "generation = true\n" + PSA, "generation"),
+    ("tls unknown mode", _sub('write_concern = "majority"', 'write_concern = "majority"\ntls = "on"'), "cluster.tls"),
+    ("tls as bool", _sub('write_concern = "majority"', 'write_concern = "majority"\ntls = true'), "cluster.tls"),
+    ("cluster_auth unknown", _sub('write_concern = "majority"', 'write_concern = "majority"\ncluster_auth = "ldap"'),
+     "cluster.cluster_auth"),
 ]
 
 

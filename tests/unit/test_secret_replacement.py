@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from installer import cluster, paths
+from installer import cluster
 from installer.errors import InputError
 from installer.plan import Change, File, PathFact
 from tests.conftest import write_cluster
@@ -16,7 +16,7 @@ def _change(path, old, new):
 
 
 def test_other_keyfile_under_running_members_is_refused():
-    changes = [_change(paths.KEYFILE, b"A" * 1008 + b"\n", b"B" * 1008 + b"\n")]
+    changes = [_change(cluster.SIBLINGS["keyfile"], b"A" * 1008 + b"\n", b"B" * 1008 + b"\n")]
     with pytest.raises(InputError) as e:
         cluster.guard_replacement(changes, ["mongod2"], False, "20261204T000000Z")
     text = str(e.value)
@@ -25,15 +25,15 @@ def test_other_keyfile_under_running_members_is_refused():
 
 
 def test_keyfile_swap_allowed_when_nothing_runs_or_asked_or_same_key():
-    changes = [_change(paths.KEYFILE, b"A" * 1008 + b"\n", b"B" * 1008 + b"\n")]
+    changes = [_change(cluster.SIBLINGS["keyfile"], b"A" * 1008 + b"\n", b"B" * 1008 + b"\n")]
     assert cluster.guard_replacement(changes, [], False, "S") == changes
     assert cluster.guard_replacement(changes, ["mongod2"], True, "S") == changes
-    same = [_change(paths.KEYFILE, b"A" * 1008 + b"\n", b"A" * 1008)]
+    same = [_change(cluster.SIBLINGS["keyfile"], b"A" * 1008 + b"\n", b"A" * 1008)]
     assert cluster.guard_replacement(same, ["mongod2"], False, "S") == same
 
 
 def test_replaced_backup_key_is_kept_before_the_new_one():
-    changes = [_change(paths.BACKUP_KEY, b"OLD\n", b"NEW\n")]
+    changes = [_change(cluster.SIBLINGS["backup_key"], b"OLD\n", b"NEW\n")]
     out = cluster.guard_replacement(changes, [], False, "20261204T000000Z")
     assert len(out) == 2 and out[1] is changes[0]
     keep = out[0].item

@@ -64,3 +64,39 @@ def test_init_writes_secret_files_with_tight_modes(staging, run_dbrs):
     assert modes == {"cluster.toml": 0o644, "keyfile": 0o400, "secrets.toml": 0o600,
                      "backup.key": 0o600, "bundle.dbrs": 0o600}
     assert len((etc / "keyfile").read_bytes().strip()) == 1008
+
+
+def test_load_is_the_one_reader_of_the_cluster_secrets(tmp_path, monkeypatch):
+    """Install reads the keyfile too; backup runs take passwords and key from the unit's credentials."""
+    from tests.conftest import BACKUP_KEY, KEYFILE, write_cluster
+
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    spec = write_cluster(tmp_path)
+    full = secrets.load(spec, keyfile=True)
+    assert full.keyfile == KEYFILE and full.backup_key == BACKUP_KEY
+    assert full.password("admin") == "admin-pw-0000000000000000000000"
+    assert secrets.load(spec).keyfile == b""
+
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    own = (spec.parent / "secrets.toml").read_bytes()
+    (creds / "secrets.toml").write_bytes(own.replace(b"admin-pw-0", b"cred-pw-00"))
+    (creds / "backup.key").write_bytes(BACKUP_KEY)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert secrets.load(spec).password("admin").startswith("cred-pw-00")
+    assert secrets.load(spec, keyfile=True).password("admin").startswith("admin-pw-0")
+
+    (creds / "backup.key").unlink()
+    with pytest.raises(InputError) as e:
+        secrets.load(spec)
+    assert e.value.field == str(creds / "backup.key") and e.value.problem == "is missing next to the spec"
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    (spec.parent / "keyfile").chmod(0o600)
+    (spec.parent / "keyfile").write_bytes(b"not base64 !!")
+    with pytest.raises(InputError) as e:
+        secrets.load(spec, keyfile=True)
+    assert e.value.field == str(spec.parent / "keyfile")
+    (spec.parent / "keyfile").unlink()
+    with pytest.raises(InputError) as e:
+        secrets.load(spec, keyfile=True)
+    assert e.value.problem == "is missing next to the spec" and "dbrs init" in e.value.fix

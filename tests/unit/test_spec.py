@@ -2,7 +2,7 @@
 
 import pytest
 
-from installer import spec as specmod
+from installer import spec as specmod, spec_checks, spec_fields
 from installer.errors import InputError, SpecErrors
 
 from ..conftest import PSA
@@ -41,17 +41,17 @@ def test_every_problem_is_reported_at_once():
 @pytest.mark.parametrize("text", ["daily", "hourly", "*-*-* 02:30:00", "Mon *-*-* 03:00", "Mon..Fri 22:00",
                                   "*-*-* *:00/15:00", "2026-*-01 04:00 UTC", "Sat,Sun 05:00"])
 def test_calendar_expressions_systemd_accepts(text):
-    assert specmod.is_calendar(text)
+    assert spec_checks.is_calendar(text)
 
 
 @pytest.mark.parametrize("text", ["", "every day", "25:00:00:00", "daily please", "rm -rf /"])
 def test_calendar_rejects_nonsense(text):
-    assert not specmod.is_calendar(text)
+    assert not spec_checks.is_calendar(text)
 
 
 @pytest.mark.parametrize("text,seconds", [("5min", 300), ("1h 30min", 5400), ("10s", 10), ("2 hours", 7200)])
 def test_timespans(text, seconds):
-    assert specmod.timespan_seconds(text) == seconds
+    assert spec_checks.timespan_seconds(text) == seconds
 
 
 def test_single_host_default_is_psa_on_loopback():
@@ -64,3 +64,74 @@ def test_unknown_member_names_the_known_ones():
     with pytest.raises(InputError) as e:
         specmod.loads(PSA).member("mongod9")
     assert "mongod1" in e.value.fix
+
+
+def test_new_fields_default_for_a_spec_that_does_not_name_them():
+    s = specmod.loads(PSA)
+    assert (s.generation, s.cluster.tls, s.cluster.cluster_auth) == (1, "off", "keyfile")
+
+
+def test_new_fields_parse():
+    text = "generation = 3\n" + PSA.replace('[cluster]\n', '[cluster]\ntls = "required"\ncluster_auth = "x509"\n')
+    s = specmod.loads(text)
+    assert (s.generation, s.cluster.tls, s.cluster.cluster_auth) == (3, "required", "x509")
+    assert specmod.loads(PSA.replace('[cluster]\n', '[cluster]\ntls = "preferred"\n')).cluster.tls == "preferred"
+
+
+@pytest.mark.parametrize("text,field,problem,fix", [
+    ("generation = 0\n" + PSA, "generation", "0 is less than 1", "use 1 or more"),
+    ('generation = "2"\n' + PSA, "generation", "'2' is not an integer", "write an integer"),
+    (PSA.replace('[cluster]\n', '[cluster]\ntls = "on"\n'), "cluster.tls", "'on' is not a TLS mode",
+     "use one of off, preferred, required"),
+    (PSA.replace('[cluster]\n', '[cluster]\ncluster_auth = "ldap"\n'), "cluster.cluster_auth",
+     "'ldap' is not a cluster auth mode", "use one of keyfile, x509"),
+])
+def test_new_fields_reject_bad_values_naming_field_and_fix(text, field, problem, fix):
+    with pytest.raises(SpecErrors) as e:
+        specmod.loads(text)
+    assert [(x.field, x.problem, x.fix) for x in e.value.errors] == [(field, problem, fix)]
+
+
+def test_init_output_leaves_the_new_fields_out_for_now():
+    from installer import cluster
+
+    text = cluster.spec_text(specmod.single_host()).decode()
+    assert "generation" not in text and "tls" not in text and "cluster_auth" not in text
+    assert specmod.loads(text) == specmod.single_host()
+
+
+def test_flag_map_comes_from_the_table():
+    from installer import cluster
+
+    assert cluster._FLAG_OF == {
+        "cluster.name": "--name", "cluster.mongodb_version": "--mongodb-version", "cluster.allow": "--allow",
+        "cluster.write_concern": "--write-concern", "backup.dir": "--backup-dir",
+    }
+
+
+def test_every_key_has_help_and_a_type():
+    tables = [spec_fields.TOP, spec_fields.OFFSITE_COMMON, *spec_fields.SECTIONS.values(),
+              *spec_fields.OFFSITE_BY_TYPE.values()]
+    for table in tables:
+        for f in table:
+            assert (f.help or f.note) and f.typename and callable(f.accepts), f.name
+            if f.default is not spec_fields.REQUIRED and f.name != "mongod":  # mongod's default is the stored pairs
+                assert f.accepts(list(f.default) if isinstance(f.default, tuple) else f.default), f.name
+
+
+def test_defaults_come_from_the_table():
+    for name, cls in (("cluster", specmod.Cluster), ("backup", specmod.Backup), ("alerts", specmod.Alerts),
+                      ("mongo_express", specmod.MongoExpress)):
+        assert cls().__dict__ == spec_fields.defaults(spec_fields.SECTIONS[name]), name
+
+
+def test_readme_spec_reference_matches_the_table():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    tool = importlib.util.spec_from_file_location("spec_reference", root / "tools/spec_reference.py")
+    mod = importlib.util.module_from_spec(tool)
+    tool.loader.exec_module(mod)
+    _, body, _ = mod.section((root / "README.md").read_text())
+    assert body == spec_fields.reference(), "README.md's spec reference is stale: run python3 tools/spec_reference.py"
