@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import cluster, facts, firewall, fsutil, paths, plan, preflight
+from . import cluster, departed, facts, firewall, fsutil, paths, plan, preflight
 from .errors import InputError
 from .target import Target
 
@@ -31,6 +31,7 @@ class Options:
     packages_from: Optional[str] = None
     start: bool = True
     replace_secrets: bool = False
+    purge_data: bool = False
 
 
 @dataclass
@@ -233,6 +234,7 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
         on_plan(result)
     if preflight.failed(result.checks) or opts.dry_run:
         result.diffs = diffs(result.changes)
+        result.steps += departed.run(target, opts.root, True, opts.purge_data, facts.running_members() if target.live else ())
         if opts.dry_run and preview and target.live and target.start and target.has_primary:
             result.steps += preview(target)
         return result
@@ -240,6 +242,7 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     from .apply import apply
 
     apply(result.changes, root=opts.root, live=target.live, progress=progress, done=on_item)
+    result.steps += departed.run(target, opts.root, False, opts.purge_data, facts.running_members() if target.live else ())
     if bootstrap and target.live and target.start and target.has_primary:
         result.steps.append(bootstrap(target))
     return result
