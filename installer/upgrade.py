@@ -99,7 +99,7 @@ class Step:
 
 @dataclass
 class Decision:
-    status: str                  # "upgrade" | "not this host" | "done"
+    status: str                  # "upgrade" | "not yet" (the primary's host, too early) | "host done" | "done"
     steps: list = field(default_factory=list)
     message: str = ""
 
@@ -144,12 +144,12 @@ def decide(view, to):
         return Decision("done", [], f"every member runs {to}{fcv}")
     local_old = [m for m in old if m.local]
     if not local_old:
-        return Decision("not this host", [], "this host's members already run " + to + "; next: "
+        return Decision("host done", [], "this host's members already run " + to + "; next: "
                         + _next_hint(old, to))
     primary = next((m for m in view.members if m.state == "PRIMARY"), None)
     remote_old = [m for m in old if not m.local]
     if primary and primary.local and primary in old and remote_old:
-        return Decision("not this host", [], f"this host holds the primary ({primary.name}), which goes last; "
+        return Decision("not yet", [], f"this host holds the primary ({primary.name}), which goes last; "
                         "first: " + _next_hint(remote_old, to))
     steps = [Step("packages", version=to)]
     steps += [Step("restart", m.name, to) for m in local_old if m.state != "PRIMARY"]

@@ -23,7 +23,7 @@ def test_a_secondary_host_goes_first_packages_then_restart():
 
 def test_the_primary_host_refuses_while_others_are_old_and_names_them():
     d = upgrade.decide(psa(here="db1"), "8.0")
-    assert d.status == "not this host" and d.steps == []
+    assert d.status == "not yet" and d.steps == []
     assert "goes last" in d.message and "db2 or db3" in d.message
 
 
@@ -35,7 +35,7 @@ def test_the_primary_host_steps_down_then_restarts_once_the_rest_runs_8_0():
 
 def test_a_host_already_done_points_at_the_next():
     d = upgrade.decide(psa(s="8.0.4", here="db2"), "8.0")
-    assert d.status == "not this host" and "db3" in d.message and "db1" not in d.message
+    assert d.status == "host done" and "db3" in d.message and "db1" not in d.message
 
 
 def test_single_host_layout_does_the_primary_last():
