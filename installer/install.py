@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import cluster, departed, facts, firewall, fsutil, paths, plan, preflight
+from . import cluster, departed, facts, firewall, fsutil, oplog_size, paths, plan, preflight
 from .errors import InputError
 from .target import Target
 
@@ -245,6 +245,7 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     result.steps += departed.run(target, opts.root, False, opts.purge_data, facts.running_members() if target.live else ())
     if bootstrap and target.live and target.start and target.has_primary:
         result.steps.append(bootstrap(target))
+    result.steps += oplog_size.install_steps(target, files.secrets)
     return result
 
 
