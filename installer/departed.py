@@ -31,6 +31,7 @@ class Found:
     enabled: bool = False     # its instance is enabled (a link in multi-user.target.wants)
     active: bool = False      # its mongod runs or starts
     data: bool = False        # /var/lib/dbrs/NAME exists
+    in_set: bool = False      # it runs and the replica set's config still lists it (hello: `me` in hosts/arbiters)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Prune:
     purge: bool               # delete the data and log directories
     data_dir: str
     data_there: bool
+    in_set: bool = False
 
     @property
     def needed(self):
@@ -58,6 +60,10 @@ class Prune:
         where = (f"data deleted ({self.data_dir})" if self.purge else
                  f"data kept in {self.data_dir} (delete it with --purge-data)" if self.data_there else
                  f"no data directory at {self.data_dir}")
+        if self.in_set:
+            return (f"departed {self.name}", "waiting", "not in this host's spec, but the replica set still lists it: "
+                    "left running; remove it from the set first (`dbrs reconfigure` on the primary's host), then run "
+                    "dbrs-install here again")
         if not self.needed:
             return (f"departed {self.name}", "unchanged", f"not in this host's spec; {where}")
         verb = "would change" if dry_run else "changed"
@@ -70,12 +76,17 @@ def decide(keep, found, purge=False):
     """What to do with each member found on the host that `keep` (names of this host's spec members) lacks.
 
     A member with nothing left but its data directory is reported only under
-    --purge-data; otherwise the host is clean of it and says nothing.
+    --purge-data; otherwise the host is clean of it and says nothing. One the
+    running set still lists is left alone: stopping it would take a vote the
+    set counts on (remove it from the set first).
     """
     keep = set(keep)
     out = []
     for f in sorted(found, key=lambda f: f.name):
         if f.name in keep:
+            continue
+        if f.in_set:
+            out.append(Prune(f.name, False, False, False, False, str(paths.member_data(f.name)), f.data, in_set=True))
             continue
         p = Prune(f.name, stop=f.active, disable=f.enabled, remove_conf=f.conf, purge=purge,
                   data_dir=str(paths.member_data(f.name)), data_there=f.data)
@@ -97,6 +108,26 @@ def parse_instances(names):
     return out
 
 
+PORT = re.compile(rb"^\s+port:\s*(\d+)\s*$", re.M)
+
+
+def listed_in_set(conf_path):
+    """Whether the mongod of this conf answers hello on loopback and its set's config lists it."""
+    try:
+        m = PORT.search(conf_path.read_bytes())
+    except OSError:
+        return False
+    if not m:
+        return False
+    from . import mongo, replset
+
+    try:
+        h = replset.hello("127.0.0.1", int(m.group(1)), timeout_ms=1500)
+    except mongo.errors().PyMongoError:
+        return False
+    return bool(h.get("me")) and h["me"] in (h.get("hosts", []) + h.get("arbiters", []) + h.get("passives", []))
+
+
 def found(root=None, live=True, running=()):
     """Members dbrs installed here: conf dirs, enabled and running instances, data dirs (what --purge-data finds)."""
     etc = fsutil.under(root, paths.ETC)
@@ -106,7 +137,8 @@ def found(root=None, live=True, running=()):
     active = set(running) if live else set()
     data_root = fsutil.under(root, paths.DATA)
     data = {p.name for p in data_root.iterdir() if p.is_dir() and NAME.match(p.name)} if data_root.is_dir() else set()
-    return [Found(n, conf=n in confs, enabled=n in enabled, active=n in active, data=n in data)
+    return [Found(n, conf=n in confs, enabled=n in enabled, active=n in active, data=n in data,
+                  in_set=live and n in active and listed_in_set(fsutil.under(root, paths.member_conf(n))))
             for n in sorted(confs | enabled | active | data)]
 
 
@@ -156,7 +188,7 @@ def run(target, root, dry_run, purge, running):
     """
     members = target.host_members + target.members if target.live else target.spec.members
     keep = {m.name for m in members}
-    decisions = decide(keep, found(root, target.live, running), purge)
+    decisions = decide(keep, found(root, target.live, set(running) - keep), purge)
     lines = []
     for p in decisions:
         if not dry_run:

@@ -232,9 +232,10 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
 
     if on_plan:
         on_plan(result)
+    result.steps += departed.run(target, opts.root, opts.dry_run or preflight.failed(result.checks), opts.purge_data,
+                                 facts.running_members() if target.live else ())
     if preflight.failed(result.checks) or opts.dry_run:
         result.diffs = diffs(result.changes)
-        result.steps += departed.run(target, opts.root, True, opts.purge_data, facts.running_members() if target.live else ())
         if opts.dry_run and preview and target.live and target.start and target.has_primary:
             result.steps += preview(target)
         return result
@@ -242,7 +243,6 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     from .apply import apply
 
     apply(result.changes, root=opts.root, live=target.live, progress=progress, done=on_item)
-    result.steps += departed.run(target, opts.root, False, opts.purge_data, facts.running_members() if target.live else ())
     if bootstrap and target.live and target.start and target.has_primary:
         result.steps.append(bootstrap(target))
     result.steps += oplog_size.install_steps(target, files.secrets)

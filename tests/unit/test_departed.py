@@ -82,3 +82,10 @@ def test_a_staging_root_holding_several_hosts_keeps_them_all(psa_root, run_insta
     result = run_install("--root", str(psa_root), "--role", "secondary")
     assert "departed" not in result.output
     assert (psa_root / "etc/dbrs/mongod1/mongod.conf").exists()
+
+
+def test_a_member_the_running_set_still_lists_is_left_running():
+    [p] = decide(set(), [Found("mongod3", conf=True, enabled=True, active=True, data=True, in_set=True)], purge=True)
+    assert (p.stop, p.disable, p.remove_conf, p.purge) == (False, False, False, False)
+    step, status, detail = p.line()
+    assert status == "waiting" and "the replica set still lists it" in detail and "dbrs reconfigure" in detail
