@@ -116,7 +116,6 @@ def run(spec, secrets, to, local_names, host, progress=None, wait_s=600, dry_run
     if dry_run or decision.status != "upgrade":
         return decision, []
     done = []
-    deadline = time.monotonic() + wait_s
     for step in decision.steps:
         if progress:
             progress(step.text())
@@ -128,7 +127,7 @@ def run(spec, secrets, to, local_names, host, progress=None, wait_s=600, dry_run
         else:
             _ready(spec, secrets, local_names, step.member)
             host.restart(step.member)
-            _wait_member(spec, secrets, local_names, step.member, to, deadline, wait_s, progress)
+            _wait_member(spec, secrets, local_names, step.member, to, time.monotonic() + wait_s, wait_s, progress)
         done.append(step)
     return decision, done
 

@@ -55,41 +55,47 @@ def _local_names(spec):
 
 def _upgrade(spec, secrets, config, to, dry_run, packages_from, wait_s, as_json):
     from .. import upgrade, upgrade_run
+    from ..errors import InputError
 
     local = _local_names(spec)
     if not local:
-        from ..errors import InputError
-
         raise InputError("--config", "no member of the spec lives on this host", "run dbrs upgrade on a member's host")
     reporter = None if as_json else Reporter()
-    decision, done = upgrade_run.run(spec, secrets, to, local, upgrade_run.Host(spec, packages_from),
-                                     progress=reporter, wait_s=wait_s, dry_run=dry_run)
+    if dry_run:
+        decision, done = upgrade_run.run(spec, secrets, to, local, None, progress=reporter, dry_run=True)
+    else:
+        from .. import install, locks
+
+        # dbrs-install's lock: an install planning from the old version must not run while packages move
+        os.makedirs(os.path.dirname(install.INSTALL_LOCK), exist_ok=True)
+        with locks.held(install.INSTALL_LOCK, "dbrs upgrade"):
+            decision, done = upgrade_run.run(spec, secrets, to, local, upgrade_run.Host(spec, packages_from),
+                                             progress=reporter, wait_s=wait_s)
+    if decision.status == "not yet":
+        raise InputError("--to", decision.message, "run it here again after them; nothing was changed")
     spec_changed = False
-    if not dry_run and decision.status in ("upgrade", "host done", "done"):
-        versions = {n: upgrade.series(upgrade_run.build_version(m)) for n, m in
-                    ((m.name, m) for m in spec.members if m.name in local)}
-        if all(v == to for v in versions.values()):
+    if not dry_run:
+        here = [m for m in spec.members if m.name in local]
+        if all(upgrade.series(upgrade_run.build_version(m)) == to for m in here):
             spec_changed = upgrade_run.set_spec_version(config, to)
     if as_json:
         emit_json({"status": decision.status, "message": decision.message,
                    "steps": [s.text() for s in decision.steps], "done": [s.text() for s in done],
                    "spec_changed": spec_changed})
+        return
+    if decision.status == "upgrade":
+        for s in decision.steps if dry_run else done:
+            click.echo(f"{'would change' if dry_run else 'changed  '} {s.text()}")
     else:
-        if decision.status == "upgrade":
-            for s in decision.steps if dry_run else done:
-                click.echo(f"{'would change' if dry_run else 'changed  '} {s.text()}")
-        else:
-            click.echo(f"unchanged upgrade: {decision.message}")
-        if spec_changed:
-            click.echo(f'changed   spec {config}: mongodb_version = "{to}"')
-            click.echo(f"note: run `sudo dbrs-install` on this host to apply {to}'s OS tuning; bundle.dbrs still "
-                       f"says {spec.cluster.mongodb_version}, so a host installed from it later would be pinned there: "
-                       "install new hosts from an upgraded host's cluster.toml and secrets (`dbrs-install --config`)",
-                       err=True)
-        if decision.status == "upgrade" and not dry_run:
-            click.echo(f"next: run `sudo dbrs upgrade --to {to}` on the next host (it says whether it is its turn)")
-    if decision.status == "not yet":
-        sys.exit(2)
+        click.echo(f"unchanged upgrade: {decision.message}")
+    if spec_changed:
+        click.echo(f'changed   spec {config}: mongodb_version = "{to}"')
+        click.echo(f"note: run `sudo dbrs-install` on this host to apply {to}'s OS tuning; bundle.dbrs still "
+                   f"says {spec.cluster.mongodb_version}, so a host installed from it later would be pinned there: "
+                   "install new hosts from an upgraded host's cluster.toml and secrets (`dbrs-install --config`)",
+                   err=True)
+    if decision.status == "upgrade" and not dry_run:
+        click.echo(f"next: run `sudo dbrs upgrade --to {to}` on the next host (it says whether it is its turn)")
 
 
 def _set_fcv(spec, secrets, to, dry_run, yes, as_json):

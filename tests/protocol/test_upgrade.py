@@ -155,3 +155,14 @@ def test_spec_version_line_is_rewritten_keeping_everything_else(tmp_path):
     assert upgrade_run.set_spec_version(str(p), "8.0") is True
     assert p.read_text() == text.replace('"7.0"', '"8.0"') and (p.stat().st_mode & 0o777) == 0o640
     assert upgrade_run.set_spec_version(str(p), "8.0") is False
+
+
+def test_a_member_that_comes_back_on_the_old_binary_stops_the_run_with_the_fix(old_set):
+    """The package did not move the binary (a wrong --packages-from, say): no next member is touched."""
+    rs, spec, secrets = old_set
+    host = FakeHost(rs, version="7.0.14")
+    with pytest.raises(DbrsError) as e:
+        upgrade_run.run(spec, secrets, "8.0", {"mongod2", "mongod3"}, host, wait_s=3)
+    msg = str(e.value)
+    assert msg.startswith("mongod2 is not healthy on 8.0 within 3 s") and "journalctl -u dbrs-mongod@mongod2" in msg
+    assert host.done == [("packages", "8.0"), ("restart", "mongod2")]
