@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from . import fsutil, paths
+from . import fsutil, mongo, paths
 
 UNIT = "dbrs-mongod@{}.service"
 WANTS = paths.UNIT_DIR / "multi-user.target.wants"
@@ -119,10 +119,9 @@ def listed_in_set(conf_path):
         return False
     if not m:
         return False
-    from . import mongo, replset
-
     try:
-        h = replset.hello("127.0.0.1", int(m.group(1)), timeout_ms=1500)
+        with mongo.client("127.0.0.1", int(m.group(1)), timeout_ms=1500) as c:
+            h = c.admin.command("hello")
     except mongo.errors().PyMongoError:
         return False
     return bool(h.get("me")) and h["me"] in (h.get("hosts", []) + h.get("arbiters", []) + h.get("passives", []))

@@ -8,12 +8,15 @@ versions the members report say what is left.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import replace
 
-from . import mongo, replset, upgrade
-from .errors import DbrsError
+from . import apply, facts, mongo, packages, paths, plan, replset, secrets, upgrade
+from .errors import DbrsError, InputError
+from .fsutil import write_file
+from .target import Target
 from .upgrade import MemberView, View
 
 POLL_S = 1.0
@@ -56,9 +59,6 @@ class Host:
         self.packages_from = packages_from
 
     def install(self, version):
-        from . import apply, facts, packages, plan
-        from .target import Target
-
         spec = replace(self.spec, cluster=replace(self.spec.cluster, mongodb_version=version))
         target = Target(spec=spec, members=(), host_members=(), packages=True, live=True,
                         debs_from=self.packages_from, os=None if self.packages_from else facts.os_release())
@@ -70,9 +70,7 @@ class Host:
                 apply.install_packages(item)    # an installed package moves to the pin's candidate
 
     def restart(self, name):
-        from .apply import systemctl
-
-        systemctl("restart", f"dbrs-mongod@{name}.service")
+        apply.systemctl("restart", f"dbrs-mongod@{name}.service")
 
 
 def _ready(spec, secrets, local_names, name):
@@ -146,10 +144,6 @@ def spec_with_version(text, to):
 
 def set_spec_version(spec_path, to):
     """Write `to` into this host's spec (atomically, same mode); True when it changed."""
-    import os
-
-    from .fsutil import write_file
-
     with open(spec_path, encoding="utf-8") as f:
         text = f.read()
     new = spec_with_version(text, to)
@@ -161,4 +155,27 @@ def set_spec_version(spec_path, to):
         return False
     st = os.stat(spec_path)
     write_file("/", str(spec_path), new.encode(), st.st_mode & 0o7777, chown=False)
+    return True
+
+
+def open_bundle(spec_path, passphrase):
+    """The bundle next to the spec, opened with `passphrase` (checked before anything changes)."""
+    where = str(paths.siblings(spec_path)["bundle"])
+    try:
+        data = open(where, "rb").read()
+    except OSError as e:
+        raise InputError("--passphrase-file", f"{where}: {e.strerror}", "re-seal on the host that holds bundle.dbrs") from None
+    return secrets.open_bundle(data, passphrase, where=where)
+
+
+def reseal(spec_path, passphrase):
+    """bundle.dbrs sealed again with this host's spec (now at the new version), its secrets unchanged;
+    True when it changed. Hosts installed from it later get the new version's repository and pin."""
+    bundle = open_bundle(spec_path, passphrase)
+    with open(spec_path, "rb") as f:
+        text = f.read()
+    if bundle.spec_text.encode() == text:
+        return False
+    write_file("/", str(paths.siblings(spec_path)["bundle"]), secrets.seal_bundle(text, bundle.secrets, passphrase),
+               0o600, chown=False)
     return True

@@ -19,13 +19,15 @@ from .common import Reporter, config_option, emit_json, handle_errors
               help="Set the feature compatibility version once every member runs VERSION (one-way in practice).")
 @click.option("--dry-run", is_flag=True, help="Say what this host would do; change nothing.")
 @click.option("--packages-from", metavar="DIR", help="Take the new version's .deb files from DIR (air-gapped hosts).")
+@click.option("--passphrase-file", metavar="FILE",
+              help="The bundle's passphrase: re-seal bundle.dbrs with the upgraded spec (on the host that holds it).")
 @click.option("--yes", is_flag=True, help="With --set-fcv: do not ask for confirmation.")
 @click.option("--wait", "wait_s", type=click.FloatRange(min=1), default=600, show_default=True, metavar="SECONDS",
               help="How long to wait for each restarted member to be healthy and caught up.")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
-def upgrade(to, fcv, dry_run, packages_from, yes, wait_s, config, as_json):
+def upgrade(to, fcv, dry_run, packages_from, passphrase_file, yes, wait_s, config, as_json):
     """Rolling MongoDB upgrade: secondaries and arbiter first, the primary last after a step-down."""
     from .. import cluster, spec as specmod
     from ..errors import InputError
@@ -43,7 +45,13 @@ def upgrade(to, fcv, dry_run, packages_from, yes, wait_s, config, as_json):
     spec, secrets = specmod.load(config), cluster.read_secrets(config)
     if fcv:
         return _set_fcv(spec, secrets, fcv, dry_run, yes, as_json)
-    return _upgrade(spec, secrets, config, to, dry_run, packages_from, wait_s, as_json)
+    passphrase = None
+    if passphrase_file:
+        from .. import secrets as secretsmod, upgrade_run
+
+        passphrase = secretsmod.read_passphrase(passphrase_file)
+        upgrade_run.open_bundle(config, passphrase)     # a wrong passphrase is refused before anything changes
+    return _upgrade(spec, secrets, config, to, dry_run, packages_from, wait_s, as_json, passphrase)
 
 
 def _local_names(spec):
@@ -53,7 +61,7 @@ def _local_names(spec):
     return {m.name for m in spec.members if facts.is_local(m.host, here)}
 
 
-def _upgrade(spec, secrets, config, to, dry_run, packages_from, wait_s, as_json):
+def _upgrade(spec, secrets, config, to, dry_run, packages_from, wait_s, as_json, passphrase=None):
     from .. import upgrade, upgrade_run
     from ..errors import InputError
 
@@ -73,15 +81,16 @@ def _upgrade(spec, secrets, config, to, dry_run, packages_from, wait_s, as_json)
                                              progress=reporter, wait_s=wait_s)
     if decision.status == "not yet":
         raise InputError("--to", decision.message, "run it here again after them; nothing was changed")
-    spec_changed = False
+    spec_changed = resealed = False
     if not dry_run:
         here = [m for m in spec.members if m.name in local]
         if all(upgrade.series(upgrade_run.build_version(m)) == to for m in here):
             spec_changed = upgrade_run.set_spec_version(config, to)
+            resealed = passphrase is not None and upgrade_run.reseal(config, passphrase)
     if as_json:
         emit_json({"status": decision.status, "message": decision.message,
                    "steps": [s.text() for s in decision.steps], "done": [s.text() for s in done],
-                   "spec_changed": spec_changed})
+                   "spec_changed": spec_changed, "bundle_resealed": resealed})
         return
     if decision.status == "upgrade":
         for s in decision.steps if dry_run else done:
@@ -90,10 +99,13 @@ def _upgrade(spec, secrets, config, to, dry_run, packages_from, wait_s, as_json)
         click.echo(f"unchanged upgrade: {decision.message}")
     if spec_changed:
         click.echo(f'changed   spec {config}: mongodb_version = "{to}"')
-        click.echo(f"note: run `sudo dbrs-install` on this host to apply {to}'s OS tuning; bundle.dbrs still "
-                   f"says {spec.cluster.mongodb_version}, so a host installed from it later would be pinned there: "
-                   "install new hosts from an upgraded host's cluster.toml and secrets (`dbrs-install --config`)",
-                   err=True)
+        click.echo(f"note: run `sudo dbrs-install` on this host to apply {to}'s OS tuning", err=True)
+    if resealed:
+        click.echo("changed   bundle.dbrs: re-sealed with the upgraded spec")
+    elif spec_changed and passphrase is None:
+        click.echo(f"note: bundle.dbrs (where `dbrs init` ran) still says {spec.cluster.mongodb_version}: a host "
+                   "installed from it would get the old version's repository and pin; re-seal it there with "
+                   f"`sudo dbrs upgrade --to {to} --passphrase-file FILE`", err=True)
     if decision.status == "upgrade" and not dry_run:
         click.echo(f"next: run `sudo dbrs upgrade --to {to}` on the next host (it says whether it is its turn)")
 

@@ -166,3 +166,22 @@ def test_a_member_that_comes_back_on_the_old_binary_stops_the_run_with_the_fix(o
     msg = str(e.value)
     assert msg.startswith("mongod2 is not healthy on 8.0 within 3 s") and "journalctl -u dbrs-mongod@mongod2" in msg
     assert host.done == [("packages", "8.0"), ("restart", "mongod2")]
+
+
+def test_the_bundle_is_resealed_with_the_upgraded_spec_and_its_secrets_kept(tmp_path):
+    from installer import secrets as secretsmod
+
+    from ..conftest import PSA, write_cluster
+
+    path = write_cluster(tmp_path, PSA.replace('"8.0"', '"7.0"'))
+    sec = cluster.read_secrets(path)
+    bundle = path.parent / "bundle.dbrs"
+    bundle.write_bytes(secretsmod.seal_bundle(path.read_bytes(), sec, "correct horse battery"))
+    with pytest.raises(upgrade_run.InputError):
+        upgrade_run.open_bundle(str(path), "wrong passphrase!!")
+    assert upgrade_run.set_spec_version(str(path), "8.0")
+    assert upgrade_run.reseal(str(path), "correct horse battery") is True
+    opened = upgrade_run.open_bundle(str(path), "correct horse battery")
+    assert 'mongodb_version = "8.0"' in opened.spec_text and opened.secrets.keyfile == sec.keyfile
+    assert oct(bundle.stat().st_mode & 0o777) == "0o600"
+    assert upgrade_run.reseal(str(path), "correct horse battery") is False
