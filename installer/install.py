@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import cluster, facts, firewall, fsutil, paths, plan, preflight
+from . import cluster, departed, facts, firewall, fsutil, oplog_size, paths, plan, preflight
 from .errors import InputError
 from .target import Target
 
@@ -31,6 +31,7 @@ class Options:
     packages_from: Optional[str] = None
     start: bool = True
     replace_secrets: bool = False
+    purge_data: bool = False
 
 
 @dataclass
@@ -231,6 +232,8 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
 
     if on_plan:
         on_plan(result)
+    result.steps += departed.run(target, opts.root, opts.dry_run or preflight.failed(result.checks), opts.purge_data,
+                                 facts.running_members() if target.live else ())
     if preflight.failed(result.checks) or opts.dry_run:
         result.diffs = diffs(result.changes)
         if opts.dry_run and preview and target.live and target.start and target.has_primary:
@@ -242,6 +245,7 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     apply(result.changes, root=opts.root, live=target.live, progress=progress, done=on_item)
     if bootstrap and target.live and target.start and target.has_primary:
         result.steps.append(bootstrap(target))
+    result.steps += oplog_size.install_steps(target, files.secrets)
     return result
 
 

@@ -60,3 +60,34 @@ def ensure(client, member_name, size_mb):
     if round(after) != size_mb:
         raise DbrsError(f"{member_name}: the oplog is {after:.0f} MB after replSetResizeOplog asked for {size_mb} MB")
     return Resize(member_name, before, after)
+
+
+def install_steps(target, secrets):
+    """The dbrs-install step after apply (and the bootstrap): cluster.oplog_size_mb on each running data-bearing
+    member of this run, over loopback as admin. A member not in an initiated set yet is left for a later run."""
+    size = target.spec.cluster.oplog_size_mb
+    if not size or not target.live or not target.start:
+        return []
+    from . import mongo, replset
+
+    changed, same, later = [], [], []
+    for m in target.members:
+        if not m.data_bearing:
+            continue
+        try:
+            initiated = bool(replset.hello("127.0.0.1", m.port).get("setName"))
+        except mongo.errors().PyMongoError as e:
+            later.append(f"{m.name} does not answer ({mongo.cause(e)[:120]})")
+            continue
+        if not initiated:
+            later.append(f"{m.name} is not in an initiated set yet")
+            continue
+        with mongo.client("127.0.0.1", m.port, user="admin", password=secrets.password("admin")) as c:
+            r = ensure(c, m.name, size)
+        (changed if r.changed else same).append(f"{m.name} {r.before_mb:.0f} -> {r.after_mb:.0f} MB" if r.changed
+                                                else f"{m.name} {r.after_mb:.0f} MB")
+    if not changed and not same and not later:
+        return []
+    status = "changed" if changed else "waiting" if later else "unchanged"
+    detail = "; ".join(changed + same + [f"{t}: dbrs-install sets it on its next run" for t in later])
+    return [("oplog size", status, detail)]

@@ -16,6 +16,10 @@ DISTRO_PACKAGES = ("nftables",)
 SOURCES = "/etc/apt/sources.list.d/mongodb-org-{version}.list"
 KEYRING = "/usr/share/keyrings/mongodb-server-{version}.asc"
 KEY_URL = "https://www.mongodb.org/static/pgp/server-{version}.asc"
+PIN = "/etc/apt/preferences.d/dbrs-mongodb-org"
+# The server's packages (mongodb-org, -server, -mongos, -database, -tools ...) share its version; mongosh and
+# the database tools have version lines of their own, compatible across server versions, so they are not pinned.
+PINNED = "mongodb-org*"
 
 # (os id, codename) -> (repository path, component, MongoDB versions with packages)
 SUPPORTED = {
@@ -46,7 +50,7 @@ def items(target):
     if not target.packages:
         return [mask]
     if target.debs_from:
-        return [mask, Packages(DISTRO_PACKAGES + MONGODB_PACKAGES, debs_from=target.debs_from)]
+        return [mask, pin(target.version), Packages(DISTRO_PACKAGES + MONGODB_PACKAGES, debs_from=target.debs_from)]
     version = target.version
     url, suite, component = repository(target.os, version)
     keyring = KEYRING.format(version=version)
@@ -56,5 +60,13 @@ def items(target):
         File(SOURCES.format(version=version),
              render("apt/mongodb-org.list.j2", version=version, keyring=keyring, url=url, suite=suite,
                     component=component), 0o644),
+        pin(version),
         Packages(DISTRO_PACKAGES + MONGODB_PACKAGES),
     ]
+
+
+def pin(version):
+    """The apt preferences file that keeps the server packages at `version`'s series: written before the
+    packages are installed, so neither that install nor a later `apt upgrade` or unattended-upgrades can take
+    another major version (priority -1 forbids it; 990 prefers this one but, below 1000, never downgrades an installed newer one)."""
+    return File(PIN, render("apt/mongodb-org.pref.j2", version=version, packages=PINNED), 0o644)

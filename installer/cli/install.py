@@ -31,11 +31,13 @@ from .common import Reporter, emit_json, handle_errors
                    "has something to do (a set that is already complete is not waited for).")
 @click.option("--replace-secrets", is_flag=True,
               help="Install a bundle or spec whose keyfile differs from the one this host's running members use.")
+@click.option("--purge-data", is_flag=True,
+              help="Also delete the data and logs of members that left this host's spec (kept by default).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.version_option(package_name="dbrs", prog_name="dbrs-install")
 @handle_errors
 def main(role, member, config, bundle, passphrase_file, root, dry_run, no_packages, packages_from, no_start,
-         wait_s, replace_secrets, as_json):
+         wait_s, replace_secrets, purge_data, as_json):
     """Install this host's replica-set members: packages, mongod.conf and units,
     keyfile, OS tuning, firewall; then bootstrap the set on the primary.
 
@@ -46,7 +48,7 @@ def main(role, member, config, bundle, passphrase_file, root, dry_run, no_packag
     opts = install.Options(role=role, member=member, config=config, bundle=bundle,
                            passphrase_file=passphrase_file, root=root, dry_run=dry_run,
                            packages=not no_packages, packages_from=packages_from, start=not no_start,
-                           replace_secrets=replace_secrets)
+                           replace_secrets=replace_secrets, purge_data=purge_data)
     if root is None and not dry_run:
         import os
 

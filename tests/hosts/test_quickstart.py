@@ -91,3 +91,41 @@ def test_readme_quickstart_verbatim_then_the_oplog_service_runs(host):
     journal = host.run("journalctl -u dbrs-oplog.service --no-pager -n 20", check=False).stdout
     assert show.get("ExecMainStatus") != "203" and "203/EXEC" not in journal, journal
     assert show.get("Result") == "success", f"{show}\n{journal}"
+
+
+def test_mongodb_packages_are_pinned_after_install(host):
+    """The pin file is in place and apt itself holds the installed server at its series (priority 990)."""
+    pin = host.run("cat /etc/apt/preferences.d/dbrs-mongodb-org").stdout
+    assert "Package: mongodb-org*\nPin: version 8.0.*\nPin-Priority: 990" in pin
+    policy = host.run("apt-cache policy mongodb-org-server").stdout
+    installed = re.search(r"Installed: (\S+)", policy).group(1)
+    assert installed.startswith("8.0.") and re.search(rf"\*\*\* {re.escape(installed)} 990", policy), policy
+
+
+def test_a_member_that_left_the_spec_is_pruned_and_its_data_kept(host):
+    """mongod3 becomes mongod4 in the spec: while the set lists mongod3 and it runs it is left alone; once it
+    is down, its unit is disabled and its mongod.conf removed, its data kept until --purge-data."""
+    spec = host.run("cat /etc/dbrs/cluster.toml").stdout
+    assert 'name = "mongod3"' in spec
+    host.write_file("/etc/dbrs/cluster.toml", spec.replace('name = "mongod3"', 'name = "mongod4"')
+                    .replace("port = 27019", "port = 27020"), 0o644)
+    r = host.run("/opt/dbrs/bin/dbrs-install --no-start", check=False, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert "waiting   departed mongod3: not in this host's spec, but the replica set still lists it" in r.stdout
+    assert host.run("systemctl is-active dbrs-mongod@mongod3", check=False).stdout.strip() == "active"
+
+    host.run("systemctl stop dbrs-mongod@mongod3")
+    r = host.run("/opt/dbrs/bin/dbrs-install --no-start", check=False, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert ("changed   departed mongod3: not in this host's spec: disable, remove mongod.conf; "
+            "data kept in /var/lib/dbrs/mongod3 (delete it with --purge-data)") in r.stdout, r.stdout[-3000:]
+    assert host.run("systemctl is-enabled dbrs-mongod@mongod3", check=False).stdout.strip() == "disabled"
+    assert host.run("test -e /etc/dbrs/mongod3", check=False).returncode == 1
+    assert host.run("test -d /var/lib/dbrs/mongod3").returncode == 0
+
+    again = host.run("/opt/dbrs/bin/dbrs-install --no-start", timeout=300)
+    assert "departed" not in again.stdout and re.search(r"^0 changed", again.stdout, re.M), again.stdout[-2000:]
+    purged = host.run("/opt/dbrs/bin/dbrs-install --no-start --purge-data", timeout=300)
+    assert "changed   departed mongod3: not in this host's spec: delete /var/lib/dbrs/mongod3; data deleted" in purged.stdout
+    assert host.run("test -e /var/lib/dbrs/mongod3", check=False).returncode == 1
+    assert host.run("test -d /var/lib/dbrs/mongod1").returncode == 0

@@ -41,12 +41,14 @@ BUILTIN_ROLES = {"root", "backup", "restore", "clusterMonitor", "read", "readWri
                  "userAdminAnyDatabase", "dbAdminAnyDatabase"}
 ADMIN_ONLY_ROLES = BUILTIN_ROLES - {"read", "readWrite", "dbAdmin", "dbOwner", "userAdmin"}
 ROLE_COMMANDS = {
-    "clusterMonitor": {"replsetgetstatus", "replsetgetconfig", "getdefaultrwconcern", "serverstatus", "find:local.oplog.rs"},
+    "clusterMonitor": {"replsetgetstatus", "replsetgetconfig", "getdefaultrwconcern", "serverstatus", "find:local.oplog.rs",
+                       "getparameter"},
     "backup": {"find:local.oplog.rs"},
     "read@local": {"find:local.oplog.rs"},
 }
 WRITES = {"createuser", "createrole", "setdefaultrwconcern", "replsetreconfig", "replsetstepdown", "updateuser",
-          "dropuser"}
+          "dropuser", "setfeaturecompatibilityversion"}
+VERSION = "8.0.4"
 OPLOG_DEFAULT_BYTES = 990 * 1024 * 1024
 
 
@@ -95,6 +97,7 @@ class StandInSet:
         self.started = now() - dt.timedelta(hours=50)
         self.log = []
         self.oplog_bytes = {}          # member -> its oplog's maxSize (replSetResizeOplog)
+        self.fcv = {"version": series(VERSION)}   # featureCompatibilityVersion as getParameter shows it
 
     # -------------------------------------------------------------- test helpers
     def start(self):
@@ -111,6 +114,25 @@ class StandInSet:
 
     def member(self, name):
         return self.members[name]
+
+    def running(self, version, fcv=None):
+        """Every member on binary `version`, the FCV at `fcv` (default: that series)."""
+        for m in self.members.values():
+            m.version = version
+        self.fcv = {"version": fcv or series(version)}
+        return self
+
+    def restart(self, name, version=None):
+        """Stop a member and start it again (on binary `version`): a primary comes back as a secondary."""
+        m = self.members[name]
+        m.stop()
+        with self.lock:
+            if self.primary == name:
+                self.primary = None
+                self.elect_at = time.monotonic() + ELECTION_S
+            if version:
+                m.version = version
+        m.start()
 
     def lag_of(self, name):
         lag = self.lag.get(name, 0)
@@ -290,9 +312,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+def series(version):
+    return ".".join(version.split(".")[:2])
+
+
 class StandInMember:
     def __init__(self, rs, name, role):
         self.rs, self.name, self.role = rs, name, role
+        self.version = VERSION   # buildInfo.version: the binary it runs
         self.server = None
         self.port = free_port()
         self.up = False
@@ -359,6 +386,8 @@ class StandInMember:
 
     def allowed(self, user, low, doc):
         rs = self.rs
+        if low == "buildinfo":     # MongoDB answers it before authentication
+            return True
         if user is None:
             return not rs.users and not rs.custom_roles and low in LOCALHOST_EXCEPTION
         granted = set()
@@ -575,6 +604,35 @@ class StandInMember:
             return request.command_err(code=2, codeName="BadValue",
                                        errmsg="BSON field 'size' must be a double between 990 MB and 1 PB")
         self.rs.oplog_bytes[self.name] = int(size * 1024 * 1024)
+        return request.ok()
+
+    def cmd_buildinfo(self, request, doc):
+        """Answered before authentication, as MongoDB does; the binary's version."""
+        parts = [int(p) for p in self.version.split(".")]
+        return request.reply({"version": self.version, "versionArray": parts + [0], "gitVersion": "stand-in",
+                              "bits": 64, "maxBsonObjectSize": 16777216, "ok": 1})
+
+    def cmd_getparameter(self, request, doc):
+        if doc.get("featureCompatibilityVersion") != 1 or set(doc) - {"getParameter", "featureCompatibilityVersion",
+                                                                       *TRANSPORT_FIELDS}:
+            return request.command_err(code=2, codeName="BadValue", errmsg="stand-in: only featureCompatibilityVersion")
+        return request.reply({"featureCompatibilityVersion": dict(self.rs.fcv), "ok": 1})
+
+    def cmd_setfeaturecompatibilityversion(self, request, doc):
+        """As 7.0+: confirm: true is required; upgrading only one series up and only when every member's
+        binary runs that series (an older binary cannot follow the new FCV), on the primary."""
+        rs = self.rs
+        want = doc["setFeatureCompatibilityVersion"]
+        if doc.get("confirm") is not True:
+            return request.command_err(code=7369100, codeName="Location7369100", errmsg=(
+                f"Once you have upgraded to {want}, you will not be able to downgrade FCV and binary version without "
+                "support assistance. Please re-run this command with 'confirm: true' to acknowledge this and "
+                "continue with the FCV upgrade."))
+        behind = [m.name for m in rs.members.values() if series(m.version) != want]
+        if behind or not all(m.up for m in rs.members.values()):
+            return request.command_err(code=20, codeName="IllegalOperation",
+                                       errmsg=f"stand-in: members {behind} do not run {want} or are down")
+        rs.fcv = {"version": want}
         return request.ok()
 
     def cmd_createrole(self, request, doc):

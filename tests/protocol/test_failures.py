@@ -39,6 +39,8 @@ RUNS = {
     "user list": ["user", "list"],
     "user rotate": ["user", "rotate", "app1"],
     "user remove": ["user", "remove", "app1", "--yes"],
+    "upgrade --to": ["upgrade", "--to", "8.0", "--dry-run"],
+    "upgrade --set-fcv": ["upgrade", "--set-fcv", "8.0", "--yes"],
 }
 
 

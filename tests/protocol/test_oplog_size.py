@@ -40,3 +40,38 @@ def test_what_mongodb_refuses_is_one_line_naming_the_member(standin, member, siz
         oplog_size.ensure(c, member, size)
     assert str(e.value).startswith(f"{member}: resizing the oplog to {size} MB failed") and words in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def _target(path, members=None):
+    from installer import spec as specmod
+    from installer.target import Target
+
+    from dataclasses import replace
+
+    spec = specmod.load(path)
+    spec = replace(spec, cluster=replace(spec.cluster, oplog_size_mb=4096))
+    chosen = tuple(members or spec.members)
+    return Target(spec=spec, members=chosen, host_members=chosen, live=True)
+
+
+def test_install_resizes_each_running_data_bearing_member_once(standin, spec_for):
+    from installer import cluster
+
+    rs = standin.initiated().start()
+    path = spec_for(rs)
+    target, secrets = _target(path), cluster.read_secrets(path)
+    assert oplog_size.install_steps(target, secrets) == [
+        ("oplog size", "changed", "mongod1 990 -> 4096 MB; mongod2 990 -> 4096 MB")]
+    assert sorted(s.member for s in rs.sent("replSetResizeOplog")) == ["mongod1", "mongod2"]
+    assert oplog_size.install_steps(target, secrets) == [("oplog size", "unchanged", "mongod1 4096 MB; mongod2 4096 MB")]
+    assert len(rs.sent("replSetResizeOplog")) == 2
+
+
+def test_install_leaves_a_member_of_a_set_not_initiated_yet_for_the_next_run(standin, spec_for):
+    from installer import cluster
+
+    rs = standin.start()
+    path = spec_for(rs)
+    [(name, status, detail)] = oplog_size.install_steps(_target(path), cluster.read_secrets(path))
+    assert (name, status) == ("oplog size", "waiting") and "mongod2 is not in an initiated set yet" in detail
+    assert "next run" in detail and not rs.sent("replSetResizeOplog")

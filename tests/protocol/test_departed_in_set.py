@@ -1,0 +1,21 @@
+"""A departed member that the running set still lists is found through hello on loopback (no credentials)."""
+
+from installer import departed
+
+
+def _conf(tmp_path, port):
+    p = tmp_path / "mongod.conf"
+    p.write_text(f"net:\n  port: {port}\n  bindIp: 127.0.0.1\n")
+    return p
+
+
+def test_listed_while_the_set_config_names_it(standin, tmp_path):
+    rs = standin.initiated().start()
+    assert departed.listed_in_set(_conf(tmp_path, rs.member("mongod3").port)) is True
+
+
+def test_not_listed_before_initiate_or_when_down(standin, tmp_path):
+    rs = standin.start()
+    assert departed.listed_in_set(_conf(tmp_path, rs.member("mongod2").port)) is False
+    rs.member("mongod2").stop()
+    assert departed.listed_in_set(_conf(tmp_path, rs.member("mongod2").port)) is False
