@@ -13,6 +13,8 @@ SECRETS = ETC / "secrets.toml"
 BACKUP_KEY = ETC / "backup.key"
 BUNDLE = ETC / "bundle.dbrs"
 FIREWALL = ETC / "firewall.nft"
+CA_CERT = ETC / "ca.pem"      # 0444: every client of the cluster verifies the members with it
+CA_KEY = ETC / "ca.key"       # root 0600: signs member and client certificates
 DATA = P("/var/lib/dbrs")
 STATE_DIR = DATA / ".backup"
 LOG = P("/var/log/dbrs")
@@ -24,6 +26,11 @@ MONGOD = P("/usr/bin/mongod")
 
 def member_conf(name):
     return ETC / name / "mongod.conf"
+
+
+def member_cert(name, etc=ETC):
+    """net.tls.certificateKeyFile: the member's certificate then its key, mongodb 0400."""
+    return P(etc) / name / "member.pem"
 
 
 def member_data(name):
