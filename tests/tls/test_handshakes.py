@@ -109,3 +109,31 @@ def test_client_without_certificate_is_refused_unless_allowed(members):
     with pytest.raises(ServerSelectionTimeoutError):
         hello(m.port, **kw)
     assert hello(m.port, tlsCertificateKeyFile=str(m.pem), **kw)["ok"] == 1
+
+
+def initiate(primary, members_list, **kw):
+    c = pymongo.MongoClient("127.0.0.1", primary.port, directConnection=True, serverSelectionTimeoutMS=5000, **kw)
+    try:
+        cfg = {"_id": "dbrs", "members": [{"_id": i, "host": f"127.0.0.1:{m.port}"} for i, m in enumerate(members_list)]}
+        return c.admin.command("replSetInitiate", cfg)
+    finally:
+        c.close()
+
+
+def test_members_talk_tls_to_each_other(members):
+    """Under requireTLS a member that dialled plaintext would be refused: the quorum check passing proves TLS."""
+    a, b = members("mongod1").start(), members("mongod2").start()
+    kw = tls.client_kwargs("requireTLS", tls.ca_path(a.etc))
+    assert initiate(a, [a, b], **kw)["ok"] == 1
+    b_log = (b.dir / "log" / "mongod.log").read_text()
+    assert '"user": "__system"' in b_log          # mongod1 got in, and b takes TLS only
+
+
+def test_member_with_a_foreign_certificate_is_not_let_in(members):
+    stranger = pki.new_ca("dbrs", NOW)
+    a = members("mongod1").start()
+    b = members("mongod2", issued=pki.issue_member(stranger, "dbrs", "localhost", tls.member_names("localhost"),
+                                                   NOW)).start()
+    kw = tls.client_kwargs("requireTLS", tls.ca_path(a.etc))
+    with pytest.raises(pymongo.errors.OperationFailure, match="quorum check failed"):
+        initiate(a, [a, b], **kw)
