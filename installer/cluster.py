@@ -155,7 +155,7 @@ def default():
     return ClusterFiles(spec, spec_text(spec), secrets.generate(), "default")
 
 
-INIT_FILES = (paths.SPEC, paths.KEYFILE, paths.SECRETS, paths.BACKUP_KEY, paths.BUNDLE)
+INIT_FILES = (paths.SPEC, paths.KEYFILE, paths.SECRETS, paths.BACKUP_KEY, paths.BUNDLE, paths.CA_KEY, paths.CA_CERT)
 
 
 def utc_stamp(now=None):
@@ -207,7 +207,7 @@ def make_dirs(root, path, mode=0o755, chown=False):
 
 
 def init(root, spec, force=False, passphrase=None, live=True, running=(), announce=None, now=None):
-    """Write spec, secrets and bundle for a new cluster; returns (paths written, passphrase, generated?).
+    """Write spec, secrets, the cluster CA and bundle for a new cluster; returns (paths written, passphrase, generated?).
 
     Refuses when any cluster file exists, unless `force`; `force` still refuses
     while members run here. A replaced backup.key is kept next to it. A
@@ -241,11 +241,47 @@ def init(root, spec, force=False, passphrase=None, live=True, running=(), announ
             write_file(root, keep, old, 0o600, chown=chown)
             written.append(keep)
     items = list(secret_items(etc, files, live=chown and user_exists("mongodb")))
-    items.append(File(str(etc / "bundle.dbrs"), secrets.seal_bundle(text, sec, passphrase), 0o600, secret=True))
+    ca = new_ca(spec, now)
+    items += ca_items(etc, ca)
+    items.append(File(str(etc / "bundle.dbrs"), secrets.seal_bundle(text, sec, passphrase, ca_bundle_files(ca)),
+                      0o600, secret=True))
     for item in items:
         write_file(root, item.path, item.content, item.mode, item.owner, item.group, chown)
         written.append(item.path)
     return written, passphrase, generated
+
+
+# ------------------------------------------------------------------ cluster CA (issue 14)
+
+def new_ca(spec, now=None):
+    """The cluster's own CA, made once by `dbrs init`: members trust it and nothing else."""
+    import time
+
+    from . import pki
+
+    return pki.new_ca(spec.cluster.name, time.time() if now is None else now)
+
+
+def ca_items(etc, ca):
+    """The CA on the init host: its key root 0600 (it signs every member certificate), its certificate 0444
+    (every client verifies the members with it)."""
+    etc = PurePosixPath(etc)
+    return [File(str(etc / paths.CA_KEY.name), ca.key_pem, 0o600, secret=True),
+            File(str(etc / paths.CA_CERT.name), ca.cert_pem, 0o444)]
+
+
+def ca_bundle_files(ca):
+    return {paths.CA_KEY.name: ca.key_pem, paths.CA_CERT.name: ca.cert_pem}
+
+
+def ca_from_bundle(bundle):
+    """The CA a bundle carries (a pki.Issued), or None for a bundle sealed before dbrs made one."""
+    from . import pki
+
+    key, cert = bundle.files.get(paths.CA_KEY.name), bundle.files.get(paths.CA_CERT.name)
+    if not key or not cert:
+        return None
+    return pki.Issued(key, cert)
 
 
 def guard_replacement(changes, running, allowed, stamp, flag="--bundle"):
