@@ -164,3 +164,21 @@ def certificate_problem(cert_pem, ca_cert_pem, names, now, renew_days=RENEW_DAYS
     if left < renew_days:
         return f"it expires in {left:.0f} days"
     return None
+
+
+def certificate_state(label, path, cert_pem, ca_cert_pem, now, renew_days=RENEW_DAYS):
+    """(label, path, days left or None, problem or None) for `dbrs tls status`; `ca_cert_pem` None for the CA."""
+    if cert_pem is None:
+        return label, path, None, "no certificate (TLS is not set up for it yet)"
+    try:
+        info = pki.inspect(cert_pem)
+    except ValueError:
+        return label, path, None, "the file holds no readable certificate"
+    left = info.days_left(now)
+    if ca_cert_pem is not None and not pki.signed_by(cert_pem, ca_cert_pem):
+        return label, path, left, "signed by another CA than the cluster's: clients and members refuse it"
+    if left < 0:
+        return label, path, left, f"EXPIRED {-left:.0f} days ago: clients and members refuse it"
+    if left < renew_days:
+        return label, path, left, f"expires in {left:.0f} days (renew before {renew_days} days are left)"
+    return label, path, left, None

@@ -26,6 +26,7 @@ COMMANDS = {
     "stepdown": ("cluster", "stepdown", "Step the primary down and time the failover."),
     "user": ("user", "user", "Application users: add, list, remove, rotate their passwords."),
     "offsite": ("offsite", "offsite", "Copy backups off-site; list, verify, prune and fetch them there."),
+    "tls": ("tls", "tls", "The cluster CA's certificates: days left, files for application hosts."),
 }
 
 
