@@ -270,6 +270,19 @@ def ca_items(etc, ca):
             File(str(etc / paths.CA_CERT.name), ca.cert_pem, 0o444)]
 
 
+def member_tls_items(etc, certificates, ca_cert_pem, live):
+    """Plan items for this host's TLS files: the CA certificate (0444) and each member's certificate + key
+    (`certificates`: member name -> pki.Issued), mongodb 0400 as mongod reads it, restarting that member.
+    Without the mongodb user (--root staging) the files stay root's."""
+    owner = "mongodb" if live else "root"
+    etc = PurePosixPath(etc)
+    items = [File(str(etc / paths.CA_CERT.name), ca_cert_pem, 0o444)]
+    for name, issued in sorted(certificates.items()):
+        items.append(File(str(paths.member_cert(name, etc)), issued.key_file(), 0o400, owner, owner, secret=True,
+                          notify=(f"dbrs-mongod@{name}.service",)))
+    return items
+
+
 def ca_bundle_files(ca):
     return {paths.CA_KEY.name: ca.key_pem, paths.CA_CERT.name: ca.cert_pem}
 

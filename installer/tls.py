@@ -182,3 +182,16 @@ def certificate_state(label, path, cert_pem, ca_cert_pem, now, renew_days=RENEW_
     if left < renew_days:
         return label, path, left, f"expires in {left:.0f} days (renew before {renew_days} days are left)"
     return label, path, left, None
+
+
+def member_certificate(ca, cluster, host, addresses, current_pem, now):
+    """(pki.Issued to install, why) when the member needs a new certificate, else (None, None).
+
+    `current_pem` is what its member.pem holds now (None when there is none);
+    `ca` the cluster CA with its key (from the bundle or the init host).
+    """
+    names = member_names(host, addresses)
+    why = certificate_problem(current_pem, ca.cert_pem, names, now)
+    if why is None:
+        return None, None
+    return pki.issue_member(ca, cluster, host, names, now), why

@@ -44,3 +44,25 @@ def test_a_bundle_from_before_the_ca_has_none():
     sealed = secrets.seal_bundle(b"x", secrets.generate(), "right")
     bundle = secrets.open_bundle(sealed, "right")
     assert cluster.ca_from_bundle(bundle) is None and set(bundle.files) == {"secrets"}
+
+
+def test_member_files_get_the_modes_mongod_needs(staging):
+    """member.pem holds the key: mongodb 0400 (root's under --root); ca.pem 0444; a change restarts that member."""
+    from installer import tls
+    from installer.fsutil import write_file
+
+    ca = pki.new_ca("dbrs", 1_790_000_000.0)
+    issued, why = tls.member_certificate(ca, "dbrs", "mongod1.example", ["10.0.0.11"], None, 1_790_000_000.0)
+    assert why == "no certificate yet"
+    items = cluster.member_tls_items("/etc/dbrs", {"mongod1": issued}, ca.cert_pem, live=True)
+    assert [(i.path, i.mode, i.owner, i.secret, i.notify) for i in items] == [
+        ("/etc/dbrs/ca.pem", 0o444, "root", False, ()),
+        ("/etc/dbrs/mongod1/member.pem", 0o400, "mongodb", True, ("dbrs-mongod@mongod1.service",))]
+    for item in cluster.member_tls_items("/etc/dbrs", {"mongod1": issued}, ca.cert_pem, live=False):
+        write_file(str(staging), item.path, item.content, item.mode, item.owner, item.group, chown=False)
+    assert stat.S_IMODE((staging / "etc/dbrs/mongod1/member.pem").stat().st_mode) == 0o400
+    assert stat.S_IMODE((staging / "etc/dbrs/ca.pem").stat().st_mode) == 0o444
+    pem = (staging / "etc/dbrs/mongod1/member.pem").read_bytes()
+    assert pem == issued.cert_pem + issued.key_pem
+    # the next run keeps it
+    assert tls.member_certificate(ca, "dbrs", "mongod1.example", ["10.0.0.11"], pem, 1_790_000_000.0) == (None, None)
