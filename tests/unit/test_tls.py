@@ -169,3 +169,31 @@ def test_reasons_to_reissue(ca):
     assert tls.certificate_problem(cert, ca.cert_pem, names(), NOW + (pki.LEAF_DAYS - 31) * 86400) is None
     assert tls.certificate_problem(cert, ca.cert_pem, names(), NOW + (pki.LEAF_DAYS + 2) * 86400) == \
         "it expired 2 days ago"
+
+
+@pytest.mark.parametrize("tool", ["mongodump", "mongorestore"])
+def test_tool_standins_take_the_tls_args_and_check_the_ca_file(tool, tmp_path):
+    """The args parse under 100.10's table; a CA file the real tool could not load fails the run."""
+    import subprocess
+    import sys
+
+    standin = Path(__file__).parents[1] / "standins" / tool
+    config = tmp_path / "c.yaml"
+    config.write_text('password: "pw"\n')
+    config.chmod(0o600)
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(pki.new_ca("dbrs", NOW).cert_pem)
+
+    def run(ca):
+        r = subprocess.run([sys.executable, str(standin), "--archive", "--username=backup", f"--config={config}",
+                            *tls.tool_args("requireTLS", ca)],
+                           capture_output=True, stdin=subprocess.DEVNULL, timeout=30)
+        r.stderr = r.stderr.decode(errors="replace")
+        return r
+
+    missing = run(tmp_path / "nope.pem")
+    assert missing.returncode == 1 and "nope.pem: No such file or directory" in missing.stderr
+    (tmp_path / "bad.pem").write_text("hello")
+    assert "holds no PEM certificate" in run(tmp_path / "bad.pem").stderr
+    good = run(ca_file)
+    assert "error configuring the connector" not in good.stderr and "error parsing" not in good.stderr, good.stderr
