@@ -92,7 +92,8 @@ def server(tls, member_name, etc=paths.ETC, cluster_auth="keyfile", step=None):
 
 
 def ca_path(etc=paths.ETC):
-    return paths.CA_CERT if str(etc) == str(paths.ETC) else paths.P(etc) / paths.CA_CERT.name
+    """The CA certificate of the cluster whose spec lives in `etc` (paths.CA_CERT for /etc/dbrs)."""
+    return paths.P(etc) / paths.CA_CERT.name
 
 
 def client_kwargs(mode, ca_file=paths.CA_CERT):
