@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths, pki, tls
 from .errors import DbrsError, InputError
+from .fsutil import write_file
 
 CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -79,10 +81,6 @@ def client_bundle(dest, spec, spec_path, client=None, now=None):
 
     An existing client file is never overwritten: an application may be using that key.
     """
-    import time
-
-    from .fsutil import write_file
-
     if client is not None and not CLIENT_NAME.fullmatch(client):
         raise InputError("--client-cert", f"{client[:80]!r} is not a usable name",
                          "use 1-64 letters, digits, '.', '_' or '-' (it names the file and the certificate)")

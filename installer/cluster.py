@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from . import paths, secrets
+from . import paths, pki, secrets
 from . import spec as specmod
 from .errors import InputError
 from .facts import user_exists
@@ -257,8 +257,6 @@ def new_ca(spec, now=None):
     """The cluster's own CA, made once by `dbrs init`: members trust it and nothing else."""
     import time
 
-    from . import pki
-
     return pki.new_ca(spec.cluster.name, time.time() if now is None else now)
 
 
@@ -289,8 +287,6 @@ def ca_bundle_files(ca):
 
 def ca_from_bundle(bundle):
     """The CA a bundle carries (a pki.Issued), or None for a bundle sealed before dbrs made one."""
-    from . import pki
-
     key, cert = bundle.files.get(paths.CA_KEY.name), bundle.files.get(paths.CA_CERT.name)
     if not key or not cert:
         return None

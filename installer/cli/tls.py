@@ -1,7 +1,12 @@
 """`dbrs tls`: the cluster's certificates: how long they last, and what an application host needs."""
 
+import sys
+import time
+
 import click
 
+from .. import certstore, tls as tlsmod
+from .. import spec as specmod
 from .common import config_option, handle_errors
 
 
@@ -15,11 +20,6 @@ def tls():
 @handle_errors
 def status(config):
     """Days left for the CA and each member certificate on this host; exit 1 when one has < 30 days."""
-    import sys
-    import time
-
-    from .. import certstore, spec as specmod, tls as tlsmod
-
     spec = specmod.load(config)
     lines = certstore.status(spec, config, time.time())
     failed = False
@@ -41,8 +41,6 @@ def status(config):
 @handle_errors
 def client_bundle(directory, client_cert, config):
     """Write the CA certificate (and optionally a client certificate) into DIR, for an application host."""
-    from .. import certstore, spec as specmod, tls as tlsmod
-
     spec = specmod.load(config)
     written = certstore.client_bundle(directory, spec, config, client_cert)
     for path in written:

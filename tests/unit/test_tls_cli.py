@@ -108,3 +108,14 @@ def test_client_bundle_never_overwrites_a_client_key(etc, run_dbrs, tmp_path):
     r = run_dbrs(*args)
     assert r.exit_code == 2 and "shop.pem exists" in r.output
     assert snapshot(dest) == before
+
+
+def test_tls_help_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = ("import sys; from installer.cli import main\n"
+            "try:\n    main(['tls', 'client-bundle', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print([m for m in ('pymongo', 'bson', 'jinja2', 'cryptography') if m in sys.modules])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
