@@ -57,7 +57,12 @@ class Line:
 
 
 def status(spec, spec_path, now):
-    """The CA and every member certificate present on this host, each with its days left or its problem."""
+    """The CA and every member certificate present on this host, each with its days left or its problem.
+
+    A member folder without member.pem is a problem only when the spec turns TLS on (`cluster.tls`, "off"
+    for a spec written before it existed).
+    """
+    required = getattr(spec.cluster, "tls", "off") != "off"
     cert_path, _ = ca_files(spec_path)
     base = Path(spec_path).parent
     ca_pem = _read(cert_path, "the cluster CA certificate", NO_CA)
@@ -72,7 +77,7 @@ def status(spec, spec_path, now):
             pem = None
         except OSError as e:
             raise DbrsError(f"{pem_path}: {e.strerror}; run as root (sudo)") from None
-        out.append(tls.certificate_state(m.name, str(pem_path), pem, ca_pem, now))
+        out.append(tls.certificate_state(m.name, str(pem_path), pem, ca_pem, now, required=required))
     return [Line(*s) for s in out]
 
 

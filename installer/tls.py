@@ -167,10 +167,13 @@ def certificate_problem(cert_pem, ca_cert_pem, names, now, renew_days=RENEW_DAYS
     return None
 
 
-def certificate_state(label, path, cert_pem, ca_cert_pem, now, renew_days=RENEW_DAYS):
-    """(label, path, days left or None, problem or None) for `dbrs tls status`; `ca_cert_pem` None for the CA."""
+def certificate_state(label, path, cert_pem, ca_cert_pem, now, renew_days=RENEW_DAYS, required=True):
+    """(label, path, days left or None, problem or None) for `dbrs tls status`; `ca_cert_pem` None for the CA.
+
+    A member without a certificate is a problem only when its mongod needs one (`required`: TLS is on).
+    """
     if cert_pem is None:
-        return label, path, None, "no certificate (TLS is not set up for it yet)"
+        return label, path, None, "no certificate, and TLS is on: mongod cannot start" if required else None
     try:
         info = pki.inspect(cert_pem)
     except ValueError:

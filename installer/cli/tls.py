@@ -27,6 +27,8 @@ def status(config):
         if line.problem:
             failed = True
             click.echo(f"FAIL {line.label}: {line.problem} ({line.path})")
+        elif line.days_left is None:
+            click.echo(f"--   {line.label}: no certificate (TLS is off) ({line.path})")
         else:
             click.echo(f"OK   {line.label}: {line.days_left:.0f} days left ({line.path})")
     if failed:

@@ -56,7 +56,23 @@ def test_status_fails_on_expired_foreign_or_missing_certificates(etc, run_dbrs):
     assert r.exit_code == 1
     assert "FAIL mongod1: EXPIRED 10 days ago" in r.output
     assert "FAIL mongod2: signed by another CA than the cluster's" in r.output
-    assert "FAIL mongod3: no certificate" in r.output
+    assert "--   mongod3: no certificate (TLS is off)" in r.output     # the spec has no cluster.tls yet
+
+
+def test_a_missing_member_certificate_fails_when_tls_is_on(etc, run_dbrs, monkeypatch):
+    from installer import spec as specmod
+
+    real = specmod.load
+
+    def with_tls(path):
+        s = real(path)
+        object.__setattr__(s.cluster, "tls", "required")
+        return s
+
+    monkeypatch.setattr(specmod, "load", with_tls)
+    (etc / "mongod1").mkdir()
+    r = run_dbrs("tls", "status", "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 1 and "FAIL mongod1: no certificate, and TLS is on: mongod cannot start" in r.output
 
 
 def test_status_without_a_ca_says_so_in_one_line(etc, run_dbrs):
