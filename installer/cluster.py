@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from . import paths, secrets
+from . import paths, pki, secrets
 from . import spec as specmod
 from . import spec_fields
 from .errors import InputError
@@ -139,7 +139,8 @@ def default():
 
 
 SIBLINGS = paths.siblings(paths.SPEC)
-INIT_FILES = (paths.SPEC, SIBLINGS["keyfile"], SIBLINGS["secrets"], SIBLINGS["backup_key"], SIBLINGS["bundle"])
+INIT_FILES = (paths.SPEC, SIBLINGS["keyfile"], SIBLINGS["secrets"], SIBLINGS["backup_key"], SIBLINGS["bundle"],
+              paths.CA_KEY, paths.CA_CERT)
 
 
 def utc_stamp(now=None):
@@ -191,7 +192,7 @@ def make_dirs(root, path, mode=0o755, chown=False):
 
 
 def init(root, spec, force=False, passphrase=None, live=True, running=(), announce=None, now=None):
-    """Write spec, secrets and bundle for a new cluster; returns (paths written, passphrase, generated?).
+    """Write spec, secrets, the cluster CA and bundle for a new cluster; returns (paths written, passphrase, generated?).
 
     Refuses when any cluster file exists, unless `force`; `force` still refuses
     while members run here. A replaced backup.key is kept next to it. A
@@ -225,11 +226,56 @@ def init(root, spec, force=False, passphrase=None, live=True, running=(), announ
             write_file(root, keep, old, 0o600, chown=chown)
             written.append(keep)
     items = list(secret_items(etc, files, live=chown and user_exists("mongodb")))
-    items.append(File(str(SIBLINGS["bundle"]), secrets.seal_bundle(text, sec, passphrase), 0o600, secret=True))
+    ca = new_ca(spec, now)
+    items += ca_items(etc, ca)
+    items.append(File(str(SIBLINGS["bundle"]), secrets.seal_bundle(text, sec, passphrase, ca_bundle_files(ca)),
+                      0o600, secret=True))
     for item in items:
         write_file(root, item.path, item.content, item.mode, item.owner, item.group, chown)
         written.append(item.path)
     return written, passphrase, generated
+
+
+# ------------------------------------------------------------------ cluster CA (issue 14)
+
+def new_ca(spec, now=None):
+    """The cluster's own CA, made once by `dbrs init`: members trust it and nothing else."""
+    import time
+
+    return pki.new_ca(spec.cluster.name, time.time() if now is None else now)
+
+
+def ca_items(etc, ca):
+    """The CA on the init host: its key root 0600 (it signs every member certificate), its certificate 0444
+    (every client verifies the members with it)."""
+    etc = PurePosixPath(etc)
+    return [File(str(etc / paths.CA_KEY.name), ca.key_pem, 0o600, secret=True),
+            File(str(etc / paths.CA_CERT.name), ca.cert_pem, 0o444)]
+
+
+def member_tls_items(etc, certificates, ca_cert_pem, live):
+    """Plan items for this host's TLS files: the CA certificate (0444) and each member's certificate + key
+    (`certificates`: member name -> pki.Issued), mongodb 0400 as mongod reads it, restarting that member.
+    Without the mongodb user (--root staging) the files stay root's."""
+    owner = "mongodb" if live else "root"
+    etc = PurePosixPath(etc)
+    items = [File(str(etc / paths.CA_CERT.name), ca_cert_pem, 0o444)]
+    for name, issued in sorted(certificates.items()):
+        items.append(File(str(paths.member_cert(name, etc)), issued.key_file(), 0o400, owner, owner, secret=True,
+                          notify=(f"dbrs-mongod@{name}.service",)))
+    return items
+
+
+def ca_bundle_files(ca):
+    return {paths.CA_KEY.name: ca.key_pem, paths.CA_CERT.name: ca.cert_pem}
+
+
+def ca_from_bundle(bundle):
+    """The CA a bundle carries (a pki.Issued), or None for a bundle sealed before dbrs made one."""
+    key, cert = bundle.files.get(paths.CA_KEY.name), bundle.files.get(paths.CA_CERT.name)
+    if not key or not cert:
+        return None
+    return pki.Issued(key, cert)
 
 
 def guard_replacement(changes, running, allowed, stamp, flag="--bundle"):

@@ -8,6 +8,8 @@ from pathlib import PurePosixPath as P
 
 ETC = P("/etc/dbrs")
 SPEC = ETC / "cluster.toml"
+CA_CERT = ETC / "ca.pem"      # 0444: every client of the cluster verifies the members with it
+CA_KEY = ETC / "ca.key"       # root 0600: signs member and client certificates
 DATA = P("/var/lib/dbrs")
 STATE_DIR = DATA / ".backup"
 LOG = P("/var/log/dbrs")
@@ -15,6 +17,15 @@ UNIT_DIR = P("/etc/systemd/system")
 SYSCTL = P("/etc/sysctl.d/60-dbrs.conf")
 LOGROTATE = P("/etc/logrotate.d/dbrs")
 MONGOD = P("/usr/bin/mongod")
+
+
+def member_conf(name):
+    return ETC / name / "mongod.conf"
+
+
+def member_cert(name, etc=ETC):
+    """net.tls.certificateKeyFile: the member's certificate then its key, mongodb 0400."""
+    return P(etc) / name / "member.pem"
 
 
 def member_data(name):

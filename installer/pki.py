@@ -209,3 +209,17 @@ def ca_file(*cas):
             seen.add(c.cert_pem)
             out += c.cert_pem
     return out
+
+
+def signed_by(cert_pem, ca_cert_pem):
+    """True when the first certificate in `ca_cert_pem` signed `cert_pem` (issuer name and signature)."""
+    from cryptography.exceptions import InvalidSignature
+
+    x509 = _x509()[0]
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    ca = x509.load_pem_x509_certificate(ca_cert_pem)
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True

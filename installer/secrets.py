@@ -196,8 +196,9 @@ def _derive(passphrase, salt):
     return Scrypt(salt=salt, length=32, **_SCRYPT).derive(passphrase.encode())
 
 
-def seal_bundle(spec_text, sec, passphrase):
-    """Spec + secrets in one file only the passphrase opens."""
+def seal_bundle(spec_text, sec, passphrase, files=None):
+    """Spec + secrets in one file only the passphrase opens; `files` (name -> bytes) rides along,
+    e.g. the cluster CA's key and certificate, which every host that issues a certificate needs."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     payload = json.dumps(
@@ -206,6 +207,7 @@ def seal_bundle(spec_text, sec, passphrase):
             "keyfile": sec.keyfile.decode(),
             "secrets": secrets_toml(sec).decode(),
             "backup_key": sec.backup_key.decode(),
+            **({"files": {name: data.decode() for name, data in files.items()}} if files else {}),
         }
     ).encode()
     salt = os.urandom(_SALT)
@@ -218,6 +220,7 @@ def seal_bundle(spec_text, sec, passphrase):
 class Bundle:
     spec_text: str
     secrets: Secrets
+    files: dict = field(default_factory=dict)  # name -> bytes: what the bundle carries beside spec and secrets (the CA)
 
 
 def open_bundle(data, passphrase, where="--bundle"):
@@ -237,7 +240,8 @@ def open_bundle(data, passphrase, where="--bundle"):
     keyfile = raw["keyfile"].encode()
     backup_key = raw["backup_key"].encode()
     sec = parse_secrets_toml(raw["secrets"], keyfile, backup_key, where="bundle: secrets.toml")
-    return Bundle(spec_text=raw["spec"], secrets=sec)
+    extra = {name: text.encode() for name, text in raw.get("files", {}).items()}
+    return Bundle(spec_text=raw["spec"], secrets=sec, files={**extra, "secrets": raw["secrets"].encode()})
 
 
 MIN_PASSPHRASE = 12  # the bundle carries every secret; 12 characters keep guessing out of reach even at scrypt's cost

@@ -27,6 +27,7 @@ COMMANDS = {
     "user": ("user", "user", "Application users: add, list, remove, rotate their passwords."),
     "offsite": ("offsite", "offsite", "Copy backups off-site; list, verify, prune and fetch them there."),
     "upgrade": ("upgrade", "upgrade", "Rolling MongoDB upgrade, host by host, then the FCV."),
+    "tls": ("tls", "tls", "The cluster CA's certificates: days left, files for application hosts."),
 }
 
 

@@ -23,7 +23,7 @@ from .test_backup_protocol import STANDINS, env, spec_with_backup_dir  # noqa: F
 
 FAULTS = ("auth", "drop", "timeout", "error")
 # `dbrs --help` commands that never open a MongoDB connection.
-OFFLINE = {"init", "uri", "prune", "alert", "offsite"}
+OFFLINE = {"init", "uri", "prune", "alert", "offsite", "tls"}
 # Each command that does, as the argv that reaches its first MongoDB command.
 RUNS = {
     "bootstrap": ["bootstrap", "--wait", "5"],

@@ -89,6 +89,22 @@ def parse_tool(argv, tool):
     return opts, positional
 
 
+def check_tls_files(opts):
+    """--sslCAFile / --sslPEMKeyFile must be readable PEM, as the real tools need to build their TLS config."""
+    for name, marker in (("sslCAFile", b"-----BEGIN CERTIFICATE-----"), ("sslPEMKeyFile", b"PRIVATE KEY-----")):
+        path = opts.get(name)
+        if path is None:
+            continue
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            die(f"can't create session: error configuring the connector: open {path}: {e.strerror}")
+        if marker not in data:
+            die(f"can't create session: error configuring the connector: {path} holds no PEM "
+                f"{'certificate' if name == 'sslCAFile' else 'private key'}")
+
+
 def read_config(opts):
     """The --config YAML: must exist, be owner-only (0600 or stricter), hold known keys and a password."""
     path = opts.get("config")

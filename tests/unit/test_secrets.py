@@ -62,7 +62,7 @@ def test_init_writes_secret_files_with_tight_modes(staging, run_dbrs):
     etc = staging / "etc/dbrs"
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in etc.iterdir()}
     assert modes == {"cluster.toml": 0o644, "keyfile": 0o400, "secrets.toml": 0o600,
-                     "backup.key": 0o600, "bundle.dbrs": 0o600}
+                     "backup.key": 0o600, "bundle.dbrs": 0o600, "ca.key": 0o600, "ca.pem": 0o444}
     assert len((etc / "keyfile").read_bytes().strip()) == 1008
 
 

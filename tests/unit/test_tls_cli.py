@@ -1,0 +1,137 @@
+"""`dbrs tls status` and `dbrs tls client-bundle`: days left per certificate, files for an application host."""
+
+import stat
+import time
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from installer import pki
+from tests.conftest import snapshot
+
+PSA = ("--primary", "10.0.0.11", "--secondary", "10.0.0.12", "--arbiter", "10.0.0.13")
+
+
+@pytest.fixture
+def etc(staging, run_dbrs):
+    r = run_dbrs("init", "--root", str(staging), *PSA)
+    assert r.exit_code == 0, r.output
+    return staging / "etc/dbrs"
+
+
+def ca_of(etc):
+    return pki.Issued((etc / "ca.key").read_bytes(), (etc / "ca.pem").read_bytes())
+
+
+def put_member(etc, name, issued):
+    (etc / name).mkdir(exist_ok=True)
+    (etc / name / "member.pem").write_bytes(issued.key_file())
+
+
+def test_status_lists_days_left_and_passes(etc, run_dbrs):
+    put_member(etc, "mongod1", pki.issue_member(ca_of(etc), "dbrs", "10.0.0.11", [], time.time()))
+    r = run_dbrs("tls", "status", "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].startswith("OK   CA: 3650 days left (") and lines[0].endswith("/etc/dbrs/ca.pem)")
+    assert lines[1].startswith("OK   mongod1: 730 days left (") and len(lines) == 2
+
+
+def test_status_fails_30_days_before_expiry(etc, run_dbrs):
+    now = time.time()
+    put_member(etc, "mongod1", pki.issue_member(ca_of(etc), "dbrs", "10.0.0.11", [], now - 700 * 86400, days=720))
+    r = run_dbrs("tls", "status", "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 1
+    assert "FAIL mongod1: expires in 20 days (renew before 30 days are left)" in r.output
+    assert "error: a certificate needs attention" in r.output
+
+
+def test_status_fails_on_expired_foreign_or_missing_certificates(etc, run_dbrs):
+    now = time.time()
+    put_member(etc, "mongod1", pki.issue_member(ca_of(etc), "dbrs", "10.0.0.11", [], now - 40 * 86400, days=30))
+    put_member(etc, "mongod2", pki.issue_member(pki.new_ca("dbrs", now), "dbrs", "10.0.0.12", [], now))
+    (etc / "mongod3").mkdir()
+    r = run_dbrs("tls", "status", "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 1
+    assert "FAIL mongod1: EXPIRED 10 days ago" in r.output
+    assert "FAIL mongod2: signed by another CA than the cluster's" in r.output
+    assert "--   mongod3: no certificate (TLS is off)" in r.output     # the spec has no cluster.tls yet
+
+
+def test_a_missing_member_certificate_fails_when_tls_is_on(etc, run_dbrs, monkeypatch):
+    from installer import spec as specmod
+
+    real = specmod.load
+
+    def with_tls(path):
+        s = real(path)
+        object.__setattr__(s.cluster, "tls", "required")
+        return s
+
+    monkeypatch.setattr(specmod, "load", with_tls)
+    (etc / "mongod1").mkdir()
+    r = run_dbrs("tls", "status", "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 1 and "FAIL mongod1: no certificate, and TLS is on: mongod cannot start" in r.output
+
+
+def test_status_without_a_ca_says_so_in_one_line(etc, run_dbrs):
+    (etc / "ca.pem").unlink()
+    r = run_dbrs("tls", "status", "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 1
+    assert r.output.strip().count("\n") == 0 and "ca.pem is missing" in r.output and "dbrs init" in r.output
+
+
+def test_client_bundle_writes_the_ca_and_a_client_certificate(etc, run_dbrs, tmp_path):
+    dest = tmp_path / "app"
+    r = run_dbrs("tls", "client-bundle", str(dest), "--client-cert", "shop-app", "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 0, r.output
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o700
+    assert (dest / "ca.pem").read_bytes() == (etc / "ca.pem").read_bytes()
+    assert stat.S_IMODE((dest / "ca.pem").stat().st_mode) == 0o644
+    assert stat.S_IMODE((dest / "shop-app.pem").stat().st_mode) == 0o600
+    pem = (dest / "shop-app.pem").read_bytes()
+    assert b"PRIVATE KEY" in pem and pki.signed_by(pem, (etc / "ca.pem").read_bytes())
+    cert = x509.load_pem_x509_certificate(pem)
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(eku) == {ExtendedKeyUsageOID.CLIENT_AUTH}
+    assert "tls=true&tlsCAFile=DIR/ca.pem&tlsCertificateKeyFile=DIR/shop-app.pem" in r.output
+
+
+def test_client_bundle_without_a_client_needs_no_ca_key(etc, run_dbrs, tmp_path):
+    (etc / "ca.key").unlink()
+    r = run_dbrs("tls", "client-bundle", str(tmp_path / "app"), "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "app").iterdir()) == ["ca.pem"]
+    r = run_dbrs("tls", "client-bundle", str(tmp_path / "app2"), "--client-cert", "x", "--config",
+                 str(etc / "cluster.toml"))
+    assert r.exit_code == 1 and "ca.key is missing" in r.output and "`dbrs init` ran on" in r.output
+    assert not (tmp_path / "app2").exists()
+
+
+@pytest.mark.parametrize("name", ["../evil", "a" * 65, ".x", "x y"])
+def test_client_bundle_refuses_a_bad_name(etc, run_dbrs, tmp_path, name):
+    r = run_dbrs("tls", "client-bundle", str(tmp_path / "app"), "--client-cert", name, "--config",
+                 str(etc / "cluster.toml"))
+    assert r.exit_code == 2 and "--client-cert" in r.output and not (tmp_path / "app").exists()
+
+
+def test_client_bundle_never_overwrites_a_client_key(etc, run_dbrs, tmp_path):
+    dest = tmp_path / "app"
+    args = ("tls", "client-bundle", str(dest), "--client-cert", "shop", "--config", str(etc / "cluster.toml"))
+    assert run_dbrs(*args).exit_code == 0
+    before = snapshot(dest)
+    r = run_dbrs(*args)
+    assert r.exit_code == 2 and "shop.pem exists" in r.output
+    assert snapshot(dest) == before
+
+
+def test_tls_help_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = ("import sys; from installer.cli import main\n"
+            "try:\n    main(['tls', 'client-bundle', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print([m for m in ('pymongo', 'bson', 'jinja2', 'cryptography') if m in sys.modules])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
