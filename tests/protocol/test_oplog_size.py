@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from installer import mongo, oplog_size
+from installer import mongo, oplog_size, secrets as secretsmod
 from installer.errors import DbrsError
 
 from .standin import command_doc
@@ -55,11 +55,10 @@ def _target(path, members=None):
 
 
 def test_install_resizes_each_running_data_bearing_member_once(standin, spec_for):
-    from installer import cluster
 
     rs = standin.initiated().start()
     path = spec_for(rs)
-    target, secrets = _target(path), cluster.read_secrets(path)
+    target, secrets = _target(path), secretsmod.load(path, keyfile=True)
     assert oplog_size.install_steps(target, secrets) == [
         ("oplog size", "changed", "mongod1 990 -> 4096 MB; mongod2 990 -> 4096 MB")]
     assert sorted(s.member for s in rs.sent("replSetResizeOplog")) == ["mongod1", "mongod2"]
@@ -68,10 +67,9 @@ def test_install_resizes_each_running_data_bearing_member_once(standin, spec_for
 
 
 def test_install_leaves_a_member_of_a_set_not_initiated_yet_for_the_next_run(standin, spec_for):
-    from installer import cluster
 
     rs = standin.start()
     path = spec_for(rs)
-    [(name, status, detail)] = oplog_size.install_steps(_target(path), cluster.read_secrets(path))
+    [(name, status, detail)] = oplog_size.install_steps(_target(path), secretsmod.load(path, keyfile=True))
     assert (name, status) == ("oplog size", "waiting") and "mongod2 is not in an initiated set yet" in detail
     assert "next run" in detail and not rs.sent("replSetResizeOplog")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from installer import cluster, spec as specmod, upgrade, upgrade_run
+from installer import secrets as secretsmod, spec as specmod, upgrade, upgrade_run
 from installer.errors import DbrsError
 
 from .standin import command_doc
@@ -28,7 +28,7 @@ class FakeHost:
 
 
 def load(path):
-    return specmod.load(path), cluster.read_secrets(path)
+    return specmod.load(path), secretsmod.load(path, keyfile=True)
 
 
 @pytest.fixture
@@ -174,7 +174,7 @@ def test_the_bundle_is_resealed_with_the_upgraded_spec_and_its_secrets_kept(tmp_
     from ..conftest import PSA, write_cluster
 
     path = write_cluster(tmp_path, PSA.replace('"8.0"', '"7.0"'))
-    sec = cluster.read_secrets(path)
+    sec = secretsmod.load(path, keyfile=True)
     bundle = path.parent / "bundle.dbrs"
     bundle.write_bytes(secretsmod.seal_bundle(path.read_bytes(), sec, "correct horse battery"))
     with pytest.raises(upgrade_run.InputError):
