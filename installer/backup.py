@@ -93,7 +93,7 @@ def local_members(spec):
 
 def member_states(spec, status):
     """{member name: (state, healthy)} from a replSetGetStatus reply (read by replset.interpret_status)."""
-    from .replset import interpret_status
+    from .replset.health import interpret_status
 
     seen = {m.name: (m.state, bool(m.health)) for m in interpret_status(status, spec).members}
     return {m.name: seen.get(m.name, ("UNKNOWN", False)) for m in spec.members}
@@ -176,7 +176,7 @@ def who(member):
 
 
 def connect(member, password, **kw):
-    from .mongo import client
+    from .replset.connection import client
 
     return client(LOOPBACK, member.port, user=USER, password=password, **kw)
 
@@ -561,7 +561,7 @@ def summary_problems(summary):
 
 def render_summary(summary):
     """The backup lines of `dbrs status`."""
-    from .replset import _ago as ago
+    from .replset.health import ago
 
     lines = []
     last = summary.get("last_full")

@@ -15,6 +15,7 @@ from typing import Optional
 
 from . import cluster, facts, firewall, fsutil, paths, plan, preflight
 from .errors import InputError
+from .paths import INSTALL_LOCK
 from .target import Target
 
 
@@ -187,9 +188,6 @@ def build_target(opts, files):
     from dataclasses import replace
 
     return replace(target, secret_files=cluster.secret_items(paths.ETC, files, live), secrets=files.secrets)
-
-
-INSTALL_LOCK = "/run/lock/dbrs-install.lock"
 
 
 def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None, preview=None):

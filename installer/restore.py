@@ -668,7 +668,7 @@ def drill(entry, key, password, timeout=120):
                              "--logpath", os.path.join(tmp, "mongod.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tools.child_env())
     try:
-        from .mongo import client
+        from .replset.connection import client
 
         c = client("127.0.0.1", port, timeout_ms=timeout * 1000)
         c.admin.command("ping")
@@ -699,7 +699,7 @@ def drill(entry, key, password, timeout=120):
 
 def cluster_version(spec, password):
     """The running cluster's MongoDB version, asked of the primary as the restore user."""
-    from .mongo import client
+    from .replset.connection import client
 
     c = client(hosts_of(spec), None, user=USER, password=password, replica_set=spec.cluster.name)
     try:

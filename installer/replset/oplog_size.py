@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import DbrsError
+from ..errors import DbrsError
+from .connection import cause, errors
 
 MIB = 1024 * 1024
 
@@ -46,16 +47,14 @@ def current_mb(client):
 
 def ensure(client, member_name, size_mb):
     """Resize the oplog of the member `client` is directly connected to, if it differs; idempotent."""
-    from pymongo.errors import PyMongoError
-
     try:
         before = current_mb(client)
         if round(before) == size_mb:
             return Resize(member_name, before, before)
         client.admin.command(resize_command(size_mb))
         after = current_mb(client)
-    except PyMongoError as e:
-        raise DbrsError(f"{member_name}: resizing the oplog to {size_mb} MB failed: {e} "
+    except errors().PyMongoError as e:
+        raise DbrsError(f"{member_name}: resizing the oplog to {size_mb} MB failed: {cause(e)} "
                         "(run `dbrs status`; dbrs-install retries on its next run)") from None
     if round(after) != size_mb:
         raise DbrsError(f"{member_name}: the oplog is {after:.0f} MB after replSetResizeOplog asked for {size_mb} MB")
