@@ -11,7 +11,6 @@ optional encryption, `.partial` -> rename); the manifest comes last.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from . import archive, catalog, tools
 from .errors import DbrsError
+from .replset.connection import talking
 
 USER = "backup"
 LOOPBACK = "127.0.0.1"
@@ -121,25 +121,6 @@ def choose_source(spec, local, states):
     raise Skip(f"{chosen.name} ({chosen.address}, {why}) takes the backup; this host has {here}")
 
 
-@contextlib.contextmanager
-def talking_to(what):
-    """pymongo's errors as one line naming the member and the user, with the likely fix."""
-    from pymongo.errors import OperationFailure, PyMongoError
-
-    try:
-        yield
-    except OperationFailure as e:
-        msg = (e.details or {}).get("errmsg") or str(e).split(", full error")[0]
-        fix = ""
-        if e.code == 18:
-            fix = " (the password in secrets.toml does not match the cluster's; `dbrs bootstrap` creates the users)"
-        elif e.code == 13:
-            fix = " (the user lacks a role; `dbrs bootstrap` grants backup, clusterMonitor and read on local)"
-        raise DbrsError(f"{what}: {msg}{fix}") from None
-    except PyMongoError as e:
-        raise DbrsError(f"{what}: {str(e).splitlines()[0][:300]}") from None
-
-
 def first_status(client, member, state_file, now=None):
     """replSetGetStatus as the backup user, or Skip("not bootstrapped yet") while the set is young.
 
@@ -152,7 +133,7 @@ def first_status(client, member, state_file, now=None):
     from pymongo.errors import OperationFailure
 
     now = time.time() if now is None else now
-    with talking_to(who(member)):
+    with talking(who(member), "replSetGetStatus"):
         try:
             return read_status(client)
         except OperationFailure as e:
@@ -342,7 +323,7 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
                 states = member_states(spec, first_status(client, local[0], state_file))
             except Skip as s:
                 return Result("skipped", str(s))
-            with talking_to(who(local[0])):
+            with talking(who(local[0]), "replSetGetConfig"):
                 ident = cluster_identity(client, spec)
             catalog.remember_identity(ident, state_file)
             catalog.clear_partials(bdir, catalog.FULL, ident)
@@ -357,7 +338,7 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
                     first_status(client, member, state_file)
                 except Skip as s:
                     return Result("skipped", str(s))
-            with talking_to(who(member)):
+            with talking(who(member), "buildInfo, find local.oplog.rs"):
                 mongod_version = server_version(client)
                 oplog_start = newest_ts(client)
             started = now()
@@ -368,7 +349,7 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
                 with catalog.folder_errors(bdir), archive.Sink(path, key) as sink:
                     counts = stream_dump(lambda cfg: dump_argv(mongodump, member.port, cfg), password, sink,
                                          progress, stall)
-                    with talking_to(who(member)):
+                    with talking(who(member), "find local.oplog.rs"):
                         oplog_end = newest_ts(client)
                     written = sink.commit()
             except OSError as e:

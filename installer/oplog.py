@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from . import archive, backup, catalog, tools
 from .errors import DbrsError
+from .replset.connection import talking
 
 
 class Gap(DbrsError):
@@ -168,7 +169,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
                 status = backup.first_status(client, local[0], state_file)
             except backup.Skip as s:
                 return Result("skipped", str(s))
-            with backup.talking_to(backup.who(local[0])):
+            with talking(backup.who(local[0]), "replSetGetConfig"):
                 ident = backup.cluster_identity(client, spec)
             catalog.remember_identity(ident, state_file)
             catalog.clear_partials(bdir, catalog.OPLOG, ident)
@@ -181,7 +182,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
                     client = connect_fn(member, password)
                     # users reach the other members a moment after the bootstrap created them
                     status = backup.first_status(client, member, state_file)
-                with backup.talking_to(backup.who(member)):
+                with talking(backup.who(member), "find local.oplog.rs"):
                     oldest, _newest = backup.oplog_bounds(client)
                 p = plan(fulls, slices, oldest)
             except backup.Skip as s:
@@ -192,7 +193,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             path = catalog.kind_dir(bdir, catalog.OPLOG) / name
             try:
                 with catalog.folder_errors(bdir), archive.Sink(path, key) as sink, \
-                        backup.talking_to(backup.who(member)):
+                        talking(backup.who(member), "find local.oplog.rs"):
                     entries_sha = hashlib.sha256()
                     docs = read_entries(client, p.after, committed_ts(status), include_after=not p.gap)
                     first, last, count = write_slice(docs if p.gap else continuing(docs, p.after), sink,

@@ -699,12 +699,11 @@ def drill(entry, key, password, timeout=120):
 
 def cluster_version(spec, password):
     """The running cluster's MongoDB version, asked of the primary as the restore user."""
-    from .replset.connection import client
+    from .replset.connection import client, talking
 
     c = client(hosts_of(spec), None, user=USER, password=password, replica_set=spec.cluster.name)
     try:
-        return c.admin.command("buildInfo").get("version", "unknown")
-    except Exception as e:  # pymongo's errors: reported as one line, the restore not started
-        raise DbrsError(f"cannot reach the primary of {spec.cluster.name} as {USER}: {e}") from None
+        with talking(f"the primary of {spec.cluster.name} as {USER}", "buildInfo"):
+            return c.admin.command("buildInfo").get("version", "unknown")
     finally:
         c.close()

@@ -74,3 +74,23 @@ def test_members_are_found_by_address_and_by_name():
     with pytest.raises(InputError) as e:
         connection.lookup(SPEC, "mongod9")
     assert "mongod9" in str(e.value) and ", ".join(SPEC.names()) in str(e.value)
+
+
+@pytest.mark.parametrize("code,words", [(18, "authentication failed: the password in secrets.toml"),
+                                        (13, "not authorized (no role xxx"),
+                                        (10107, "not PRIMARY any more")])
+def test_a_server_error_becomes_one_line_naming_member_command_and_cause(code, words):
+    """replset, backup, oplog, restore and `dbrs user` all translate through this one path."""
+    from pymongo.errors import OperationFailure
+
+    with pytest.raises(DbrsError) as e, connection.talking("mongod2 (127.0.0.1:27018) as backup", "replSetGetStatus"):
+        raise OperationFailure("no role\n" + "x" * 5000, code, {"ok": 0, "errmsg": "no role\n" + "x" * 5000,
+                                                                "code": code})
+    text = str(e.value)
+    assert text.startswith("mongod2 (127.0.0.1:27018) as backup: replSetGetStatus failed: ") and words in text
+    assert "\n" not in text and len(text) < 600
+
+
+def test_talking_leaves_other_errors_alone():
+    with pytest.raises(KeyError), connection.talking("mongod1", "ping"):
+        raise KeyError("not a driver error")
