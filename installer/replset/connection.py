@@ -162,11 +162,10 @@ def member_at(spec, address):
 
 
 def lookup(spec, name):
-    """The spec member called `name`; InputError naming the known ones otherwise."""
-    member = next((m for m in spec.members if m.name == name), None)
-    if member is None:
+    """The spec member called `name` (an argument of degrade/recover); InputError naming the known ones."""
+    if name not in spec.names():
         raise InputError(name, "is not a member of the spec", "known: " + ", ".join(spec.names()))
-    return member
+    return spec.member(name)
 
 
 def host_of(member, local=None):
