@@ -15,7 +15,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from . import fsutil, mongo, paths
+from . import fsutil, paths
+from .replset import connection
 
 UNIT = "dbrs-mongod@{}.service"
 WANTS = paths.UNIT_DIR / "multi-user.target.wants"
@@ -120,9 +121,9 @@ def listed_in_set(conf_path):
     if not m:
         return False
     try:
-        with mongo.client("127.0.0.1", int(m.group(1)), timeout_ms=1500) as c:
+        with connection.client("127.0.0.1", int(m.group(1)), timeout_ms=1500) as c:
             h = c.admin.command("hello")
-    except mongo.errors().PyMongoError:
+    except connection.errors().PyMongoError:
         return False
     return bool(h.get("me")) and h["me"] in (h.get("hosts", []) + h.get("arbiters", []) + h.get("passives", []))
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import cluster, departed, facts, firewall, fsutil, oplog_size, paths, plan, preflight
+from . import cluster, departed, facts, firewall, fsutil, paths, plan, preflight
+from .replset import oplog_size
 from .errors import InputError
+from .paths import INSTALL_LOCK
 from .target import Target
 
 
@@ -188,9 +190,6 @@ def build_target(opts, files):
     from dataclasses import replace
 
     return replace(target, secret_files=cluster.secret_items(paths.ETC, files, live), secrets=files.secrets)
-
-
-INSTALL_LOCK = "/run/lock/dbrs-install.lock"
 
 
 def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None, preview=None):

@@ -17,6 +17,8 @@ UNIT_DIR = P("/etc/systemd/system")
 SYSCTL = P("/etc/sysctl.d/60-dbrs.conf")
 LOGROTATE = P("/etc/logrotate.d/dbrs")
 MONGOD = P("/usr/bin/mongod")
+# dbrs-install's lock; `dbrs user` takes it too (both rewrite secrets.toml). A str: it is named in messages.
+INSTALL_LOCK = "/run/lock/dbrs-install.lock"
 
 
 def member_conf(name):

@@ -13,7 +13,8 @@ import re
 import time
 from dataclasses import replace
 
-from . import apply, facts, mongo, packages, paths, plan, replset, secrets, upgrade
+from . import apply, facts, packages, paths, plan, secrets, upgrade
+from .replset import connection, health, operations
 from .errors import DbrsError, InputError
 from .fsutil import write_file
 from .target import Target
@@ -26,23 +27,23 @@ STEPDOWN_S = 60
 def build_version(member, timeout_ms=2000):
     """buildInfo.version of one member (MongoDB answers it before authentication), None when it does not answer."""
     try:
-        with mongo.client(member.host, member.port, timeout_ms=timeout_ms) as c:
+        with connection.client(member.host, member.port, timeout_ms=timeout_ms) as c:
             return str(c.admin.command("buildInfo")["version"])
-    except mongo.errors().PyMongoError:
+    except connection.errors().PyMongoError:
         return None
 
 
 def read_view(spec, secrets, local_names):
     """Versions from each member, states and lag from the primary, the FCV from the primary."""
-    primary, seen = replset.find_primary(spec)
+    primary, seen = connection.find_primary(spec)
     if primary is None:
         answering = [n for n, h in seen.items() if isinstance(h, dict)]
         raise DbrsError("no member is PRIMARY (answering: " + (", ".join(answering) or "none")
                         + "); an upgrade starts from a healthy set (see `dbrs status`)")
-    with mongo.connect(primary.name, primary.host, primary.port, user="admin", password=secrets.password("admin")) as c:
+    with connection.connect(primary.name, primary.host, primary.port, user="admin", password=secrets.password("admin")) as c:
         rs = c.command("replSetGetStatus")
         fcv = c.command({"getParameter": 1, "featureCompatibilityVersion": 1}).get("featureCompatibilityVersion", {})
-    status = replset.interpret_status(rs, spec)
+    status = health.interpret_status(rs, spec)
     members = []
     for m in spec.members:
         ms = status.member(m.name)
@@ -120,7 +121,7 @@ def run(spec, secrets, to, local_names, host, progress=None, wait_s=600, dry_run
         if step.action == "packages":
             host.install(to)
         elif step.action == "stepdown":
-            sd = replset.stepdown(spec, secrets, secs=STEPDOWN_S, wait_s=min(wait_s, 120))
+            sd = operations.stepdown(spec, secrets, secs=STEPDOWN_S, wait_s=min(wait_s, 120))
             step = replace(step, member=f"{sd.old} -> {sd.new} ({sd.no_primary_s:.1f} s without a primary)")
         else:
             _ready(spec, secrets, local_names, step.member)

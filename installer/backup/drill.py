@@ -11,6 +11,7 @@ import tempfile
 from .. import tools
 from . import history, mongorestore
 from ..errors import DbrsError
+from ..replset.connection import client
 
 
 DRILL_CACHE_GB = "0.25"
@@ -55,8 +56,6 @@ def drill(entry, key, password, timeout=120):
                              "--logpath", os.path.join(tmp, "mongod.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tools.child_env())
     try:
-        from ..mongo import client
-
         c = client("127.0.0.1", port, timeout_ms=timeout * 1000)
         c.admin.command("ping")
         # no --oplogReplay: the counts mongodump printed are of the collections as copied

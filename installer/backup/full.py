@@ -18,6 +18,7 @@ from .. import secrets, tools
 from . import archive, catalog, dump, finish, source, times, history
 from .manifest import Manifest
 from ..errors import DbrsError
+from ..replset.connection import talking
 
 
 @dataclass
@@ -55,7 +56,7 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
                 states = source.member_states(spec, source.first_status(client, local[0], state_file))
             except source.Skip as s:
                 return Result("skipped", str(s))
-            with source.talking_to(source.who(local[0])):
+            with talking(source.who(local[0]), "replSetGetConfig"):
                 ident = source.cluster_identity(client, spec)
             catalog.remember_identity(ident, state_file)
             catalog.clear_partials(bdir, catalog.FULL, ident)
@@ -70,7 +71,7 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
                     source.first_status(client, member, state_file)
                 except source.Skip as s:
                     return Result("skipped", str(s))
-            with source.talking_to(source.who(member)):
+            with talking(source.who(member), "buildInfo, find local.oplog.rs"):
                 mongod_version = source.server_version(client)
                 oplog_start = source.newest_ts(client)
             started = now()
@@ -81,7 +82,7 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
                 with catalog.folder_errors(bdir), archive.Sink(path, key) as sink:
                     counts = dump.stream_dump(lambda cfg: dump.dump_argv(mongodump, member.port, cfg), password, sink,
                                          progress, stall)
-                    with source.talking_to(source.who(member)):
+                    with talking(source.who(member), "find local.oplog.rs"):
                         oplog_end = source.newest_ts(client)
                     written = sink.commit()
             except OSError as e:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from .. import tools
 from . import archive, catalog, history, mongorestore, proof, replay, times
 from ..errors import DbrsError, InputError
+from ..replset.connection import client, talking
 from .pitr import Plan, plan_pitr, through
 
 
@@ -309,13 +310,10 @@ def refuse_other_cluster(spec, plan, force, ident=None):
 
 def cluster_version(spec, password):
     """The running cluster's MongoDB version, asked of the primary as the restore user."""
-    from ..mongo import client
-
     c = client(hosts_of(spec), None, user=mongorestore.USER, password=password, replica_set=spec.cluster.name)
     try:
-        return c.admin.command("buildInfo").get("version", "unknown")
-    except Exception as e:  # pymongo's errors: reported as one line, the restore not started
-        raise DbrsError(f"cannot reach the primary of {spec.cluster.name} as {mongorestore.USER}: {e}") from None
+        with talking(f"the primary of {spec.cluster.name} as {mongorestore.USER}", "buildInfo"):
+            return c.admin.command("buildInfo").get("version", "unknown")
     finally:
         c.close()
 

@@ -25,6 +25,7 @@ from .. import secrets, tools
 from . import archive, catalog, dump, finish, source, times, history
 from .manifest import Manifest
 from ..errors import DbrsError
+from ..replset.connection import talking
 
 
 class Gap(DbrsError):
@@ -170,7 +171,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
                 status = source.first_status(client, local[0], state_file)
             except source.Skip as s:
                 return Result("skipped", str(s))
-            with source.talking_to(source.who(local[0])):
+            with talking(source.who(local[0]), "replSetGetConfig"):
                 ident = source.cluster_identity(client, spec)
             catalog.remember_identity(ident, state_file)
             catalog.clear_partials(bdir, catalog.OPLOG, ident)
@@ -183,7 +184,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
                     client = connect_fn(member, password)
                     # users reach the other members a moment after the bootstrap created them
                     status = source.first_status(client, member, state_file)
-                with source.talking_to(source.who(member)):
+                with talking(source.who(member), "find local.oplog.rs"):
                     oldest, _newest = source.oplog_bounds(client)
                 p = plan(fulls, slices, oldest)
             except source.Skip as s:
@@ -194,7 +195,7 @@ def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local
             path = catalog.kind_dir(bdir, catalog.OPLOG) / name
             try:
                 with catalog.folder_errors(bdir), archive.Sink(path, key) as sink, \
-                        source.talking_to(source.who(member)):
+                        talking(source.who(member), "find local.oplog.rs"):
                     entries_sha = hashlib.sha256()
                     docs = read_entries(client, p.after, committed_ts(status), include_after=not p.gap)
                     first, last, count = write_slice(docs if p.gap else continuing(docs, p.after), sink,

@@ -8,12 +8,13 @@ The member is reached over loopback as the backup user.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 from . import catalog, times, history
 from .. import secrets
 from ..errors import DbrsError, InputError
+from ..replset.connection import client, talking
+from ..replset.health import interpret_status
 
 
 USER = "backup"
@@ -51,8 +52,7 @@ def local_members(spec):
 
 
 def member_states(spec, status):
-    """{member name: (state, healthy)} from a replSetGetStatus reply (read by replset.interpret_status)."""
-    from ..replset import interpret_status
+    """{member name: (state, healthy)} from a replSetGetStatus reply (read by replset.health.interpret_status)."""
 
     seen = {m.name: (m.state, bool(m.health)) for m in interpret_status(status, spec).members}
     return {m.name: seen.get(m.name, ("UNKNOWN", False)) for m in spec.members}
@@ -80,25 +80,6 @@ def choose_source(spec, local, states):
     raise Skip(f"{chosen.name} ({chosen.address}, {why}) takes the backup; this host has {here}")
 
 
-@contextlib.contextmanager
-def talking_to(what):
-    """pymongo's errors as one line naming the member and the user, with the likely fix."""
-    from pymongo.errors import OperationFailure, PyMongoError
-
-    try:
-        yield
-    except OperationFailure as e:
-        msg = (e.details or {}).get("errmsg") or str(e).split(", full error")[0]
-        fix = ""
-        if e.code == 18:
-            fix = " (the password in secrets.toml does not match the cluster's; `dbrs bootstrap` creates the users)"
-        elif e.code == 13:
-            fix = " (the user lacks a role; `dbrs bootstrap` grants backup, clusterMonitor and read on local)"
-        raise DbrsError(f"{what}: {msg}{fix}") from None
-    except PyMongoError as e:
-        raise DbrsError(f"{what}: {str(e).splitlines()[0][:300]}") from None
-
-
 def first_status(client, member, state_file, now=None):
     """replSetGetStatus as the backup user, or Skip("not bootstrapped yet") while the set is young.
 
@@ -111,7 +92,7 @@ def first_status(client, member, state_file, now=None):
     from pymongo.errors import OperationFailure
 
     now = time.time() if now is None else now
-    with talking_to(who(member)):
+    with talking(who(member), "replSetGetStatus"):
         try:
             return read_status(client)
         except OperationFailure as e:
@@ -135,8 +116,6 @@ def who(member):
 
 
 def connect(member, password, **kw):
-    from ..mongo import client
-
     return client(LOOPBACK, member.port, user=USER, password=password, **kw)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import archive, catalog, history, pitr, times
 from ..errors import InputError
+from ..replset.health import ago
 
 
 def status_summary(spec, config_dir=None, *, state_file=None, now=None):
@@ -124,7 +125,6 @@ def summary_problems(summary):
 
 def render_summary(summary):
     """The backup lines of `dbrs status`."""
-    from ..replset import _ago as ago
 
     lines = []
     last = summary.get("last_full")

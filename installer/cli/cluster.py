@@ -38,10 +38,10 @@ def print_bootstrap(result):
 @handle_errors
 def bootstrap(config, wait_s, as_json):
     """Initiate the set, create the users and set the default write concern (on the primary's host)."""
-    from .. import replset
+    from ..replset.bootstrap import bootstrap as run_bootstrap
 
     spec, secrets = _load(config)
-    result = replset.bootstrap(spec, secrets, wait_s=wait_s, progress=None if as_json else Reporter())
+    result = run_bootstrap(spec, secrets, wait_s=wait_s, progress=None if as_json else Reporter())
     if as_json:
         emit_json({"steps": [{"step": s, "status": st, "detail": d} for s, st, d in result.steps],
                    "uri": result.uri, "read_uri": result.read_uri, "notes": result.notes})
@@ -56,11 +56,12 @@ def bootstrap(config, wait_s, as_json):
 @handle_errors
 def status(config, as_json, check):
     """Members, lag, commit point, oplog window, write concern and what needs doing."""
-    from .. import replset
     from ..backup import offsite, status
+    from ..replset import operations
+    from .render import render_status
 
     spec, secrets = _load(config)
-    st = replset.read_status(spec, secrets)
+    st = operations.read_status(spec, secrets)
     backups = status.status_summary(spec, os.path.dirname(os.path.abspath(config)))
     backup_problems = status.summary_problems(backups)
     from .. import facts, firewall
@@ -75,7 +76,7 @@ def status(config, as_json, check):
             doc["offsite"] = {**copies, "problems": copy_problems}
         emit_json(doc)
     else:
-        click.echo(replset.render_status(st))
+        click.echo(render_status(st))
         for line in status.render_summary(backups) + (offsite.render_summary(copies) if copies else []):
             click.echo(line)
         for line in firewall_problems:
@@ -90,13 +91,14 @@ def status(config, as_json, check):
 @handle_errors
 def uri(config, user):
     """Print the connection string and its read-scaling variant."""
-    from .. import replset, spec as specmod
+    from .. import spec as specmod
+    from ..replset import documents
     from ..errors import InputError
 
     spec = specmod.load(config)
     if user is not None and not user:
         raise InputError("--user", "is empty", "name a user, e.g. --user admin")
-    plain, read = replset.connection_strings(spec, user)
+    plain, read = documents.connection_strings(spec, user)
     click.echo(plain)
     click.echo(read)
 
@@ -108,10 +110,10 @@ def uri(config, user):
 @handle_errors
 def degrade(member, config, wait_s):
     """Take a down secondary's vote away (votes 0, priority 0) so majority writes succeed again."""
-    from .. import replset
+    from ..replset import operations
 
     spec, secrets = _load(config)
-    click.echo(replset.degrade(spec, secrets, member, wait_s=wait_s))
+    click.echo(operations.degrade(spec, secrets, member, wait_s=wait_s))
 
 
 @click.command("recover")
@@ -121,10 +123,10 @@ def degrade(member, config, wait_s):
 @handle_errors
 def recover(member, config, wait_s):
     """Give a degraded member its vote back, then (once caught up) its priority."""
-    from .. import replset
+    from ..replset import operations
 
     spec, secrets = _load(config)
-    click.echo(replset.recover(spec, secrets, member, wait_s=wait_s, progress=Reporter()))
+    click.echo(operations.recover(spec, secrets, member, wait_s=wait_s, progress=Reporter()))
 
 
 @click.command("stepdown")
@@ -136,8 +138,8 @@ def recover(member, config, wait_s):
 @handle_errors
 def stepdown(secs, config, wait_s):
     """Step the primary down for maintenance and time the failover."""
-    from .. import replset
+    from ..replset import operations
 
     spec, secrets = _load(config)
-    r = replset.stepdown(spec, secrets, secs=secs, wait_s=wait_s)
+    r = operations.stepdown(spec, secrets, secs=secs, wait_s=wait_s)
     click.echo(f"{r.old} stepped down; {r.new} is PRIMARY; the set had no primary for {r.no_primary_s:.1f} s")

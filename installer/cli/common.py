@@ -95,11 +95,11 @@ def handle_errors(fn):
 def _mongo_error(e):
     if "pymongo" not in sys.modules:
         return None
-    from .. import mongo
+    from ..replset import connection
 
-    if not isinstance(e, mongo.errors().PyMongoError):
+    if not isinstance(e, connection.errors().PyMongoError):
         return None
-    return str(mongo.translate(e, "MongoDB", "a command"))
+    return str(connection.translate(e, "MongoDB", "a command"))
 
 
 # What a run has done so far, for the line an interrupt prints (the commands append to it).

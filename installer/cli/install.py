@@ -134,10 +134,11 @@ def _bootstrap(wait_s, progress):
     """The replica-set bootstrap that runs on the primary host after apply, as (step, status, detail)."""
 
     def run(target):
-        from .. import replset, secrets
+        from .. import secrets
+        from ..replset.bootstrap import bootstrap
 
-        result = replset.bootstrap(target.spec, secrets.load(target.spec_path, keyfile=True), wait_s=wait_s,
-                                   progress=progress, wait_flag="dbrs-install --wait")
+        result = bootstrap(target.spec, secrets.load(target.spec_path, keyfile=True), wait_s=wait_s,
+                           progress=progress, wait_flag="dbrs-install --wait")
         detail = "; ".join(f"{step} {detail}" for step, status, detail in result.steps if status != "unchanged")
         status = "changed" if result.changed else "waiting" if result.waiting else "unchanged"
         return ("replica set", status, (detail + "; " if detail else "") + result.uri)
@@ -147,6 +148,6 @@ def _bootstrap(wait_s, progress):
 
 def _preview(target):
     """--dry-run on the primary's host: the replica-set steps the bootstrap would take (read-only queries)."""
-    from .. import replset
+    from ..replset.bootstrap import preview
 
-    return [(f"replica set {step}", status, detail) for step, status, detail in replset.preview(target.spec, target.secrets)]
+    return [(f"replica set {step}", status, detail) for step, status, detail in preview(target.spec, target.secrets)]

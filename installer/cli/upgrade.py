@@ -111,7 +111,8 @@ def _upgrade(spec, secrets, config, to, dry_run, packages_from, wait_s, as_json,
 
 
 def _set_fcv(spec, secrets, to, dry_run, yes, as_json):
-    from .. import mongo, replset, upgrade, upgrade_run
+    from .. import upgrade, upgrade_run
+    from ..replset import connection
     from ..errors import DbrsError, InputError
 
     view = upgrade_run.read_view(spec, secrets, set())
@@ -128,10 +129,10 @@ def _set_fcv(spec, secrets, to, dry_run, yes, as_json):
                              "practice (going back needs MongoDB's support)", "confirm with --yes")
         click.confirm(f"Raise the feature compatibility version {view.fcv} -> {to}? Going back needs MongoDB's "
                       "support; check your applications against it first.", abort=True)
-    primary, _ = replset.find_primary(spec)
+    primary, _ = connection.find_primary(spec)
     if primary is None:
         raise DbrsError("no member is PRIMARY; see `dbrs status`")
-    with mongo.connect(primary.name, primary.host, primary.port, user="admin", password=secrets.password("admin")) as c:
+    with connection.connect(primary.name, primary.host, primary.port, user="admin", password=secrets.password("admin")) as c:
         c.command(cmd)
         got = c.command({"getParameter": 1, "featureCompatibilityVersion": 1})["featureCompatibilityVersion"]
     if got.get("version") != to or got.get("targetVersion"):

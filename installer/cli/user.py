@@ -60,17 +60,13 @@ def _prepare(config, password_file=None, passphrase_file=None):
 
 
 def _primary_client(spec, sec):
-    from .. import mongo, replset
-    from ..errors import DbrsError
+    from ..replset import connection
 
-    primary, seen = replset.find_primary(spec)
-    if primary is None:
-        raise DbrsError("no member is PRIMARY: " + replset._seen_text(spec, seen) + "; see `dbrs status`")
-    return mongo.member_client(primary, user="admin", password=sec.password("admin"))
+    return connection.connect_member(connection.primary(spec), "admin", sec.password("admin"))
 
 
 def _finish(config, store, outcome, out, passphrase):
-    from .. import users
+    from ..replset import users
 
     if outcome.password:
         if out:
@@ -106,16 +102,15 @@ def user():
 @handle_errors
 def add(name, roles, password_file, passphrase_file, config):
     """Create user NAME (in the admin database) with a generated password."""
-    from .. import users
+    from ..replset import connection, users
 
     users.check_name(name)
     wanted = users.parse_roles(roles)
     with users.secrets_lock():
         spec, sec, out, passphrase = _prepare(config, password_file, passphrase_file)
         store = users.Store(config, sec)
-        with _primary_client(spec, sec) as client:
-            with users.talking(f"user add {name}"):
-                outcome = users.add(client, store, name, wanted)
+        with _primary_client(spec, sec) as c, connection.talking(c.who, f"user add {name}"):
+            outcome = users.add(c.client, store, name, wanted)
         _finish(config, store, outcome, out, passphrase)
 
 
@@ -127,15 +122,14 @@ def add(name, roles, password_file, passphrase_file, config):
 @handle_errors
 def rotate(name, password_file, passphrase_file, config):
     """Give user NAME a new generated password."""
-    from .. import users
+    from ..replset import connection, users
 
     users.check_name(name)
     with users.secrets_lock():
         spec, sec, out, passphrase = _prepare(config, password_file, passphrase_file)
         store = users.Store(config, sec)
-        with _primary_client(spec, sec) as client:
-            with users.talking(f"user rotate {name}"):
-                outcome = users.rotate(client, store, name)
+        with _primary_client(spec, sec) as c, connection.talking(c.who, f"user rotate {name}"):
+            outcome = users.rotate(c.client, store, name)
         _finish(config, store, outcome, out, passphrase)
 
 
@@ -147,7 +141,7 @@ def rotate(name, password_file, passphrase_file, config):
 @handle_errors
 def remove(name, yes, passphrase_file, config):
     """Drop user NAME; applications logging in as it stop working."""
-    from .. import users
+    from ..replset import connection, users
     from ..errors import InputError
 
     users.check_name(name)
@@ -159,9 +153,8 @@ def remove(name, yes, passphrase_file, config):
     with users.secrets_lock():
         sec = _prepare(config)[1]  # again, under the lock
         store = users.Store(config, sec)
-        with _primary_client(spec, sec) as client:
-            with users.talking(f"user remove {name}"):
-                outcome = users.remove(client, store, name)
+        with _primary_client(spec, sec) as c, connection.talking(c.who, f"user remove {name}"):
+            outcome = users.remove(c.client, store, name)
         _finish(config, store, outcome, None, passphrase)
 
 
@@ -171,12 +164,11 @@ def remove(name, yes, passphrase_file, config):
 @handle_errors
 def list_(as_json, config):
     """Application users with their roles and where their password is."""
-    from .. import users
+    from ..replset import connection, users
 
     spec, sec, _, _ = _prepare(config)
-    with _primary_client(spec, sec) as client:
-        with users.talking("user list"):
-            rows = users.list_users(client, sec)
+    with _primary_client(spec, sec) as c, connection.talking(c.who, "user list"):
+        rows = users.list_users(c.client, sec)
     if as_json:
         emit_json([{"user": r.name, "roles": [str(x) for x in r.roles], "password": r.password} for r in rows])
         return
@@ -196,7 +188,7 @@ def list_(as_json, config):
 @handle_errors
 def seal(passphrase_file, config):
     """Re-seal bundle.dbrs with the secrets of this host (after user changes)."""
-    from .. import users
+    from ..replset import users
 
     with users.secrets_lock():
         _, sec, _, passphrase = _prepare(config, None, passphrase_file)

@@ -67,14 +67,15 @@ def real():
     """The real replica set of the Vagrant tier: (spec, secrets, spec path), or a skip saying what is missing."""
     if os.environ.get("DBRS_REAL_MONGOD") != "1":
         pytest.skip("needs a real replica set: set DBRS_REAL_MONGOD=1 (the Vagrant helper does)")
-    from installer import replset, secrets as secretsmod, spec as specmod
+    from installer import secrets as secretsmod, spec as specmod
+    from installer.replset import connection
 
     path = os.environ.get("DBRS_CONFIG", "/etc/dbrs/cluster.toml")
     if not os.path.exists(path):
         pytest.skip(f"DBRS_CONFIG {path} does not exist")
     spec = specmod.load(path)
     secrets = secretsmod.load(path, keyfile=True)
-    primary, _ = replset.find_primary(spec)
+    primary, _ = connection.find_primary(spec)
     if primary is None:
         pytest.skip("no member of the real set answers as PRIMARY")
     return spec, secrets, path

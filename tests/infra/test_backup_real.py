@@ -39,10 +39,10 @@ def dbrs(host, *args):
 
 
 def test_restore_to_a_point_in_time_brings_back_exactly_the_writes_before_it(real):
-    from installer import mongo
+    from installer.replset import connection
 
     spec, secrets, path = real
-    c = mongo.client([m.address for m in spec.members if m.data_bearing], None, user="admin",
+    c = connection.client([m.address for m in spec.members if m.data_bearing], None, user="admin",
                      password=secrets.password("admin"), replica_set=spec.cluster.name)
     coll = c[DB]["events"]
     try:

@@ -33,20 +33,20 @@ def host_of(member):
 
 
 def set_client(spec, secrets, **kw):
-    from installer import mongo
+    from installer.replset import connection
 
     hosts = [m.address for m in spec.members if m.data_bearing]
-    return mongo.client(hosts, None, replica_set=spec.cluster.name, direct=False, user="admin",
+    return connection.client(hosts, None, replica_set=spec.cluster.name, direct=False, user="admin",
                         password=secrets.password("admin"), **kw)
 
 
 def wait_healthy(spec, secrets, limit_s=120):
-    from installer import replset
+    from installer.replset import operations
 
     deadline = time.monotonic() + limit_s
     while True:
         try:
-            st = replset.read_status(spec, secrets)
+            st = operations.read_status(spec, secrets)
             if all(m.healthy for m in st.members) and st.primary:
                 return st
         except Exception:
@@ -60,21 +60,21 @@ def wait_healthy(spec, secrets, limit_s=120):
 def test_primary_kill_fails_over_within_12_s_and_keeps_majority_writes(real):
     import pymongo
 
-    from installer import replset
+    from installer.replset import connection
 
     spec, secrets, _ = real
     with set_client(spec, secrets) as c:
         coll = c.dbrs_test.get_collection("failover", write_concern=pymongo.WriteConcern("majority"))
         marker = {"_id": f"before-kill-{time.time()}"}
         coll.insert_one(marker)
-    old, _ = replset.find_primary(spec)
+    old, _ = connection.find_primary(spec)
     host = host_of(old)
     killed = time.monotonic()
     host.run_expect([0], f"systemctl kill -s SIGKILL dbrs-mongod@{old.name}.service")
     try:
         new = None
         while time.monotonic() - killed < 30:
-            new, _ = replset.find_primary(spec, timeout_ms=500)
+            new, _ = connection.find_primary(spec, timeout_ms=500)
             if new and new.name != old.name:
                 break
             time.sleep(0.2)
@@ -95,10 +95,10 @@ def test_degrade_unblocks_majority_writes_and_recover_restores_the_vote(real):
     import pymongo
     from pymongo.errors import WTimeoutError
 
-    from installer import replset
+    from installer.replset import connection, operations
 
     spec, secrets, _ = real
-    primary, _ = replset.find_primary(spec)
+    primary, _ = connection.find_primary(spec)
     secondary = next(m for m in spec.members if m.data_bearing and m.name != primary.name)
     host = host_of(secondary)
     host.run_expect([0], f"systemctl stop dbrs-mongod@{secondary.name}.service")
@@ -107,11 +107,11 @@ def test_degrade_unblocks_majority_writes_and_recover_restores_the_vote(real):
             coll = c.dbrs_test.get_collection("degrade", write_concern=pymongo.WriteConcern("majority", wtimeout=3000))
             with pytest.raises(WTimeoutError):
                 coll.insert_one({"when": "secondary down, not degraded"})
-            replset.degrade(spec, secrets, secondary.name)
+            operations.degrade(spec, secrets, secondary.name)
             coll.insert_one({"when": "secondary down, degraded"})
     finally:
         host.run(f"systemctl start dbrs-mongod@{secondary.name}.service")
-    replset.recover(spec, secrets, secondary.name, wait_s=300)
+    operations.recover(spec, secrets, secondary.name, wait_s=300)
     st = wait_healthy(spec, secrets)
     back = st.member(secondary.name)
     assert (back.votes, back.priority) == (1, secondary.priority)
@@ -119,9 +119,9 @@ def test_degrade_unblocks_majority_writes_and_recover_restores_the_vote(real):
 
 
 def test_status_as_monitor_sees_the_oplog_window(real):
-    from installer import replset
+    from installer.replset import documents, operations
 
     spec, secrets, _ = real
-    st = replset.read_status(spec, secrets, user="monitor")
+    st = operations.read_status(spec, secrets, user="monitor")
     assert st.oplog_window_s is not None, "clusterMonitor could not read local.oplog.rs"
-    assert st.write_concern and str(st.write_concern["w"]) == str(replset.rw_concern(spec.cluster)["w"])
+    assert st.write_concern and str(st.write_concern["w"]) == str(documents.rw_concern(spec.cluster)["w"])

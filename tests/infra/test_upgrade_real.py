@@ -36,14 +36,14 @@ def _write(spec, secrets, n):
 
 
 def test_rolling_upgrade_7_0_to_8_0_then_fcv(real):
-    from installer import replset
+    from installer.replset import connection
 
     spec, secrets, _ = real
     if {v.rsplit(".", 1)[0] for v in _versions(spec).values() if v} != {"7.0"} or _fcv(spec, secrets).get("version") != "7.0":
         pytest.skip("needs a set running 7.0 with FCV 7.0: provision with DBRS_MONGODB_VERSION=7.0 vagrant up")
     wait_healthy(spec, secrets)
     count = _write(spec, secrets, 0)
-    primary, _ = replset.find_primary(spec)
+    primary, _ = connection.find_primary(spec)
     first = host_of(primary)
     early = first.run("dbrs upgrade --to 8.0")
     assert early.rc == 2 and "goes last" in early.stderr + early.stdout

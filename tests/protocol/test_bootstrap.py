@@ -201,14 +201,14 @@ def test_a_fresh_set_waiting_for_a_member_streams_progress_without_a_terminal(st
 
 def test_preview_lists_the_set_steps_from_read_only_queries(standin, spec_for):
     """`dbrs-install --dry-run` on the primary's host: what the bootstrap would do, changing nothing."""
-    from installer import replset
+    from installer.replset.bootstrap import preview
 
     rs = standin.initiated().start()
     del rs.users["monitor"]
     rs.rw = None
     path = spec_for(rs)
     spec, secrets = specmod.load(path), secretsmod.load(path, keyfile=True)
-    steps = replset.preview(spec, secrets)
+    steps = preview(spec, secrets)
     assert steps == [("initiate", "unchanged", "replica set dbrs exists"),
                      ("users", "would change", "create monitor"),
                      ("write concern", "would change", "w:1 -> w:majority, wtimeout 10 s")]
@@ -216,11 +216,11 @@ def test_preview_lists_the_set_steps_from_read_only_queries(standin, spec_for):
 
 
 def test_preview_of_a_set_not_yet_initiated(standin, spec_for):
-    from installer import replset
+    from installer.replset.bootstrap import preview
 
     rs = standin.start()
     path = spec_for(rs)
-    steps = replset.preview(specmod.load(path), secretsmod.load(path, keyfile=True))
+    steps = preview(specmod.load(path), secretsmod.load(path, keyfile=True))
     assert [(s[0], s[1]) for s in steps] == [("initiate", "would change"), ("users", "would change"),
                                              ("write concern", "would change")]
     assert rs.log == []

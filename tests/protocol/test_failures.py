@@ -16,7 +16,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from installer import mongo
+from installer.replset import connection
 from installer.cli import COMMANDS, main
 
 from .test_backup_protocol import STANDINS, env, spec_with_backup_dir  # noqa: F401 - env is a fixture
@@ -62,9 +62,9 @@ def faulty(standin, env, monkeypatch):  # noqa: F811
     fake = bin_dir / "mongod"
     fake.write_text("#!/bin/sh\n# the drill's scratch mongod; its client is redirected to the stand-in\nexec sleep 30\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(mongo, "DEFAULT_TIMEOUT_MS", 400)
-    monkeypatch.setattr(mongo, "SOCKET_TIMEOUT_MIN_MS", 1000)
-    real_client = mongo.client
+    monkeypatch.setattr(connection, "DEFAULT_TIMEOUT_MS", 400)
+    monkeypatch.setattr(connection, "SOCKET_TIMEOUT_MIN_MS", 1000)
+    real_client = connection.client
     primary_port = rs.member("mongod1").port
 
     def client(host, port, **kw):
@@ -72,7 +72,7 @@ def faulty(standin, env, monkeypatch):  # noqa: F811
             port = primary_port   # the drill's scratch mongod
         return real_client(host, port, **kw)
 
-    monkeypatch.setattr(mongo, "client", client)
+    monkeypatch.setattr(connection, "client", client)
     rs.stall_s = 1.6
     return rs, path, name
 

@@ -9,8 +9,8 @@ from bson import Int64, Timestamp
 from bson.raw_bson import RawBSONDocument
 from mockupdb import MockupDB, go
 
-from installer import mongo
 from installer.backup import slices as oplog, times
+from installer.replset import connection
 
 WIRE = {"minWireVersion": 0, "maxWireVersion": 25}
 
@@ -46,7 +46,7 @@ def entries():
 
 
 def test_slice_reads_after_the_last_ts_in_natural_order_and_keeps_raw_bytes(server):
-    client = mongo.client("127.0.0.1", server.port, timeout_ms=3000)
+    client = connection.client("127.0.0.1", server.port, timeout_ms=3000)
     after = times.ts_int(1_764_300_000, 5)
     until = times.ts_int(1_764_300_011, 1)
     sink = Collect()
@@ -70,7 +70,7 @@ def test_slice_reads_after_the_last_ts_in_natural_order_and_keeps_raw_bytes(serv
 def test_oplog_bounds_asks_for_one_entry_each_way(server):
     from installer.backup import source
 
-    client = mongo.client("127.0.0.1", server.port, timeout_ms=3000)
+    client = connection.client("127.0.0.1", server.port, timeout_ms=3000)
     future = go(source.oplog_bounds, client)
     for direction, sec in ((1, 1_764_200_000), (-1, 1_764_300_000)):
         req = server.receives()

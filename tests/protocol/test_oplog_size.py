@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from installer import mongo, oplog_size, secrets as secretsmod
+from installer import secrets as secretsmod
+from installer.replset import connection, oplog_size
 from installer.errors import DbrsError
 
 from .standin import command_doc
@@ -14,7 +15,7 @@ ADMIN_PW = "admin-pw-0000000000000000000000"
 
 def client_to(rs, name):
     m = rs.member(name)
-    return mongo.client("127.0.0.1", m.port, user="admin", password=ADMIN_PW)
+    return connection.client("127.0.0.1", m.port, user="admin", password=ADMIN_PW)
 
 
 def test_resize_sends_replsetresizeoplog_to_the_member_itself_once(standin):

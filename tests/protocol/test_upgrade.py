@@ -70,7 +70,7 @@ def test_secondaries_then_arbiter_then_primary_after_a_stepdown_then_fcv(old_set
 
     view = upgrade_run.read_view(spec, secrets, set())
     cmd = upgrade.decide_fcv(view, "8.0")
-    with upgrade_run.mongo.connect("mongod1", "127.0.0.1", rs.current_primary() and rs.member(rs.current_primary()).port,
+    with upgrade_run.connection.connect("mongod1", "127.0.0.1", rs.current_primary() and rs.member(rs.current_primary()).port,
                                    user="admin", password=secrets.password("admin")) as c:
         c.command(cmd)
     [fcv] = rs.sent("setFeatureCompatibilityVersion")
@@ -98,7 +98,7 @@ def test_fcv_below_the_old_series_is_refused_with_the_fix(standin, spec_for):
 def test_the_stand_in_refuses_fcv_without_confirm_as_mongodb_7_does(standin, spec_for):
     rs = standin.initiated().running("8.0.4", fcv="7.0").start()
     spec, secrets = load(spec_for(rs))
-    with upgrade_run.mongo.connect("mongod1", "127.0.0.1", rs.member("mongod1").port, user="admin",
+    with upgrade_run.connection.connect("mongod1", "127.0.0.1", rs.member("mongod1").port, user="admin",
                                    password=secrets.password("admin")) as c:
         with pytest.raises(DbrsError, match="7369100"):
             c.command({"setFeatureCompatibilityVersion": "8.0"})

@@ -208,8 +208,9 @@ def test_uri_names_an_application_user_without_its_password(rs_path):
 
 
 def test_a_user_change_waits_for_dbrs_install_and_says_who_holds_the_lock(rs_path, monkeypatch):
-    from installer import locks, users
-    from installer.install import INSTALL_LOCK
+    from installer import locks
+    from installer.replset import users
+    from installer.paths import INSTALL_LOCK
 
     rs, path = rs_path
     monkeypatch.setattr(users, "LOCK_WAIT_S", 0.3)
@@ -224,7 +225,7 @@ def test_a_password_file_that_cannot_be_written_is_one_line_and_the_password_is_
     folder = tmp_path / "ro"
     folder.mkdir()
     (folder / "pw").mkdir()  # after the checks, a directory appears where the file goes
-    from installer import users
+    from installer.replset import users
 
     with pytest.raises(users.DbrsError) as e:
         users.write_password_file(str(folder / "pw"), "secret-0000")

@@ -1,4 +1,4 @@
-"""The pure side of installer/replset.py: documents, status interpretation, reconfig planning."""
+"""The pure side of installer/replset/: documents, status interpretation, reconfig planning (and the status text)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import datetime as dt
 
 import pytest
 
-from installer import replset, spec as specmod
+from installer import spec as specmod
+from installer.cli.render import render_status
 from installer.errors import DbrsError, InputError
+from installer.replset import documents, health
 
 from ..conftest import PSA
 
@@ -49,17 +51,17 @@ RW_MAJORITY = {"defaultWriteConcern": {"w": "majority", "wtimeout": 10000}, "def
 
 
 def test_initiate_config_marks_the_arbiter_and_prefers_the_primary_role():
-    assert replset.initiate_config(SPEC) == {"_id": "dbrs", "members": [
+    assert documents.initiate_config(SPEC) == {"_id": "dbrs", "members": [
         {"_id": 0, "host": "10.0.0.11:27017", "priority": 2},
         {"_id": 1, "host": "10.0.0.12:27017", "priority": 1},
         {"_id": 2, "host": "10.0.0.13:27017", "priority": 0, "arbiterOnly": True}]}
 
 
 def test_connection_strings_skip_the_arbiter_and_never_hold_a_password():
-    assert replset.connection_strings(SPEC) == (
+    assert documents.connection_strings(SPEC) == (
         "mongodb://10.0.0.11:27017,10.0.0.12:27017/?replicaSet=dbrs",
         "mongodb://10.0.0.11:27017,10.0.0.12:27017/?replicaSet=dbrs&readPreference=secondaryPreferred")
-    assert replset.connection_strings(SPEC, "backup")[0] == \
+    assert documents.connection_strings(SPEC, "backup")[0] == \
         "mongodb://backup@10.0.0.11:27017,10.0.0.12:27017/?replicaSet=dbrs&authSource=admin"
 
 
@@ -71,19 +73,19 @@ def test_connection_strings_skip_the_arbiter_and_never_hold_a_password():
     ("something else", "other"),
 ])
 def test_failure_kinds(text, kind):
-    assert replset.failure_kind(text) == kind
+    assert health.failure_kind(text) == kind
 
 
 def test_initiate_quorum_error_names_the_member_and_the_keyfile():
     errmsg = ("replSetInitiate quorum check failed because not all proposed set members responded affirmatively: "
               "10.0.0.12:27017 failed with Authentication failed.")
-    text = replset.explain_initiate_failure(SPEC, errmsg)
+    text = health.explain_initiate_failure(SPEC, errmsg)
     assert text.startswith("replSetInitiate failed: mongod2 (10.0.0.12:27017): authentication between members failed")
     assert "keyfiles differ" in text and "mongod3" not in text
 
 
 def test_healthy_status():
-    st = replset.interpret_status(rs_status(member(M1.address, 1, self=True), member(M2.address, 2),
+    st = health.interpret_status(rs_status(member(M1.address, 1, self=True), member(M2.address, 2),
                                             member(M3.address, 7)), SPEC, config(), RW_MAJORITY, 3600.0)
     assert st.ok and st.primary == "mongod1"
     assert [m.name for m in st.healthy_secondaries()] == ["mongod2"]
@@ -92,7 +94,7 @@ def test_healthy_status():
 
 
 def test_secondary_down_says_what_majority_writes_do_and_what_to_run():
-    st = replset.interpret_status(
+    st = health.interpret_status(
         rs_status(member(M1.address, 1, self=True), member(M2.address, 8, health=0,
                   lastHeartbeatMessage="Error connecting to 10.0.0.12:27017 :: caused by :: Connection refused"),
                   member(M3.address, 7), commit_lag=300), SPEC, config(), RW_MAJORITY)
@@ -106,14 +108,14 @@ def test_secondary_down_says_what_majority_writes_do_and_what_to_run():
 def test_secondary_down_with_w1_says_writes_are_at_risk():
     spec = specmod.loads(PSA.replace('write_concern = "majority"', 'write_concern = "1"'))
     rw = {"defaultWriteConcern": {"w": 1, "wtimeout": 10000}, "defaultWriteConcernSource": "global"}
-    st = replset.interpret_status(rs_status(member(M1.address, 1), member(M2.address, 8, health=0),
+    st = health.interpret_status(rs_status(member(M1.address, 1), member(M2.address, 8, health=0),
                                             member(M3.address, 7)), spec, config(), rw)
     assert "acknowledged by the primary alone" in st.problems[0]
     assert st.notes == ["write concern w:1: an acknowledged write can roll back when the primary fails (not zero RPO)"]
 
 
 def test_arbiter_down_and_lagging_secondary():
-    st = replset.interpret_status(rs_status(member(M1.address, 1), member(M2.address, 2, lag=95),
+    st = health.interpret_status(rs_status(member(M1.address, 1), member(M2.address, 2, lag=95),
                                             member(M3.address, 8, health=0)), SPEC, config(), RW_MAJORITY)
     assert st.problems[0].startswith("arbiter mongod3 is down: the set still has a majority")
     assert st.problems[1] == "secondary mongod2 is 95 s behind the primary"
@@ -121,7 +123,7 @@ def test_arbiter_down_and_lagging_secondary():
 
 def test_no_primary_and_an_implicit_write_concern_are_problems():
     rw = {"defaultWriteConcern": {"w": 1, "wtimeout": 0}, "defaultWriteConcernSource": "implicit"}
-    st = replset.interpret_status(rs_status(member(M1.address, 8, health=0), member(M2.address, 2),
+    st = health.interpret_status(rs_status(member(M1.address, 8, health=0), member(M2.address, 2),
                                             member(M3.address, 8, health=0)), SPEC, config(), rw)
     assert st.primary is None
     assert st.problems[0] == ("no PRIMARY: the set accepts no writes; 1 of 3 voting members are up and 2 are needed "
@@ -131,9 +133,9 @@ def test_no_primary_and_an_implicit_write_concern_are_problems():
 
 
 def test_render_lists_every_member_and_the_warnings():
-    st = replset.interpret_status(rs_status(member(M1.address, 1, self=True), member(M2.address, 8, health=0),
+    st = health.interpret_status(rs_status(member(M1.address, 1, self=True), member(M2.address, 8, health=0),
                                             member(M3.address, 7)), SPEC, config(), RW_MAJORITY, 7.5 * 3600)
-    text = replset.render_status(st)
+    text = render_status(st)
     assert text.splitlines()[0] == "replica set dbrs: primary mongod1"
     assert ["mongod2", "10.0.0.12:27017", "DOWN", "1", "1", "-", "2s", "ago"] in [line.split() for line in text.splitlines()]
     assert "oplog window: 7.5h" in text
@@ -142,7 +144,7 @@ def test_render_lists_every_member_and_the_warnings():
 
 def test_degrade_changes_only_that_member_and_bumps_the_version():
     old = config()
-    new = replset.plan_reconfig(old, M2, "degrade", primary=M1.address, up={M1.address, M3.address})
+    new = documents.plan_reconfig(old, M2, "degrade", primary=M1.address, up={M1.address, M3.address})
     assert new["version"] == 8 and "term" not in new
     assert new["members"][1] == {**old["members"][1], "votes": 0, "priority": 0}
     assert new["members"][0] == old["members"][0] and new["members"][2] == old["members"][2]
@@ -152,12 +154,12 @@ def test_degrade_changes_only_that_member_and_bumps_the_version():
 def test_recover_is_vote_first_then_priority():
     degraded = config(**{M2.address: {"votes": 0, "priority": 0}})
     up = {M1.address, M2.address, M3.address}
-    step1 = replset.plan_reconfig(degraded, M2, "recover", primary=M1.address, up=up)
+    step1 = documents.plan_reconfig(degraded, M2, "recover", primary=M1.address, up=up)
     assert step1["members"][1]["votes"] == 1 and step1["members"][1]["priority"] == 0
-    step2 = replset.plan_reconfig(step1, M2, "recover", primary=M1.address, up=up)
+    step2 = documents.plan_reconfig(step1, M2, "recover", primary=M1.address, up=up)
     assert step2["members"][1]["priority"] == 1 and step2["version"] == 9
     with pytest.raises(InputError, match="is not degraded"):
-        replset.plan_reconfig(step2, M2, "recover", primary=M1.address, up=up)
+        documents.plan_reconfig(step2, M2, "recover", primary=M1.address, up=up)
 
 
 @pytest.mark.parametrize("who, action, cfg, up, message", [
@@ -169,25 +171,23 @@ def test_recover_is_vote_first_then_priority():
 ])
 def test_refusals(who, action, cfg, up, message):
     with pytest.raises(InputError, match=message):
-        replset.plan_reconfig(config(**cfg), who, action, primary=M1.address, up=up)
+        documents.plan_reconfig(config(**cfg), who, action, primary=M1.address, up=up)
 
 
 def test_a_member_missing_from_the_config_is_a_runtime_error():
     other = specmod.Member("mongod4", "10.0.0.14", 27017, "secondary")
     with pytest.raises(DbrsError, match="not in the set's config; run `dbrs bootstrap`"):
-        replset.plan_reconfig(config(), other, "degrade", primary=M1.address, up=set())
+        documents.plan_reconfig(config(), other, "degrade", primary=M1.address, up=set())
 
 
 def test_users_are_least_privilege():
-    users = dict(replset.user_roles(SPEC))
+    users = dict(documents.user_roles(SPEC))
     assert list(users) == ["admin", "backup", "restore", "monitor"]
     assert users["monitor"] == [{"role": "clusterMonitor", "db": "admin"}]
-    assert replset.create_user_command("monitor", "pw", users["monitor"])["mechanisms"] == ["SCRAM-SHA-256"]
+    assert documents.create_user_command("monitor", "pw", users["monitor"])["mechanisms"] == ["SCRAM-SHA-256"]
 
 
 def test_uri_escapes_the_user_name():
     """`dbrs uri --user 'a@evil:1/x?y'` printed an invalid URI whose host part was the user's (black-box attack)."""
-    from installer import replset
-
-    plain, read = replset.connection_strings(SPEC, "a@evil:1/x?y")
+    plain, read = documents.connection_strings(SPEC, "a@evil:1/x?y")
     assert plain.startswith("mongodb://a%40evil%3A1%2Fx%3Fy@10.0.0.11:27017,10.0.0.12:27017/?replicaSet=dbrs")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import DbrsError
+from ..errors import DbrsError
+from . import connection
+from .connection import cause, errors
 
 MIB = 1024 * 1024
 
@@ -46,16 +48,14 @@ def current_mb(client):
 
 def ensure(client, member_name, size_mb):
     """Resize the oplog of the member `client` is directly connected to, if it differs; idempotent."""
-    from pymongo.errors import PyMongoError
-
     try:
         before = current_mb(client)
         if round(before) == size_mb:
             return Resize(member_name, before, before)
         client.admin.command(resize_command(size_mb))
         after = current_mb(client)
-    except PyMongoError as e:
-        raise DbrsError(f"{member_name}: resizing the oplog to {size_mb} MB failed: {e} "
+    except errors().PyMongoError as e:
+        raise DbrsError(f"{member_name}: resizing the oplog to {size_mb} MB failed: {cause(e)} "
                         "(run `dbrs status`; dbrs-install retries on its next run)") from None
     if round(after) != size_mb:
         raise DbrsError(f"{member_name}: the oplog is {after:.0f} MB after replSetResizeOplog asked for {size_mb} MB")
@@ -68,21 +68,19 @@ def install_steps(target, secrets):
     size = target.spec.cluster.oplog_size_mb
     if not size or not target.live or not target.start:
         return []
-    from . import mongo, replset
-
     changed, same, later = [], [], []
     for m in target.members:
         if not m.data_bearing:
             continue
         try:
-            initiated = bool(replset.hello("127.0.0.1", m.port).get("setName"))
-        except mongo.errors().PyMongoError as e:
-            later.append(f"{m.name} does not answer ({mongo.cause(e)[:120]})")
+            initiated = bool(connection.hello("127.0.0.1", m.port).get("setName"))
+        except connection.errors().PyMongoError as e:
+            later.append(f"{m.name} does not answer ({connection.cause(e)[:120]})")
             continue
         if not initiated:
             later.append(f"{m.name} is not in an initiated set yet")
             continue
-        with mongo.client("127.0.0.1", m.port, user="admin", password=secrets.password("admin")) as c:
+        with connection.client("127.0.0.1", m.port, user="admin", password=secrets.password("admin")) as c:
             r = ensure(c, m.name, size)
         (changed if r.changed else same).append(f"{m.name} {r.before_mb:.0f} -> {r.after_mb:.0f} MB" if r.changed
                                                 else f"{m.name} {r.after_mb:.0f} MB")

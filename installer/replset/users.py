@@ -13,8 +13,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from . import secrets as secretsmod
-from .errors import DbrsError, InputError
+from .. import locks, secrets as secretsmod
+from ..errors import DbrsError, InputError
+from ..fsutil import write_file
+from ..paths import INSTALL_LOCK, siblings
+from .connection import cause, errors
 
 # dbrs' own users (bootstrap creates them, secrets.toml [passwords] holds them): never touched here.
 OWN = secretsmod.USERS
@@ -151,33 +154,9 @@ class Store:
         self.sec = sec
 
     def save(self, **changes):
-        from .fsutil import write_file
-        from .paths import siblings
-
         self.sec = replace(self.sec, **changes)
         write_file("/", str(siblings(self.spec_path)["secrets"]), secretsmod.secrets_toml(self.sec), 0o600,
                    chown=False)
-
-
-def _errors():
-    from pymongo import errors
-
-    return errors
-
-
-class talking:
-    """Any other driver error while talking to the primary becomes one line (exit 1), never a traceback."""
-
-    def __init__(self, what):
-        self.what = what
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, err, tb):
-        if err is not None and isinstance(err, _errors().PyMongoError):
-            raise DbrsError(f"{self.what} failed: {str(err)[:300]} (see `dbrs status`; running it again is safe)") from None
-        return False
 
 
 def _user(client, name):
@@ -201,8 +180,8 @@ def add(client, store, name, roles):
         store.save(app_users={**store.sec.app_users, name: password})
     try:
         client.admin.command(create_command(name, password, roles))
-    except _errors().PyMongoError as e:
-        raise DbrsError(f"creating user {name} failed: {e} "
+    except errors().PyMongoError as e:
+        raise DbrsError(f"creating user {name} failed: {cause(e)} "
                         f"(its password is kept in secrets.toml; run the same command again)") from None
     return Outcome(name, "created", password)
 
@@ -216,8 +195,8 @@ def rotate(client, store, name):
         store.save(app_pending={**store.sec.app_pending, name: password})
     try:
         client.admin.command(password_command(name, password))
-    except _errors().PyMongoError as e:
-        raise DbrsError(f"changing the password of {name} failed: {e} "
+    except errors().PyMongoError as e:
+        raise DbrsError(f"changing the password of {name} failed: {cause(e)} "
                         "(the new one is kept in secrets.toml; run the same command again)") from None
     pending = dict(store.sec.app_pending)
     pending.pop(name, None)
@@ -247,9 +226,6 @@ def reseal(spec_path, sec, passphrase):
     """Seal bundle.dbrs again with today's secrets; the passphrase must open the bundle that is there."""
     from pathlib import Path
 
-    from .fsutil import write_file
-    from .paths import siblings
-
     path = siblings(spec_path)["bundle"]
     try:
         old = Path(path).read_bytes()
@@ -266,8 +242,6 @@ def reseal(spec_path, sec, passphrase):
 
 def write_password_file(path, password):
     """The password alone in PATH, mode 0600, replaced atomically."""
-    from .fsutil import write_file
-
     try:
         write_file("/", path, (password + "\n").encode(), 0o600, chown=False)
     except OSError as e:
@@ -281,9 +255,6 @@ LOCK_WAIT_S = 30
 def secrets_lock(wait=None):
     """dbrs-install's lock: it rewrites secrets.toml from what it read, so a user change must not interleave."""
     import os
-
-    from . import locks
-    from .install import INSTALL_LOCK
 
     os.makedirs(os.path.dirname(INSTALL_LOCK), exist_ok=True)
     return locks.held(INSTALL_LOCK, "dbrs-install or dbrs user run", LOCK_WAIT_S if wait is None else wait)
