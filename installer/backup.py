@@ -85,7 +85,7 @@ def backup_key(sec):
 
 def local_members(spec):
     """Data-bearing spec members whose host is this machine."""
-    from . import facts
+    from .host import facts
 
     here = facts.this_host()
     return [m for m in spec.members if m.data_bearing and facts.is_local(m.host, here)]

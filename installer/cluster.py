@@ -14,9 +14,9 @@ from pathlib import Path, PurePosixPath
 from . import paths, secrets
 from . import spec as specmod
 from .errors import InputError
-from .facts import user_exists
+from .host.facts import user_exists
 from .fsutil import under
-from .plan import Change, File
+from .host.items import Change, File
 from .render import render
 
 

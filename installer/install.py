@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import cluster, facts, firewall, fsutil, paths, plan, preflight
+from . import cluster, fsutil, paths
+from .host import facts, firewall, plan, preflight
+from .host.items import compare
+from .host.items import summary as summarize
 from .errors import InputError
-from .target import Target
+from .host.target import Target
 
 
 @dataclass
@@ -46,7 +49,7 @@ class Result:
     @property
     def summary(self):
         """Items and after-apply steps alike: a run whose bootstrap initiated the set did change something."""
-        s = plan.summary(self.changes)
+        s = summarize(self.changes)
         for _step, status, _detail in self.steps:
             if status in s:
                 s[status] += 1
@@ -225,7 +228,7 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     result.checks += firewall.checks(target.spec)
     items = plan.desired(target)
     current = facts.gather(items, opts.root, target.live)
-    result.changes = plan.compare(items, current, chown=target.live)
+    result.changes = compare(items, current, chown=target.live)
     result.changes = cluster.guard_replacement(result.changes, facts.running_members() if target.live else [],
                                                opts.replace_secrets, cluster.utc_stamp(), "--bundle" if opts.bundle else "--config")
 
@@ -237,7 +240,7 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
             result.steps += preview(target)
         return result
 
-    from .apply import apply
+    from .host.apply import apply
 
     apply(result.changes, root=opts.root, live=target.live, progress=progress, done=on_item)
     if bootstrap and target.live and target.start and target.has_primary:

@@ -438,7 +438,7 @@ def hello(host, port, timeout_ms=HELLO_TIMEOUT_MS):
 
 
 def _local_first(spec):
-    from . import facts
+    from .host import facts
 
     here = facts.this_host()
     return sorted(spec.members, key=lambda m: not facts.is_local(m.host, here))

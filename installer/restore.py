@@ -647,7 +647,7 @@ def drill(entry, key, password, timeout=120):
 
     Returns (status, detail): ("skipped", why) when no mongod is installed.
     """
-    from .facts import which
+    from .host.facts import which
 
     mongod = which("mongod")
     if not mongod:

@@ -26,7 +26,7 @@ _DONE = re.compile(r"done dumping (\S+) \((\d+) documents?\)")
 
 
 def find(tool):
-    from .facts import which
+    from .host.facts import which
 
     path = which(tool)
     if not path:

@@ -62,7 +62,7 @@ def status(config, as_json, check):
     st = replset.read_status(spec, secrets)
     backups = backup.status_summary(spec, os.path.dirname(os.path.abspath(config)))
     backup_problems = backup.summary_problems(backups)
-    from .. import facts, firewall
+    from ..host import facts, firewall
 
     copies = offsite.status_summary(spec) if spec.offsite else None
     copy_problems = offsite.problems(copies) if copies else []

@@ -15,8 +15,8 @@ import stat
 import subprocess
 from pathlib import Path
 
-from .fsutil import under
-from .plan import PathFact, ServiceFact
+from ..fsutil import under
+from .items import PathFact, ServiceFact
 from .target import OsRelease
 
 
