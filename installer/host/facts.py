@@ -15,6 +15,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+from .. import systemd
 from ..fsutil import under
 from .items import PathFact, ServiceFact
 from .target import OsRelease
@@ -100,9 +101,17 @@ def npm_version(root, prefix, name):
         return ""
 
 
+SERVICE_PROPERTIES = ("UnitFileState", "ActiveState", "ConditionResult", "ConditionTimestampMonotonic", "LoadState")
+
+
 def parse_systemctl_show(text):
-    """ServiceFact from `systemctl show -p UnitFileState,ActiveState,ConditionResult,ConditionTimestampMonotonic,LoadState`."""
-    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    """ServiceFact from `systemctl show` of SERVICE_PROPERTIES for one unit."""
+    blocks = systemd.parse_show(text)
+    return service_fact(blocks[0] if blocks else {})
+
+
+def service_fact(values):
+    """ServiceFact from one unit's {property: value}."""
     # A unit whose conditions were never checked (never started) also says ConditionResult=no.
     checked = values.get("ConditionTimestampMonotonic", "1") != "0"
     return ServiceFact(
@@ -114,12 +123,8 @@ def parse_systemctl_show(text):
 
 
 def service(unit):
-    r = subprocess.run(
-        ["systemctl", "show", "-p", "UnitFileState,ActiveState,ConditionResult,ConditionTimestampMonotonic,LoadState",
-         unit],
-        capture_output=True, text=True,
-    )
-    return parse_systemctl_show(r.stdout) if r.returncode == 0 else ServiceFact(loaded=False)
+    blocks = systemd.show([unit], SERVICE_PROPERTIES)
+    return service_fact(blocks[0]) if blocks else ServiceFact(loaded=False)
 
 
 def parse_running_members(text):
