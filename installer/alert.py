@@ -18,29 +18,16 @@ import subprocess
 import time
 from pathlib import Path
 
+from . import systemd
 from .backup import catalog, history, pitr, times
 from .errors import DbrsError
 
 METRICS_FILE = "dbrs_backup.prom"
 
 
-def parse_show(text):
-    """`systemctl show -p Result -p ExecMainStatus UNIT` -> dict."""
-    out = {}
-    for line in text.splitlines():
-        k, sep, v = line.partition("=")
-        if sep:
-            out[k.strip()] = v.strip()
-    return out
-
-
 def unit_result(unit):
-    try:
-        r = subprocess.run(["systemctl", "show", "-p", "Result", "-p", "ExecMainStatus", "--", unit],
-                           capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    return parse_show(r.stdout) if r.returncode == 0 else {}
+    blocks = systemd.show([unit], ["Result", "ExecMainStatus"])
+    return blocks[0] if blocks else {}
 
 
 def event(spec, unit, info, now, host):

@@ -15,9 +15,9 @@ from . import paths, pki, secrets
 from . import spec as specmod
 from . import spec_fields
 from .errors import InputError
-from .facts import user_exists
+from .host.facts import user_exists
 from .fsutil import under
-from .plan import Change, File
+from .host.items import Change, File
 from .render import render
 
 

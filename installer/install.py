@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import cluster, departed, facts, firewall, fsutil, paths, plan, preflight
+from . import cluster, departed, fsutil, machine, paths
+from .host import facts, firewall, plan, preflight
+from .host.items import compare
+from .host.items import summary as summarize
 from .replset import oplog_size
 from .errors import InputError
 from .paths import INSTALL_LOCK
-from .target import Target
+from .host.target import Target
 
 
 @dataclass
@@ -49,7 +52,7 @@ class Result:
     @property
     def summary(self):
         """Items and after-apply steps alike: a run whose bootstrap initiated the set did change something."""
-        s = plan.summary(self.changes)
+        s = summarize(self.changes)
         for _step, status, _detail in self.steps:
             if status in s:
                 s[status] += 1
@@ -100,14 +103,14 @@ def select(spec, opts, local):
         if not chosen:
             raise InputError("--role", f"the spec has no {opts.role} member", "pick a role the spec lists, or all")
     else:
-        chosen = [m for m in spec.members if facts.is_local(m.host, local)]
+        chosen = [m for m in spec.members if machine.is_local(m.host, local)]
         if not chosen:
             raise InputError("--role", "no member of the spec lives on this host",
                              "pass --role primary|secondary|arbiter|all or --member NAME")
     if opts.root is None and (opts.member or opts.role):
         flag = "--member" if opts.member else "--role"
         for m in chosen:
-            if not facts.is_local(m.host, local):
+            if not machine.is_local(m.host, local):
                 raise InputError(flag, f"member {m.name} lives on {m.host}, which is not this host",
                                  f"run dbrs-install on {m.host}, or fix members[{spec.members.index(m)}].host")
     hosts = {m.host.lower() for m in chosen}
@@ -164,11 +167,11 @@ def check_units_can_run(dbrs_bin, package_dir):
 
 def build_target(opts, files):
     live = opts.root is None
-    local = facts.this_host() if live else (set(), {"localhost"})
+    local = machine.this_host() if live else (set(), {"localhost"})
     if live:
         check_units_can_run(facts.dbrs_bin(), os.path.dirname(os.path.realpath(__file__)))
     members, host_members = select(files.spec, opts, local)
-    addresses = {m.host: facts.resolve(m.host) for m in files.spec.members}
+    addresses = {m.host: machine.resolve(m.host) for m in files.spec.members}
     if live:
         check_reachable(files.spec, members, addresses)
     with_packages = live and opts.packages
@@ -225,7 +228,7 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     result.checks += firewall.checks(target.spec)
     items = plan.desired(target)
     current = facts.gather(items, opts.root, target.live)
-    result.changes = plan.compare(items, current, chown=target.live)
+    result.changes = compare(items, current, chown=target.live)
     result.changes = cluster.guard_replacement(result.changes, facts.running_members() if target.live else [],
                                                opts.replace_secrets, cluster.utc_stamp(), "--bundle" if opts.bundle else "--config")
 
@@ -239,7 +242,7 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
             result.steps += preview(target)
         return result
 
-    from .apply import apply
+    from .host.apply import apply
 
     apply(result.changes, root=opts.root, live=target.live, progress=progress, done=on_item)
     if bootstrap and target.live and target.start and target.has_primary:

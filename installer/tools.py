@@ -18,6 +18,7 @@ import subprocess
 import threading
 from collections import deque
 
+from .machine import which
 from .errors import DbrsError, InputError, Terminated  # noqa: F401 - Terminated is raised here
 
 _SECRETISH = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL", re.I)
@@ -26,8 +27,6 @@ _DONE = re.compile(r"done dumping (\S+) \((\d+) documents?\)")
 
 
 def find(tool):
-    from .facts import which
-
     path = which(tool)
     if not path:
         raise InputError("PATH", f"{tool} not found",

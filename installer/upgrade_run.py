@@ -13,11 +13,13 @@ import re
 import time
 from dataclasses import replace
 
-from . import apply, facts, packages, paths, plan, secrets, upgrade
+from . import paths, secrets, upgrade
+from .host import apply, facts, packages
+from .host.items import compare
 from .replset import connection, health, operations
 from .errors import DbrsError, InputError
 from .fsutil import write_file
-from .target import Target
+from .host.target import Target
 from .upgrade import MemberView, View
 
 POLL_S = 1.0
@@ -65,7 +67,7 @@ class Host:
                         debs_from=self.packages_from, os=None if self.packages_from else facts.os_release())
         items = packages.items(target)
         files = [i for i in items if i.kind != "packages"]
-        apply.apply(plan.compare(files, facts.gather(files, None, True)), live=True)
+        apply.apply(compare(files, facts.gather(files, None, True)), live=True)
         for item in items:
             if item.kind == "packages":
                 apply.install_packages(item)    # an installed package moves to the pin's candidate

@@ -9,9 +9,10 @@ import subprocess
 import tempfile
 
 from .. import tools
+from ..machine import which
 from . import history, mongorestore
 from ..errors import DbrsError
-from ..replset.connection import client
+from ..replset import connection
 
 
 DRILL_CACHE_GB = "0.25"
@@ -35,8 +36,6 @@ def drill(entry, key, password, timeout=120):
 
     Returns (status, detail): ("skipped", why) when no mongod is installed.
     """
-    from ..facts import which
-
     mongod = which("mongod")
     if not mongod:
         return "skipped", "mongod is not installed here; checksums only"
@@ -56,7 +55,7 @@ def drill(entry, key, password, timeout=120):
                              "--logpath", os.path.join(tmp, "mongod.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tools.child_env())
     try:
-        c = client("127.0.0.1", port, timeout_ms=timeout * 1000)
+        c = connection.client("127.0.0.1", port, timeout_ms=timeout * 1000)
         c.admin.command("ping")
         # no --oplogReplay: the counts mongodump printed are of the collections as copied
         mongorestore.run_restore(lambda cfg: (tool, f"--host=127.0.0.1:{port}",

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field, replace
 from .. import tools
 from . import archive, catalog, history, mongorestore, proof, replay, times
 from ..errors import DbrsError, InputError
-from ..replset.connection import client, talking
+from ..replset import connection
+from ..replset.connection import talking
 from .pitr import Plan, plan_pitr, through
 
 
@@ -310,7 +311,7 @@ def refuse_other_cluster(spec, plan, force, ident=None):
 
 def cluster_version(spec, password):
     """The running cluster's MongoDB version, asked of the primary as the restore user."""
-    c = client(hosts_of(spec), None, user=mongorestore.USER, password=password, replica_set=spec.cluster.name)
+    c = connection.client(hosts_of(spec), None, user=mongorestore.USER, password=password, replica_set=spec.cluster.name)
     try:
         with talking(f"the primary of {spec.cluster.name} as {mongorestore.USER}", "buildInfo"):
             return c.admin.command("buildInfo").get("version", "unknown")

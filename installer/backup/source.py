@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 
 from . import catalog, times, history
-from .. import secrets
+from .. import machine, secrets
 from ..errors import DbrsError, InputError
-from ..replset.connection import client, talking
+from ..replset import connection
+from ..replset.connection import talking
 from ..replset.health import interpret_status
 
 
@@ -45,10 +46,8 @@ def backup_key(sec):
 
 def local_members(spec):
     """Data-bearing spec members whose host is this machine."""
-    from .. import facts
-
-    here = facts.this_host()
-    return [m for m in spec.members if m.data_bearing and facts.is_local(m.host, here)]
+    here = machine.this_host()
+    return [m for m in spec.members if m.data_bearing and machine.is_local(m.host, here)]
 
 
 def member_states(spec, status):
@@ -116,7 +115,7 @@ def who(member):
 
 
 def connect(member, password, **kw):
-    return client(LOOPBACK, member.port, user=USER, password=password, **kw)
+    return connection.client(LOOPBACK, member.port, user=USER, password=password, **kw)
 
 
 def read_status(client):

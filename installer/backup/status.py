@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from . import archive, catalog, history, pitr, times
+from .. import systemd
 from ..errors import InputError
 from ..replset.health import ago
 
@@ -74,27 +75,16 @@ def listing(spec, spec_path):
 
 def next_runs(units=("dbrs-backup.timer", "dbrs-oplog.timer", "dbrs-verify.timer")):
     """{timer: next elapse as systemd prints it}, from systemctl; {} where there is no systemd."""
-    import subprocess
-
-    try:
-        r = subprocess.run(["systemctl", "show", "-p", "Id", "-p", "NextElapseUSecRealtime", "--", *units],
-                           capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    if r.returncode != 0:
-        return {}
-    return parse_next_runs(r.stdout)
+    return _next_runs(systemd.show(units, ["Id", "NextElapseUSecRealtime"], timeout=5) or [])
 
 
 def parse_next_runs(text):
-    """`systemctl show` prints one block per unit, blank-line separated, properties in its own order
-    (Id comes after NextElapseUSecRealtime): pair them within a block."""
-    out = {}
-    for block in text.split("\n\n"):
-        props = dict(line.partition("=")[::2] for line in block.splitlines() if "=" in line)
-        if props.get("Id") and props.get("NextElapseUSecRealtime"):
-            out[props["Id"]] = props["NextElapseUSecRealtime"]
-    return out
+    return _next_runs(systemd.parse_show(text))
+
+
+def _next_runs(blocks):
+    """{Id: NextElapseUSecRealtime}, paired within each unit's block (systemd orders the properties)."""
+    return {b["Id"]: b["NextElapseUSecRealtime"] for b in blocks if b.get("Id") and b.get("NextElapseUSecRealtime")}
 
 
 def summary_problems(summary):

@@ -64,7 +64,7 @@ def status(config, as_json, check):
     st = operations.read_status(spec, secrets)
     backups = status.status_summary(spec, os.path.dirname(os.path.abspath(config)))
     backup_problems = status.summary_problems(backups)
-    from .. import facts, firewall
+    from ..host import facts, firewall
 
     copies = offsite.status_summary(spec) if spec.offsite else None
     copy_problems = offsite.problems(copies) if copies else []

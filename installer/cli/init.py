@@ -39,7 +39,8 @@ def init(name, primary, secondaries, arbiter, allow, mongodb_version, write_conc
     """
     import os
 
-    from .. import cluster, facts, firewall, secrets
+    from .. import cluster, secrets
+    from ..host import facts, firewall
 
     name = _single(name, "--name", "dbrs")
     primary = _single(primary, "--primary")

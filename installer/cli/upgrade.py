@@ -55,10 +55,10 @@ def upgrade(to, fcv, dry_run, packages_from, passphrase_file, yes, wait_s, confi
 
 
 def _local_names(spec):
-    from .. import facts
+    from .. import machine
 
-    here = facts.this_host()
-    return {m.name for m in spec.members if facts.is_local(m.host, here)}
+    here = machine.this_host()
+    return {m.name for m in spec.members if machine.is_local(m.host, here)}
 
 
 def _upgrade(spec, secrets, config, to, dry_run, packages_from, wait_s, as_json, passphrase=None):

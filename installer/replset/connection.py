@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+from .. import machine
 from ..errors import DbrsError, InputError
 from .health import explain_missing
 
@@ -175,10 +176,8 @@ def host_of(member, local=None):
 
 def local_first(spec):
     """The spec members, those on this host first (they answer even when the network does not)."""
-    from .. import facts
-
-    here = facts.this_host()
-    return sorted(spec.members, key=lambda m: not facts.is_local(m.host, here))
+    here = machine.this_host()
+    return sorted(spec.members, key=lambda m: not machine.is_local(m.host, here))
 
 
 def who(member, user=None, host=None):

@@ -185,7 +185,7 @@ def mongo_express_tree(log=None) -> Path:
     or its registry cannot be reached."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    from installer import facts, mongo_express
+    from installer.host import facts, mongo_express
 
     cache = Path(os.environ.get("DBRS_TEST_CACHE", Path.home() / ".cache/dbrs-tests")) / \
         f"{mongo_express.NAME}-{mongo_express.VERSION}"

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from installer import secrets as secretsmod, spec as specmod
 from installer.cli import main
 from installer.cli.install import _bootstrap
-from installer.target import Target
+from installer.host.target import Target
 
 from ..conftest import SECRETS
 from .standin import command_doc

@@ -45,7 +45,7 @@ def test_what_mongodb_refuses_is_one_line_naming_the_member(standin, member, siz
 
 def _target(path, members=None):
     from installer import spec as specmod
-    from installer.target import Target
+    from installer.host.target import Target
 
     from dataclasses import replace
 

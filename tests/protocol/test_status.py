@@ -132,7 +132,8 @@ def test_missing_firewall_table_is_a_problem_naming_the_fix(standin, spec_for, m
     """nftables.service or `nft flush ruleset` removed the table: status says so, --check fails."""
     from pathlib import Path
 
-    from installer import facts, firewall, spec as specmod
+    from installer import spec as specmod
+    from installer.host import facts, firewall
 
     rs = standin.initiated().start()
     path = spec_for(rs)

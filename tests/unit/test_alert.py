@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from click.testing import CliRunner
 
-from installer import alert, spec as specmod
+from installer import alert, spec as specmod, systemd
 from installer.backup import history
 from installer.cli import main
 
@@ -106,4 +106,4 @@ def test_unreachable_webhook_makes_the_alert_unit_fail(tmp_path, state, monkeypa
 
 
 def test_parse_systemctl_show():
-    assert alert.parse_show("Result=exit-code\nExecMainStatus=2\n") == {"Result": "exit-code", "ExecMainStatus": "2"}
+    assert systemd.parse_show("Result=exit-code\nExecMainStatus=2\n") == [{"Result": "exit-code", "ExecMainStatus": "2"}]

@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from installer import firewall, spec as specmod
+from installer import spec as specmod
+from installer.host import firewall
 from installer.errors import DbrsError
 
 from ..conftest import PSA, ROOT_ONLY

@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from installer import facts, firewall, plan, spec as specmod
+from installer import spec as specmod
+from installer.host import facts, firewall, items as plan
 from installer.render import render
 
 from ..conftest import PSA, ROOT_ONLY
@@ -95,7 +96,7 @@ def test_status_problems_name_the_fix():
 
 
 def test_live_plan_checks_the_loaded_table():
-    from installer.target import Target
+    from installer.host.target import Target
 
     spec = _spec('["10.0.0.0/8"]')
     target = Target(spec=spec, members=spec.members[:1], host_members=spec.members[:1],
@@ -128,7 +129,7 @@ def test_firewall_unit_follows_nftables_and_stops_quietly():
 
 def test_firewall_items_link_into_nftables_wants():
     spec = _spec('["10.0.0.0/8"]')
-    from installer.target import Target
+    from installer.host.target import Target
 
     target = Target(spec=spec, members=spec.members[:1], host_members=spec.members[:1],
                     addresses={m.host: (m.host,) for m in spec.members})

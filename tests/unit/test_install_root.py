@@ -158,7 +158,8 @@ def test_member_hostname_resolving_to_loopback_only_is_refused():
 def test_each_item_is_reported_as_soon_as_it_is_done(psa_root, monkeypatch):
     """The report streams: an item's line is out before the next item is touched, so a killed or
     long-waiting run has already shown what it changed."""
-    from installer import apply as apply_mod, install
+    from installer import install
+    from installer.host import apply as apply_mod
 
     events = []
     real_write = apply_mod.write_file

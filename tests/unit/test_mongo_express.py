@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from installer import facts, mongo_express, secrets
+from installer import secrets
+from installer.host import facts, mongo_express
 from installer import spec as specmod
-from installer.apply import apply
-from installer.plan import NpmPackage, compare
-from installer.target import Target
+from installer.host.apply import apply
+from installer.host.items import NpmPackage, compare
+from installer.host.target import Target
 
 from ..conftest import PSA, SECRETS, snapshot, write_cluster
 

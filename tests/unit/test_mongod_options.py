@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from installer import mongod, mongod_options
+from installer import mongod_options
+from installer.host import mongod
 from installer.errors import SpecErrors
 from installer.spec import loads, single_host
-from installer.target import Target
+from installer.host.target import Target
 
 from ..conftest import PSA, snapshot, write_cluster
 

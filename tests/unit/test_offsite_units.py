@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from installer import spec as specmod, timers
+from installer import spec as specmod
+from installer.host import timers
 
 from .backup_env import spec_text
 from .test_timer_units import DBRS, rendered, target

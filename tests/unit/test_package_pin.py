@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from installer import packages
-from installer.target import OsRelease, Target
+from installer.host import packages
+from installer.host.target import OsRelease, Target
 
 from .test_preflight_packages import target
 

@@ -1,6 +1,6 @@
 """The pure comparison of desired items with host facts."""
 
-from installer.plan import Change, Dir, File, Link, Packages, PathFact, Service, ServiceFact, compare, summary
+from installer.host.items import Change, Dir, File, Link, Packages, PathFact, Service, ServiceFact, compare, summary
 
 
 def f(content=b"x", mode=0o644, owner="root"):

@@ -2,10 +2,11 @@
 
 import pytest
 
-from installer import packages, preflight, spec as specmod
+from installer import spec as specmod
+from installer.host import packages, preflight
 from installer.errors import DbrsError
-from installer.facts import parse_dpkg_query, parse_os_release, parse_systemctl_show
-from installer.target import OsRelease, Target
+from installer.host.facts import parse_dpkg_query, parse_os_release, parse_systemctl_show
+from installer.host.target import OsRelease, Target
 
 from ..conftest import PSA
 
@@ -94,7 +95,7 @@ def test_unreachable_repository_key_is_a_clear_step_failure(tmp_path):
     """No MongoDB repository (air-gapped host): the step says so and suggests --packages-from."""
     import socket
 
-    from installer.apply import fetch_key
+    from installer.host.apply import fetch_key
     from installer.errors import StepFailed
 
     s = socket.socket()
@@ -108,7 +109,7 @@ def test_unreachable_repository_key_is_a_clear_step_failure(tmp_path):
 
 
 def test_wiredtiger_cache_is_split_between_members_sharing_a_host():
-    from installer import mongod
+    from installer.host import mongod
     from installer.spec import single_host
 
     one = single_host()
@@ -128,7 +129,7 @@ def test_stock_unit_is_masked_without_packages_too():
     """--no-packages: MongoDB's package (installed by the operator) ships mongod.service on 27017 as well."""
     from dataclasses import replace
 
-    from installer import plan
+    from installer.host import plan
 
     t = replace(target(), live=True, packages=False)
     links = [i for i in plan.desired(t) if i.kind == "link" and i.path == "/etc/systemd/system/mongod.service"]

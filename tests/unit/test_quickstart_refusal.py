@@ -2,7 +2,8 @@
 
 import pytest
 
-from installer import facts, install
+from installer import install
+from installer.host import facts
 from installer.errors import InputError
 
 

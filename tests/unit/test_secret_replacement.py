@@ -6,7 +6,7 @@ import pytest
 
 from installer import cluster
 from installer.errors import InputError
-from installer.plan import Change, File, PathFact
+from installer.host.items import Change, File, PathFact
 from tests.conftest import write_cluster
 
 
@@ -78,7 +78,7 @@ def test_config_elsewhere_says_it_is_copied(tmp_path, run_install):
 
 def test_after_preflight_fail_stdout_never_says_changed(psa_root, run_install, monkeypatch):
     """The plan is computed, then preflight stops the run: stdout must not report it as done."""
-    from installer import firewall, preflight
+    from installer.host import firewall, preflight
 
     # a check that fails before anything is applied, as a taken port does on a live host
     monkeypatch.setattr(firewall, "checks", lambda spec: [preflight.Check("FAIL", "port 27017",

@@ -94,8 +94,8 @@ def test_installer_only_manages_dbrs_own_directories():
     never a directory of the system it merely found there."""
     from pathlib import PurePosixPath
 
-    from installer import plan
-    from installer.target import Target
+    from installer.host import plan
+    from installer.host.target import Target
 
     text = PSA + '[backup]\ndir = "/srv/backups/dbrs"\n[mongo_express]\nenabled = true\n'
     spec = specmod.loads(text)

@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from installer import facts, plan, secrets as secrets_mod, spec as specmod, timers
-from installer.target import Target
+from installer import secrets as secrets_mod, spec as specmod
+from installer.host import facts, plan, timers
+from installer.host.target import Target
 
 from .backup_env import spec_text
 

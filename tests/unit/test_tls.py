@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from installer import mongo_express, mongod, pki, tls
+from installer import pki, tls
+from installer.host import mongo_express, mongod
 from installer import spec as specmod
 from installer.errors import InputError
-from installer.target import Target
+from installer.host.target import Target
 
 from ..conftest import PSA
 

@@ -88,7 +88,7 @@ def test_tuning_sets_net_sysctls_in_the_hosts_own_network_namespace():
     namespace that dies with the unit and leave the host at its defaults until the next boot."""
     from types import SimpleNamespace
 
-    from installer import tuning
+    from installer.host import tuning
 
     unit = next(i for i in tuning.items(SimpleNamespace(version="8.0")) if i.path.endswith(tuning.UNIT))
     text = unit.content.decode()

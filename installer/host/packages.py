@@ -7,9 +7,9 @@ directly with `signed-by` (no gpg needed on the host).
 
 from __future__ import annotations
 
-from .errors import DbrsError
-from .plan import AptKey, File, Link, Packages, unit_path
-from .render import render
+from ..errors import DbrsError
+from .items import AptKey, File, Link, Packages, unit_path
+from ..render import render
 
 MONGODB_PACKAGES = ("mongodb-org-server", "mongodb-mongosh", "mongodb-database-tools")
 DISTRO_PACKAGES = ("nftables",)

@@ -10,9 +10,10 @@ import os
 import subprocess
 from pathlib import Path
 
-from .errors import StepFailed
-from .facts import user_exists
-from .fsutil import fsync_dir, make_dir, make_link, set_attrs, under, write_file
+from ..errors import StepFailed
+from ..fsutil import fsync_dir, make_dir, make_link, set_attrs, under, write_file
+from .facts import nft_table, user_exists
+from .firewall import UNIT as FIREWALL_UNIT
 
 
 def run(argv, step, **kw):
@@ -67,11 +68,9 @@ def install_packages(item):
 
 
 def npm_install(item, root=None):
-    """npm install of one exact version; argv from mongo_express.npm_argv, never a shell."""
-    from .mongo_express import npm_argv
-
+    """npm install of one exact version; the item carries its argv, never a shell."""
     try:
-        run(npm_argv(item.name, item.version, str(under(root, item.prefix))), item.label())
+        run(item.argv(str(under(root, item.prefix))), item.label())
     except StepFailed as e:
         raise StepFailed(item.label(), f"{e.detail}; is the npm registry reachable from this host? "
                          "(or set mongo_express.enabled = false)") from None
@@ -152,11 +151,8 @@ def _one(item, change, root, live):
 
 def _table(item):
     """Load the firewall table again through its unit, unless a restart earlier in this run already did."""
-    from .facts import nft_table
-    from .firewall import UNIT
-
     if item.reasons(nft_table("inet", "dbrs")):
-        systemctl("restart", UNIT)
+        systemctl("restart", FIREWALL_UNIT)
 
 
 def _service(item, reasons):

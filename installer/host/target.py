@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import paths
+from .. import paths
 
 
 @dataclass(frozen=True)

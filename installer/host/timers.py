@@ -7,9 +7,9 @@ names it in OnFailure=.
 
 from __future__ import annotations
 
-from . import paths
-from .plan import Dir, File, Service, unit_path
-from .render import render
+from .. import paths
+from .items import Dir, File, Service, unit_path
+from ..render import render
 
 ALERT = "dbrs-alert@.service"
 ON_FAILURE = "dbrs-alert@%n.service"

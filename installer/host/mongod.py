@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from . import paths
-from .plan import Dir, File, Service, unit_path
-from .render import render
+from .. import mongod_options, paths
+from .items import Dir, File, Service, unit_path
+from ..render import render
 
 UNIT = "dbrs-mongod@.service"
 OWNER = "mongodb"
@@ -59,8 +59,6 @@ def extra_options(target, member):
     The spec's [mongod] table, the member's own on top, the oplog size, and
     the cache split unless the operator chose a cache size.
     """
-    from . import mongod_options
-
     flat = mongod_options.merged(target.spec.mongod, member.mongod)
     notes = {}
     key = "storage.wiredTiger.engineConfig.cacheSizeGB"

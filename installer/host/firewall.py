@@ -13,9 +13,10 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from .errors import InputError
-from .plan import File, Link, Service, unit_path
-from .render import render
+from ..errors import InputError
+from .items import File, Link, Service, unit_path
+from ..render import render
+from .preflight import Check
 
 UNIT = "dbrs-firewall.service"
 TABLE = ("inet", "dbrs")
@@ -44,8 +45,6 @@ def warnings(spec):
 
 def checks(spec):
     """The warnings above as preflight lines of dbrs-install (WARN: they never stop it)."""
-    from .preflight import Check
-
     return [Check("WARN", "firewall", w) for w in warnings(spec)]
 
 

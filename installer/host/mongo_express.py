@@ -14,9 +14,9 @@ import hashlib
 import hmac
 import re
 
-from .errors import InputError
-from .plan import Absent, Dir, File, NpmPackage, Packages, Service, unit_path
-from .render import render
+from ..errors import InputError
+from .items import Absent, Dir, File, NpmPackage, Packages, Service, unit_path
+from ..render import render
 
 NAME = "mongo-express"
 VERSION = "1.0.0"            # 1.0.2 does not install from npm
@@ -44,9 +44,8 @@ def env_path(target):
 
 
 def npm_argv(name, version, prefix):
-    """The npm command for one exact version; --ignore-scripts: root never runs a dependency's install hook."""
-    return ["npm", "install", "--prefix", prefix, "--omit=dev", "--no-audit", "--no-fund",
-            "--ignore-scripts", f"{name}@{version}"]
+    """The npm command for one exact version (the item owns it, apply runs it)."""
+    return NpmPackage(name, version, prefix).argv(prefix)
 
 
 def _plain(value, field):

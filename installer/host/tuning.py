@@ -7,9 +7,9 @@ rseq must be off. 7.0 and older want THP disabled.
 
 from __future__ import annotations
 
-from . import paths
-from .plan import File, Service, unit_path
-from .render import render
+from .. import paths
+from .items import File, Service, unit_path
+from ..render import render
 
 UNIT = "dbrs-tuning.service"
 THP = "/sys/kernel/mm/transparent_hugepage"

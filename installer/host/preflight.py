@@ -15,6 +15,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import systemd
+
 GIB = 1024**3
 MIB = 1024**2
 
@@ -53,10 +55,9 @@ def _existing_parent(path):
 
 def unit_main_pid(unit):
     """systemd's MainPID of `unit`, 0 when it is not running or systemctl is unavailable."""
-    if not shutil.which("systemctl"):
-        return 0
-    r = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", unit], capture_output=True, text=True)
-    return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else 0
+    blocks = systemd.show([unit], ["MainPID"])
+    pid = blocks[0].get("MainPID", "") if blocks else ""
+    return int(pid) if pid.isdigit() else 0
 
 
 def read(data_dir, ports, members=()):

@@ -1,20 +1,17 @@
-"""The plan: what a host should hold, compared with what it holds. Pure.
+"""The things a host holds (items), the shapes of what was found (facts), and their comparison. Pure.
 
-`desired()` turns (spec, the members to install, host facts, secrets) into a
-list of items; `compare()` sets each item against the facts read from the
-host and says "changed" or "unchanged" with the reasons. Nothing here reads
-or writes the host, so every decision is unit-tested without root.
-Item order is apply order: users and packages, then directories and files,
-then services (tuning, firewall, mongod).
+`compare()` sets each item against the facts read from the host and says
+"changed" or "unchanged" with the reasons. Nothing here reads or writes the
+host, so every decision is unit-tested without root; the planners and the
+fact readers both import from here, so neither imports the other.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import paths
+from .. import paths
 
 
 # ------------------------------------------------------------------- items
@@ -87,6 +84,12 @@ class NpmPackage:
 
     def label(self):
         return f"npm {self.name}@{self.version} in {self.prefix}"
+
+    def argv(self, prefix):
+        """The npm command for this exact version into `prefix` (the root-mapped one);
+        --ignore-scripts: root never runs a dependency's install hook."""
+        return ["npm", "install", "--prefix", prefix, "--omit=dev", "--no-audit", "--no-fund",
+                "--ignore-scripts", f"{self.name}@{self.version}"]
 
 
 @dataclass(frozen=True)
@@ -317,10 +320,6 @@ def _template_of(unit):
     return unit
 
 
-def sha256(data):
-    return hashlib.sha256(data).hexdigest()
-
-
 def summary(changes):
     changed = sum(1 for c in changes if c.changed)
     return {"changed": changed, "unchanged": len(changes) - changed}
@@ -328,41 +327,3 @@ def summary(changes):
 
 def unit_path(unit):
     return str(paths.UNIT_DIR / unit)
-
-
-# ------------------------------------------------------------------ desired
-
-def desired(target):
-    """Every item this host should hold for `target`, in apply order.
-
-    Under --root (target.live False) there are no
-    users, packages or services: the staging tree gets the files only.
-    """
-    from . import firewall, mongo_express, mongod, packages, timers, tuning
-
-    items = []
-    if target.live:
-        items.append(User("mongodb", "/var/lib/mongodb"))
-    if target.live:
-        items += packages.items(target)
-    items.append(Dir(str(target.etc), 0o755))
-    items += target.secret_files
-    items += tuning.items(target, on_failure=timers.ON_FAILURE)
-    items += firewall.items(target, on_failure=timers.ON_FAILURE)
-    items += mongod.items(target, on_failure=timers.ON_FAILURE)
-    items += timers.items(target, on_failure=timers.ON_FAILURE)
-    if target.live:
-        items += tuning.services(target) + firewall.services(target) + mongod.services(target)
-        items += timers.services(target)
-    items += mongo_express.items(target, on_failure=timers.ON_FAILURE)
-    items += mongo_express.services(target) if target.live else []
-    _check_unique(items)
-    return items
-
-
-def _check_unique(items):
-    seen = {}
-    for item in items:
-        if item.key in seen and seen[item.key] != item:
-            raise ValueError(f"two different desired states for {item.key}")
-        seen[item.key] = item

@@ -10,23 +10,15 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import socket
 import stat
 import subprocess
 from pathlib import Path
 
-from .fsutil import under
-from .plan import PathFact, ServiceFact
+from .. import systemd
+from ..fsutil import under
+from ..machine import which
+from .items import PathFact, ServiceFact
 from .target import OsRelease
-
-
-def which(program):
-    """shutil.which without importing shutil (and with it bz2/lzma) on the fast path."""
-    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(d, program)
-        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
-            return candidate
-    return None
 
 
 def _name(lookup, ident):
@@ -100,9 +92,17 @@ def npm_version(root, prefix, name):
         return ""
 
 
+SERVICE_PROPERTIES = ("UnitFileState", "ActiveState", "ConditionResult", "ConditionTimestampMonotonic", "LoadState")
+
+
 def parse_systemctl_show(text):
-    """ServiceFact from `systemctl show -p UnitFileState,ActiveState,ConditionResult,ConditionTimestampMonotonic,LoadState`."""
-    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    """ServiceFact from `systemctl show` of SERVICE_PROPERTIES for one unit."""
+    blocks = systemd.parse_show(text)
+    return service_fact(blocks[0] if blocks else {})
+
+
+def service_fact(values):
+    """ServiceFact from one unit's {property: value}."""
     # A unit whose conditions were never checked (never started) also says ConditionResult=no.
     checked = values.get("ConditionTimestampMonotonic", "1") != "0"
     return ServiceFact(
@@ -114,12 +114,8 @@ def parse_systemctl_show(text):
 
 
 def service(unit):
-    r = subprocess.run(
-        ["systemctl", "show", "-p", "UnitFileState,ActiveState,ConditionResult,ConditionTimestampMonotonic,LoadState",
-         unit],
-        capture_output=True, text=True,
-    )
-    return parse_systemctl_show(r.stdout) if r.returncode == 0 else ServiceFact(loaded=False)
+    blocks = systemd.show([unit], SERVICE_PROPERTIES)
+    return service_fact(blocks[0]) if blocks else ServiceFact(loaded=False)
 
 
 def parse_running_members(text):
@@ -198,40 +194,6 @@ def in_container():
     return Path("/run/systemd/container").exists() or Path("/.dockerenv").exists()
 
 
-def local_addresses():
-    import psutil
-
-    out = set()
-    for addrs in psutil.net_if_addrs().values():
-        for a in addrs:
-            if a.family in (socket.AF_INET, socket.AF_INET6):
-                out.add(a.address.split("%")[0])
-    return out
-
-
-def hostnames():
-    name = socket.gethostname()
-    names = {name, "localhost"}
-    try:
-        names.add(socket.getfqdn())
-    except OSError:
-        pass
-    return names
-
-
-def this_host():
-    """(addresses, lowercased names) of this machine: what `is_local` compares member hosts with."""
-    return local_addresses(), {n.lower() for n in hostnames()}
-
-
-def is_local(host, here):
-    """Does spec host `host` (IP or name) denote this machine, given `here` from this_host()?"""
-    addresses, names = here
-    if host.lower() in names:
-        return True
-    return any(ip in addresses or ip.startswith("127.") or ip == "::1" for ip in resolve(host))
-
-
 def dbrs_bin():
     """Absolute path of this installation's `dbrs` script, for the units' ExecStart= (None if not found)."""
     import sysconfig
@@ -244,21 +206,6 @@ def memory_total():
     import psutil
 
     return psutil.virtual_memory().total
-
-
-def resolve(host):
-    """IP addresses of a member host: itself when it is an IP, else what the resolver says."""
-    import ipaddress
-
-    try:
-        return (str(ipaddress.ip_address(host)),)
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except socket.gaierror:
-        return ()
-    return tuple(sorted({i[4][0] for i in infos}))
 
 
 def gather(items, root, live):
