@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import cluster, facts, firewall, fsutil, paths, plan, preflight
+from . import cluster, facts, firewall, fsutil, generation, paths, plan, preflight
 from .errors import InputError
 from .target import Target
 
@@ -212,6 +212,8 @@ def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None, preview
 
 def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     files = load_cluster(opts)
+    if files.origin != "default":
+        generation.check(files.spec, fsutil.under(opts.root, paths.SPEC), "--bundle" if opts.bundle else "--config")
     target = build_target(opts, files)
     result = Result(target, files.origin)
     if opts.config and Path(opts.config).resolve() != fsutil.under(opts.root, paths.SPEC).resolve():

@@ -93,6 +93,7 @@ class Cluster:
     write_concern: str = "majority"
     write_timeout: str = "10s"
     oplog_size_mb: int = 0  # 0: MongoDB's default (5% of the disk, 990 MB to 50 GB)
+    generation: int = 1     # raised by every spec change, so a host refuses an older bundle
 
     @property
     def write_timeout_ms(self):
@@ -181,6 +182,7 @@ SCHEMA = {
         "write_concern": (lambda v: _str(v) or _int(v), '"majority" or "1"', "write_concern"),
         "write_timeout": (_str, 'a time span like "10s"', "write_timeout"),
         "oplog_size_mb": (_int, "an integer (MB)", "oplog_size"),
+        "generation": (_int, "an integer", "positive"),
     },
     "members": {
         "name": (_str, "a string", "member_name"),
