@@ -17,6 +17,8 @@ from datetime import timezone
 from . import mongo
 from .errors import DbrsError, InputError
 
+__path__ = [__file__[:-3]]  # installer/replset/*.py (issue 11 layout) import as installer.replset.X until this file moves
+
 STATE_NAMES = {
     0: "STARTUP", 1: "PRIMARY", 2: "SECONDARY", 3: "RECOVERING", 5: "STARTUP2",
     6: "UNKNOWN", 7: "ARBITER", 8: "DOWN", 9: "ROLLBACK", 10: "REMOVED",
