@@ -26,6 +26,8 @@ COMMANDS = {
     "stepdown": ("cluster", "stepdown", "Step the primary down and time the failover."),
     "user": ("user", "user", "Application users: add, list, remove, rotate their passwords."),
     "offsite": ("offsite", "offsite", "Copy backups off-site; list, verify, prune and fetch them there."),
+    "member": ("member", "member", "Add, remove or replace a member in the spec (then `dbrs reconfigure`)."),
+    "reconfigure": ("member", "reconfigure", "Bring the set's members to the spec, one safe reconfig at a time."),
 }
 
 

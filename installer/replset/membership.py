@@ -215,16 +215,19 @@ def next_step(config, status, spec):
 
 
 def simulate(config, status, step):
-    """(config, status) as they will be once `step` is committed and every member has caught up: for --dry-run."""
+    """(config, status) once `step` is committed: new hosts in initial sync, every other member caught up."""
     new = dict(step.config, term=config.get("term", 1))
     primary = next((m for m in status["members"] if m.get("state") == 1), None)
+    known = {m["name"] for m in status["members"]}
     members = []
     for c in new["members"]:
         doc = {"name": c["host"], "health": 1, "state": 7 if c.get("arbiterOnly") else 2,
                "configVersion": new["version"]}
         if primary and c["host"] == primary["name"]:
             doc["state"] = 1
-        if primary and doc["state"] != 7:
+        if c["host"] not in known and doc["state"] == 2:
+            doc["state"] = 5      # a new host starts with its initial sync
+        elif primary and doc["state"] != 7:
             doc["optimeDate"] = primary.get("optimeDate")
         members.append(doc)
     return new, dict(status, members=members)

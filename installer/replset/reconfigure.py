@@ -1,0 +1,106 @@
+"""`dbrs reconfigure`: bring the set's members to the spec's, one safe reconfig at a time.
+
+Each round reads the live config and status from the primary and asks
+`membership.next_step` what to do; nothing is remembered between rounds,
+so a run killed anywhere is finished by running it again. Each reconfig
+carries maxTimeMS (MongoDB would otherwise wait forever for a majority to
+install it) and one whose predecessor is not committed yet is retried
+until the deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .. import replset
+from ..errors import DbrsError
+from . import membership
+
+POLL_S = 0.5
+RETRY_CODES = (109, 308)   # ConfigurationInProgress, CurrentConfigNotCommittedYet: the previous one is not done
+
+
+@dataclass
+class Result:
+    steps: list = field(default_factory=list)     # the `says` of each reconfig sent
+    planned: list = field(default_factory=list)   # dry run: ("step" | "wait", says) in order
+    notes: list = field(default_factory=list)
+    concern: str = ""                               # the default write concern, re-evaluated for the new set
+
+
+def write_majority(config):
+    """(data-bearing voters, how many of them a majority write needs) in `config`."""
+    voting = [c for c in config["members"] if membership.votes(c)]
+    data = [c for c in voting if not c.get("arbiterOnly")]
+    return len(data), min(len(voting) // 2 + 1, len(data))
+
+
+def concern_words(config, cluster):
+    """The default write concern said for the set as `config` builds it, e.g. after PSA -> PSS."""
+    wc = replset.concern_text(replset.rw_concern(cluster))
+    data, need = write_majority(config)
+    if cluster.write_concern != "majority":
+        return f"default write concern {wc}: acknowledged writes can roll back on failover (not zero RPO)"
+    spare = data - need
+    tail = (f"they keep working with {spare} of them down" if spare else
+            f"they time out when one is down (`dbrs degrade MEMBER` is the way out)")
+    return f"default write concern {wc}: majority writes need {need} of the {data} data-bearing voting members; {tail}"
+
+
+def _read(c):
+    return c.command("replSetGetConfig")["config"], c.command("replSetGetStatus")
+
+
+def _send(c, config, deadline):
+    """True once sent; False when the server says the previous config is not committed yet (retry later)."""
+    errors = replset._errors()
+    left_ms = max(1000, int((deadline - time.monotonic()) * 1000))
+    try:
+        c.client.admin.command({"replSetReconfig": config, "maxTimeMS": left_ms})
+        return True
+    except errors.OperationFailure as e:
+        if e.code in RETRY_CODES and time.monotonic() < deadline:
+            return False
+        raise replset.mongo.translate(e, c.who, "replSetReconfig") from None
+    except errors.PyMongoError as e:
+        raise replset.mongo.translate(e, c.who, "replSetReconfig") from None
+
+
+def run(spec, secrets, wait_s=600, dry_run=False, progress=None):
+    """Reconfigure toward `spec` (or, dry run, list the steps); DbrsError naming what is pending at the deadline."""
+    started = time.monotonic()
+    deadline = started + wait_s
+    result = Result()
+    _, client = replset._connect_any(spec, secrets, "admin", need_primary=True)
+    with client as c:
+        config, status = _read(c)
+        if dry_run:
+            final = config
+            for s in membership.plan(config, status, spec)[0]:
+                step = isinstance(s, membership.Step)
+                result.planned.append(("step" if step else "wait", s.says))
+                final = s.config if step else final
+            result.concern = concern_words(final, spec.cluster)
+            return result
+        while True:
+            nxt = membership.next_step(config, status, spec)
+            if isinstance(nxt, membership.Done):
+                result.notes.extend(nxt.notes)
+                break
+            elapsed = time.monotonic() - started
+            if isinstance(nxt, membership.Step) and _send(c, nxt.config, deadline):
+                result.steps.append(nxt.says)
+                replset._say(progress, f"config version {nxt.config['version']}: {nxt.says}")
+            else:
+                why = nxt.says if isinstance(nxt, membership.Wait) else "the previous config is not committed yet"
+                if elapsed >= wait_s:
+                    raise DbrsError(f"after {wait_s:g} s still waiting: {why}; the set is safe as it is: run "
+                                    "`dbrs reconfigure` again to go on from here")
+                replset._wait_line(progress, why, elapsed, wait_s, key=why)
+                time.sleep(POLL_S)
+            config, status = _read(c)
+        if result.steps and replset._ensure_rw_concern(c, spec.cluster):
+            result.notes.append("the cluster default write concern was set again to the spec's")
+        result.concern = concern_words(config, spec.cluster)
+    return result
