@@ -85,46 +85,55 @@ def _host_port(value, port):
     return host, given if explicit else port
 
 
-def adding(name, host, role, remove=()):
-    """The edit of `dbrs member add` (optionally removing members in the same generation: PSA -> PSS)."""
+def adding(new_members, role, remove=()):
+    """The edit of `dbrs member add`: (name, HOST[:PORT]) pairs, optionally removing members in the same
+    generation (PSA -> PSS)."""
     def edit(text, spec):
-        if name in spec.names():
-            raise InputError(name, "is already a member of the spec", "pick another name, or `dbrs member replace`")
-        h, port = _host_port(host, specmod.DEFAULT_PORT)
-        new = specmod.Member(name, h, port, role)
-        for gone in remove:
-            text, spec = removing(gone)(text, spec)[:2]
+        added = []
+        for name, host in new_members:
+            if name in spec.names() or name in [m.name for m in added]:
+                raise InputError(name, "is already a member of the spec", "pick another name, or `dbrs member replace`")
+            h, port = _host_port(host, specmod.DEFAULT_PORT)
+            added.append(specmod.Member(name, h, port, role))
+        if remove:
+            text, spec = removing(*remove)(text, spec)[:2]
         text = text if text.endswith("\n") else text + "\n"
-        members = list(spec.members) + [new]
-        what = f"added {role} {name} ({new.address})" + "".join(f", removed {g}" for g in remove)
-        steps = [f"copy bundle.dbrs to {h} and run `sudo dbrs-install --bundle bundle.dbrs --member {name}` there",
-                 "run `sudo dbrs-install --bundle bundle.dbrs` on every other member host (the firewall lets "
-                 f"{name} in)",
-                 "then `sudo dbrs reconfigure --dry-run` and `sudo dbrs reconfigure` on a member host"]
-        return text + _member_text(new), specmod.with_members(spec, members), what, steps
+        what = ", ".join(f"added {role} {m.name} ({m.address})" for m in added) + "".join(
+            f", removed {g}" for g in remove)
+        steps = [f"copy bundle.dbrs to {m.host} and run `sudo dbrs-install --bundle bundle.dbrs --member {m.name}` there"
+                 for m in added]
+        steps += ["run `sudo dbrs-install --bundle bundle.dbrs` on every other member host (the firewall lets "
+                  f"{', '.join(m.name for m in added)} in)",
+                  "then `sudo dbrs reconfigure --dry-run` and `sudo dbrs reconfigure` on a member host"]
+        return (text + "".join(_member_text(m) for m in added), specmod.with_members(spec, list(spec.members) + added),
+                what, steps)
     return edit
 
 
-def removing(name):
+def removing(*names):
     """The edit of `dbrs member remove`."""
     def edit(text, spec):
-        gone = _known(spec, name)
-        if gone.role == "primary":
-            raise InputError(name, "has role \"primary\"", "give another member role = \"primary\" in the spec first")
+        gone = [_known(spec, name) for name in names]
         lines = text.splitlines(keepends=True)
-        span = _block_of(lines, name)
-        if span is None:
-            raise _by_hand(f"remove the [[members]] table of {name}")
-        start, end = span
-        while start > 0 and not lines[start - 1].strip():
-            start -= 1
-        del lines[start:end]
-        what = f"removed {name} ({gone.address})"
-        steps = ["run `sudo dbrs reconfigure --dry-run` and `sudo dbrs reconfigure` on a member host (the set "
-                 f"lets {name} go)",
-                 "then `sudo dbrs-install --bundle bundle.dbrs` on every member host (the firewall closes for it); "
-                 f"dbrs-mongod@{name} and its data on {gone.host} are left as they are"]
-        return "".join(lines), specmod.with_members(spec, [m for m in spec.members if m.name != name]), what, steps
+        for m in gone:
+            if m.role == "primary":
+                raise InputError(m.name, "has role \"primary\"",
+                                 "give another member role = \"primary\" in the spec first")
+            span = _block_of(lines, m.name)
+            if span is None:
+                raise _by_hand(f"remove the [[members]] table of {m.name}")
+            start, end = span
+            while start > 0 and not lines[start - 1].strip():
+                start -= 1
+            del lines[start:end]
+        what = ", ".join(f"removed {m.name} ({m.address})" for m in gone)
+        steps = ["run `sudo dbrs reconfigure --dry-run` and `sudo dbrs reconfigure` on a member host (the set lets "
+                 f"{', '.join(names)} go)",
+                 "then `sudo dbrs-install --bundle bundle.dbrs` on every member host (the firewall closes for "
+                 f"{'them' if len(gone) > 1 else 'it'}); units and data on "
+                 f"{', '.join(sorted({m.host for m in gone}))} are left as they are"]
+        kept = [m for m in spec.members if m.name not in names]
+        return "".join(lines), specmod.with_members(spec, kept), what, steps
     return edit
 
 
@@ -217,9 +226,9 @@ def change(config, passphrase_file, edit):
 
 def _hints(err):
     if any("even number" in e.problem for e in err.errors):
-        return [InputError("dbrs member", "changes one member at a time",
-                           "to go from PSA to PSS, add the secondary and drop the arbiter in one change: "
-                           "`dbrs member add NAME --host H --remove ARBITER`")]
+        return [InputError("dbrs member", "keeps the voter count odd in every change",
+                           "PSA -> PSS: `dbrs member add NAME --host H --remove ARBITER`; two at once: "
+                           "`dbrs member add A B --host HA --host HB` or `dbrs member remove A B`")]
     return []
 
 

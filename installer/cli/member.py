@@ -69,31 +69,35 @@ def _edit(config, passphrase_file, edit):
 
 
 @member.command("add")
-@click.argument("name")
-@click.option("--host", required=True, metavar="HOST[:PORT]", help="Where the new member runs.")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--host", "hosts", multiple=True, required=True, metavar="HOST[:PORT]",
+              help="Where each new member runs, in the order of the names (repeat for each).")
 @click.option("--role", type=click.Choice(["secondary", "arbiter"]), default="secondary", show_default=True)
 @click.option("--remove", "remove", multiple=True, metavar="OTHER",
               help="Remove OTHER in the same change (PSA -> PSS: add the secondary, --remove the arbiter).")
 @_passphrase_option
 @config_option
 @handle_errors
-def add(name, host, role, remove, passphrase_file, config):
-    """Add member NAME on HOST to the spec."""
+def add(names, hosts, role, remove, passphrase_file, config):
+    """Add members NAME... (one --host each) to the spec; the voter count must stay odd."""
     from .. import spec_edit
+    from ..errors import InputError
 
-    _edit(config, passphrase_file, spec_edit.adding(name, host, role, remove))
+    if len(names) != len(hosts):
+        raise InputError("--host", f"{len(hosts)} given for {len(names)} name(s)", "give one --host per NAME, in order")
+    _edit(config, passphrase_file, spec_edit.adding(list(zip(names, hosts)), role, remove))
 
 
 @member.command("remove")
-@click.argument("name")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @_passphrase_option
 @config_option
 @handle_errors
-def remove(name, passphrase_file, config):
-    """Remove member NAME from the spec (its data stays on its host)."""
+def remove(names, passphrase_file, config):
+    """Remove members NAME... from the spec (their data stays on their hosts); the voter count must stay odd."""
     from .. import spec_edit
 
-    _edit(config, passphrase_file, spec_edit.removing(name))
+    _edit(config, passphrase_file, spec_edit.removing(*names))
 
 
 @member.command("replace")
