@@ -170,8 +170,8 @@ def next_step(config, status, spec):
             continue
         s = seen.get(c["host"])
         if s is None or not s.healthy:
-            notes.append(f"{m.name} is down with votes 0: it gets its vote back from `dbrs recover {m.name}` "
-                         "once it is up again")
+            notes.append(f"{m.name} is down with votes 0: once it is up, `dbrs reconfigure` (or `dbrs recover "
+                         f"{m.name}`) gives its vote back after it has caught up")
             continue
         if s.state == 2 and s.lag_s is not None and s.lag_s <= VOTE_LAG_S:
             if len(vote_hosts) >= MAX_VOTERS:

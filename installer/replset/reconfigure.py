@@ -67,6 +67,20 @@ def _send(c, config, deadline):
         raise replset.mongo.translate(e, c.who, "replSetReconfig") from None
 
 
+def _answering(spec, config, new):
+    """A member joins only once its mongod answers: an unreachable new member would sit in the config unsynced."""
+    known = {c["host"] for c in config["members"]}
+    for c in new["members"]:
+        if c["host"] in known:
+            continue
+        m = next(m for m in spec.members if m.address == c["host"])
+        try:
+            replset.hello(m.host, m.port)
+        except replset._errors().PyMongoError as e:
+            raise DbrsError(replset.explain_missing(m, str(e)) + f"; install it first (`sudo dbrs-install --bundle "
+                            f"bundle.dbrs --member {m.name}` on {m.host}); the set was not changed") from None
+
+
 def run(spec, secrets, wait_s=600, dry_run=False, progress=None):
     """Reconfigure toward `spec` (or, dry run, list the steps); DbrsError naming what is pending at the deadline."""
     started = time.monotonic()
@@ -89,6 +103,13 @@ def run(spec, secrets, wait_s=600, dry_run=False, progress=None):
                 result.notes.extend(nxt.notes)
                 break
             elapsed = time.monotonic() - started
+            if isinstance(nxt, membership.Step):
+                _answering(spec, config, nxt.config)
+            if isinstance(nxt, membership.Step) and not result.steps:
+                # MongoDB 5.0+ refuses a reconfig that changes the implicit default write concern (PSA <-> PSS)
+                # while no cluster-wide default is set: set the spec's first.
+                if replset._ensure_rw_concern(c, spec.cluster):
+                    result.notes.append("the cluster default write concern was set to the spec's")
             if isinstance(nxt, membership.Step) and _send(c, nxt.config, deadline):
                 result.steps.append(nxt.says)
                 replset._say(progress, f"config version {nxt.config['version']}: {nxt.says}")
@@ -100,7 +121,5 @@ def run(spec, secrets, wait_s=600, dry_run=False, progress=None):
                 replset._wait_line(progress, why, elapsed, wait_s, key=why)
                 time.sleep(POLL_S)
             config, status = _read(c)
-        if result.steps and replset._ensure_rw_concern(c, spec.cluster):
-            result.notes.append("the cluster default write concern was set again to the spec's")
         result.concern = concern_words(config, spec.cluster)
     return result

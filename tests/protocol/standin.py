@@ -497,7 +497,7 @@ class StandInMember:
         rs = self.rs
         new = doc["replSetReconfig"]
         old = rs.config
-        err = reconfig_error(old, new, rs.name, rs.config_committed())
+        err = reconfig_error(old, new, rs.name, rs.config_committed(), global_default=rs.rw is not None)
         if err:
             return request.command_err(code=err[0], codeName=err[1], errmsg=err[2])
         old_hosts = {c["host"]: c for c in old["members"]}
@@ -656,7 +656,14 @@ def _voters(config):
     return {c["host"] for c in config["members"] if c.get("votes", 1) and not c.get("newlyAdded")}
 
 
-def reconfig_error(old, new, set_name, committed):
+def implicit_write_concern(config):
+    """MongoDB's implicit default: w:1 when arbiters > 0 and data-bearing voters <= majority of the voters."""
+    voting = [c for c in config["members"] if c.get("votes", 1) and not c.get("newlyAdded")]
+    arbiters = [c for c in voting if c.get("arbiterOnly")]
+    return 1 if arbiters and len(voting) - len(arbiters) <= len(voting) // 2 + 1 else "majority"
+
+
+def reconfig_error(old, new, set_name, committed, global_default=True):
     """(code, codeName, errmsg) of MongoDB's refusal of a non-force reconfig from `old` to `new`, or None.
 
     Codes and wording from mongodb/mongo (repl_set_config_checks.cpp, repl_set_config.cpp,
@@ -708,4 +715,8 @@ def reconfig_error(old, new, set_name, committed):
                 "and no more than 7")
     if len(_voters(old) ^ voters) > 1:
         return (*incompatible, "Non force replica set reconfig can only add or remove at most 1 voting member.")
+    if not global_default and implicit_write_concern(old) != implicit_write_concern(new):
+        return (*incompatible, "Reconfig attempted to install a config that would change the implicit default write "
+                "concern. Use the setDefaultRWConcern command to set a cluster-wide write concern and try the "
+                "reconfig again.")
     return None

@@ -236,3 +236,37 @@ def test_the_stand_in_refuses_eight_voters_and_an_uncommitted_predecessor():
     ok = cfg((1, 2, False), (1, 1, False), (1, 0, True), (0, 0, False), version=2)
     assert reconfig_error(PSA_CFG, ok, "dbrs", True) is None
     assert reconfig_error(PSA_CFG, ok, "dbrs", False)[0] == 308
+
+
+def test_the_stand_in_refuses_to_change_the_implicit_write_concern_without_a_global_default():
+    pss_from_pssa = {**PSA_CFG, "version": 2, "members": PSA_CFG["members"][:2] + [
+        {"_id": 3, "host": "h3:27017", "votes": 1, "priority": 1, "arbiterOnly": False}]}
+    pssa = {**PSA_CFG, "members": PSA_CFG["members"] + [pss_from_pssa["members"][2]]}
+    assert reconfig_error(pssa, pss_from_pssa, "dbrs", True, global_default=True) is None
+    assert "implicit default write concern" in reconfig_error(pssa, pss_from_pssa, "dbrs", True, global_default=False)[2]
+
+
+def test_psa_to_pss_sets_the_default_write_concern_before_the_first_reconfig(psa, tmp_path):
+    rs = psa.initiated().start()
+    rs.rw = None                    # a set whose default was never set: MongoDB would refuse dropping the arbiter
+    rs.spare("mongod4").start()
+    path = write_spec(tmp_path, rs, [("mongod1", "mongod1", "primary"), ("mongod2", "mongod2", "secondary"),
+                                     ("mongod4", "mongod4", "secondary")])
+    r = dbrs("reconfigure", "--config", path, "--wait", "30")
+    assert r.exit_code == 0, r.output
+    names = [s.name for s in rs.sent("setDefaultRWConcern", "replSetReconfig")]
+    assert names[0] == "setDefaultRWConcern" and names.count("replSetReconfig") == len(rs.configs) == 4
+    assert rs.rw == {"w": "majority", "wtimeout": 10000}
+    assert "note the cluster default write concern was set to the spec's" in r.output
+
+
+def test_a_new_member_that_does_not_answer_is_not_added(psa, tmp_path):
+    rs = psa.initiated().start()
+    rs.spare("mongod4")             # its host is not installed yet
+    path = write_spec(tmp_path, rs, [("mongod1", "mongod1", "primary"), ("mongod2", "mongod2", "secondary"),
+                                     ("mongod4", "mongod4", "secondary")])
+    r = dbrs("reconfigure", "--config", path)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "mongod4 (127.0.0.1:" in r.output and "connection refused" in r.output
+    assert "install it first (`sudo dbrs-install --bundle bundle.dbrs --member mongod4`" in r.output
+    assert not rs.sent("replSetReconfig")

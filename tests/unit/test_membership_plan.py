@@ -173,8 +173,8 @@ def test_a_down_degraded_member_is_left_alone_and_said():
     config = config_of(*PSA)
     config["members"][1].update(votes=0, priority=0)
     done = mb.next_step(config, status_of(config, down=("mongod2",)), spec_of(*PSA))
-    assert done == mb.Done(("mongod2 is down with votes 0: it gets its vote back from `dbrs recover mongod2` once "
-                            "it is up again",))
+    assert done == mb.Done(("mongod2 is down with votes 0: once it is up, `dbrs reconfigure` (or `dbrs recover "
+                            "mongod2`) gives its vote back after it has caught up",))
 
 
 def test_nothing_to_do_is_done_and_newly_added_is_not_sent_back():
