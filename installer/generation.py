@@ -51,6 +51,6 @@ def check(spec, installed_path, flag):
         return
     err = refusal(spec.cluster.generation, have[0], flag, have[1],
                   "the host where the spec was last changed (its /etc/dbrs/bundle.dbrs, re-sealed by `dbrs member` "
-                  "or `dbrs user seal`)")
+                  "or `dbrs member seal`)")
     if err:
         raise err

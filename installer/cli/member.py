@@ -35,8 +35,6 @@ def reconfigure(dry_run, wait_s, config):
         click.echo(f"after {n} step(s): {result.concern}" if n else "nothing to do: the set's members match the spec")
         click.echo("nothing was changed (--dry-run)")
         return
-    for says in result.steps:
-        click.echo(f"changed   reconfig: {says}")
     for note in result.notes:
         click.echo(f"note {note}")
     click.echo(f"the set's members match the spec ({len(result.steps)} reconfig step(s)); {result.concern}"
@@ -63,7 +61,8 @@ def _edit(config, passphrase_file, edit):
         click.echo(f"re-sealed {outcome.bundle}")
     else:
         click.echo("note: bundle.dbrs still holds the old spec (an older generation, which hosts now refuse); "
-                   "re-seal with `--passphrase-file FILE` on the next change or `dbrs member seal`", err=True)
+                   "re-seal it with `sudo dbrs member seal --passphrase-file FILE` before installing a host from it",
+                   err=True)
     for line in outcome.next_steps:
         click.echo(f"next: {line}")
 

@@ -78,7 +78,7 @@ def observed(status):
     for m in members:
         healthy = bool(m.get("health"))
         lag = None
-        if healthy and primary is not None and m.get("optimeDate") is not None and m.get("state") != 7:
+        if healthy and primary is not None and m.get("optimeDate") is not None and m.get("state") in (1, 2):
             lag = max(0.0, (primary - m["optimeDate"]).total_seconds())
         out[m["name"]] = Seen(m.get("state", 6) if healthy else 8, healthy, lag,
                               m.get("configVersion") if healthy else None)

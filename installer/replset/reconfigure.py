@@ -10,6 +10,7 @@ until the deadline.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -81,11 +82,25 @@ def _answering(spec, config, new):
                             f"bundle.dbrs --member {m.name}` on {m.host}); the set was not changed") from None
 
 
+def _leaving_primary(spec):
+    """The spec's members cannot reach a PRIMARY the spec no longer names; say that instead of "no primary"."""
+    primary, seen = replset.find_primary(spec)
+    if primary is not None:
+        return
+    addresses = {m.address for m in spec.members}
+    for hello in seen.values():
+        if isinstance(hello, dict) and hello.get("primary") and hello["primary"] not in addresses:
+            raise DbrsError(f"the PRIMARY {hello['primary']} leaves the set in this spec: step it down first "
+                            "(`dbrs stepdown` with the spec that still names it, or rs.stepDown() in mongosh), then "
+                            "run `dbrs reconfigure` again; the set was not changed")
+
+
 def run(spec, secrets, wait_s=600, dry_run=False, progress=None):
     """Reconfigure toward `spec` (or, dry run, list the steps); DbrsError naming what is pending at the deadline."""
     started = time.monotonic()
     deadline = started + wait_s
     result = Result()
+    _leaving_primary(spec)
     _, client = replset._connect_any(spec, secrets, "admin", need_primary=True)
     with client as c:
         config, status = _read(c)
@@ -112,13 +127,13 @@ def run(spec, secrets, wait_s=600, dry_run=False, progress=None):
                     result.notes.append("the cluster default write concern was set to the spec's")
             if isinstance(nxt, membership.Step) and _send(c, nxt.config, deadline):
                 result.steps.append(nxt.says)
-                replset._say(progress, f"config version {nxt.config['version']}: {nxt.says}")
+                replset._step(progress, "reconfig", "changed", f"config version {nxt.config['version']}: {nxt.says}")
             else:
                 why = nxt.says if isinstance(nxt, membership.Wait) else "the previous config is not committed yet"
                 if elapsed >= wait_s:
                     raise DbrsError(f"after {wait_s:g} s still waiting: {why}; the set is safe as it is: run "
                                     "`dbrs reconfigure` again to go on from here")
-                replset._wait_line(progress, why, elapsed, wait_s, key=why)
+                replset._wait_line(progress, why, elapsed, wait_s, key=re.sub(r"\d+", "#", why))
                 time.sleep(POLL_S)
             config, status = _read(c)
         result.concern = concern_words(config, spec.cluster)

@@ -270,3 +270,17 @@ def test_a_new_member_that_does_not_answer_is_not_added(psa, tmp_path):
     assert "mongod4 (127.0.0.1:" in r.output and "connection refused" in r.output
     assert "install it first (`sudo dbrs-install --bundle bundle.dbrs --member mongod4`" in r.output
     assert not rs.sent("replSetReconfig")
+
+
+def test_the_primary_leaving_the_spec_is_refused_with_what_to_do(tmp_path):
+    rs = StandInSet((("mongod1", "primary"), ("mongod2", "secondary"), ("mongod3", "arbiter"),
+                     ("mongod4", "secondary"), ("mongod5", "secondary"))).initiated().start()
+    try:
+        path = write_spec(tmp_path, rs, [("mongod2", "mongod2", "primary"), ("mongod3", "mongod3", "arbiter"),
+                                         ("mongod4", "mongod4", "secondary")])
+        r = dbrs("reconfigure", "--config", path)
+        assert r.exit_code == 1 and "Traceback" not in r.output
+        assert f"the PRIMARY {rs.member('mongod1').address} leaves the set in this spec: step it down first" in r.output
+        assert not rs.sent("replSetReconfig")
+    finally:
+        rs.stop()

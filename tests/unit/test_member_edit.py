@@ -96,3 +96,19 @@ def test_the_passphrase_reseals_the_bundle_with_the_new_spec(tmp_path, run_dbrs)
     r = run_dbrs("member", "replace", "mongod2", "--host", "10.0.0.32", "--passphrase-file", str(wrong),
                  "--config", str(path))
     assert r.exit_code == 2 and snapshot(root) == before
+
+
+def test_member_seal_puts_the_changed_spec_in_the_bundle(tmp_path, run_dbrs):
+    pp = tmp_path / "pass"
+    pp.write_text("correct horse battery staple\n")
+    root = tmp_path / "a"
+    assert run_dbrs("init", "--root", str(root), "--passphrase-file", str(pp)).exit_code == 0
+    path = root / "etc/dbrs/cluster.toml"
+    r = run_dbrs("member", "replace", "mongod2", "--host", "127.0.0.1:27028", "--config", str(path))
+    assert r.exit_code == 0 and "sudo dbrs member seal --passphrase-file FILE" in r.output, r.output
+    stale = secrets.open_bundle((root / "etc/dbrs/bundle.dbrs").read_bytes(), "correct horse battery staple")
+    assert stale.spec_text != path.read_text()
+    r = run_dbrs("member", "seal", "--passphrase-file", str(pp), "--config", str(path))
+    assert r.exit_code == 0, r.output
+    fresh = secrets.open_bundle((root / "etc/dbrs/bundle.dbrs").read_bytes(), "correct horse battery staple")
+    assert fresh.spec_text == path.read_text()
