@@ -33,6 +33,8 @@ def reconfigure(dry_run, wait_s, config):
             else:
                 click.echo(f"  then wait: {says}")
         click.echo(f"after {n} step(s): {result.concern}" if n else "nothing to do: the set's members match the spec")
+        for note in result.notes:
+            click.echo(f"note {note}")
         click.echo("nothing was changed (--dry-run)")
         return
     for note in result.notes:

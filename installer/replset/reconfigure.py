@@ -109,7 +109,12 @@ def run(spec, secrets, wait_s=600, dry_run=False, progress=None):
             for s in membership.plan(config, status, spec)[0]:
                 step = isinstance(s, membership.Step)
                 result.planned.append(("step" if step else "wait", s.says))
-                final = s.config if step else final
+                if step:
+                    try:
+                        _answering(spec, final, s.config)
+                    except DbrsError as e:
+                        result.notes.append(str(e).replace("; the set was not changed", ""))
+                    final = s.config
             result.concern = concern_words(final, spec.cluster)
             return result
         while True:

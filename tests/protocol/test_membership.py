@@ -265,6 +265,8 @@ def test_a_new_member_that_does_not_answer_is_not_added(psa, tmp_path):
     rs.spare("mongod4")             # its host is not installed yet
     path = write_spec(tmp_path, rs, [("mongod1", "mongod1", "primary"), ("mongod2", "mongod2", "secondary"),
                                      ("mongod4", "mongod4", "secondary")])
+    r = dbrs("reconfigure", "--config", path, "--dry-run")
+    assert r.exit_code == 0 and "note mongod4 (127.0.0.1:" in r.output and "install it first" in r.output
     r = dbrs("reconfigure", "--config", path)
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert "mongod4 (127.0.0.1:" in r.output and "connection refused" in r.output
