@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import cluster, departed, fsutil, machine, paths
+from . import cluster, departed, fsutil, generation, machine, paths
 from .host import facts, firewall, plan, preflight
 from .host.items import compare
 from .host.items import summary as summarize
@@ -215,6 +215,8 @@ def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None, preview
 
 def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     files = load_cluster(opts)
+    if files.origin != "default":
+        generation.check(files.spec, fsutil.under(opts.root, paths.SPEC), "--bundle" if opts.bundle else "--config")
     target = build_target(opts, files)
     result = Result(target, files.origin)
     if opts.config and Path(opts.config).resolve() != fsutil.under(opts.root, paths.SPEC).resolve():

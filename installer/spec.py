@@ -74,7 +74,6 @@ class Cluster(_record("Cluster", fields.SECTIONS["cluster"])):
 Backup = _record("Backup", fields.SECTIONS["backup"])
 Alerts = _record("Alerts", fields.SECTIONS["alerts"])
 MongoExpress = _record("MongoExpress", fields.SECTIONS["mongo_express"])
-_TOP = fields.defaults(fields.TOP)
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,6 @@ class Spec:
     mongo_express: MongoExpress = field(default_factory=MongoExpress)
     mongod: tuple = ()  # (dotted option, value) pairs from [mongod], for every member
     offsite: tuple = ()     # of Offsite; see the [[offsite]] block below
-    generation: int = _TOP["generation"]
 
     def member(self, name):
         for m in self.members:

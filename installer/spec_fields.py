@@ -46,11 +46,8 @@ class Field:
 F = Field
 _CALENDAR = 'a systemd calendar expression like "{}"'
 
-# Keys outside any table. `generation` numbers the spec's versions (#13).
-TOP = (
-    F("generation", is_int, "an integer", 1, check_positive,
-      "the spec's version number, raised with every change (parsed and checked; not acted on yet)"),
-)
+# Keys outside any table (none yet: every key belongs to a section).
+TOP = ()
 
 SECTIONS = {
     "cluster": (
@@ -66,6 +63,8 @@ SECTIONS = {
           note="majority writes fail after this instead of hanging while a member is down"),
         F("oplog_size_mb", is_int, "an integer (MB)", 0, check_oplog_size,
           "oplog size in MB; 0: MongoDB's default (5% of the disk, 990 MB to 50 GB)"),
+        F("generation", is_int, "an integer", 1, check_positive,
+          "the spec's version, raised by every `dbrs member` change; a host refuses a spec or bundle older than its own"),
         F("tls", is_str, 'one of "off", "preferred", "required"', "off", one_of(TLS_MODES, "a TLS mode"),
           "TLS between members and clients: off, preferred (the rolling step), required (parsed and checked; not applied yet)"),
         F("cluster_auth", is_str, 'one of "keyfile", "x509"', "keyfile", one_of(CLUSTER_AUTHS, "a cluster auth mode"),

@@ -28,6 +28,8 @@ COMMANDS = {
     "offsite": ("offsite", "offsite", "Copy backups off-site; list, verify, prune and fetch them there."),
     "upgrade": ("upgrade", "upgrade", "Rolling MongoDB upgrade, host by host, then the FCV."),
     "tls": ("tls", "tls", "The cluster CA's certificates: days left, files for application hosts."),
+    "member": ("member", "member", "Add, remove or replace a member in the spec (then `dbrs reconfigure`)."),
+    "reconfigure": ("member", "reconfigure", "Bring the set's members to the spec, one safe reconfig at a time."),
 }
 
 

@@ -21,7 +21,7 @@ def _say(progress, text):
         progress(text)
 
 
-def _step(progress, name, status, detail):
+def tell_step(progress, name, status, detail):
     """A finished bootstrap step, told as it happens."""
     if progress is None:
         return
@@ -153,7 +153,7 @@ def _ensure_users(spec, secrets, local, primary_address):
     return created, dropped
 
 
-def _ensure_rw_concern(client, cluster):
+def ensure_rw_concern(client, cluster):
     if concern_matches(client.command("getDefaultRWConcern"), cluster):
         return False
     client.command({"setDefaultRWConcern": 1, "defaultWriteConcern": rw_concern(cluster)})
@@ -213,7 +213,7 @@ def bootstrap(spec, secrets, wait_s=600, progress=None, wait_flag="--wait"):
 
     def step(name, status, detail):
         steps.append((name, status, detail))
-        _step(progress, name, status, detail)
+        tell_step(progress, name, status, detail)
 
     h = wait_for_members(spec, wait_s, progress, local=local, only=(local,), wait_flag=wait_flag)[local.name]
     if h.get("setName"):
@@ -242,7 +242,7 @@ def bootstrap(spec, secrets, wait_s=600, progress=None, wait_flag="--wait"):
     pm = conn.member_at(spec, primary) or local
     host = conn.host_of(pm, local)
     with conn.connect_member(pm, "admin", secrets.password("admin"), host) as c:
-        changed = _ensure_rw_concern(c, spec.cluster)
+        changed = ensure_rw_concern(c, spec.cluster)
         step("write concern", "changed" if changed else "unchanged", concern_text(rw_concern(spec.cluster)))
         if any(s[1] == "changed" for s in steps):
             _wait_healthy(c, spec, wait_s, progress, wait_flag)

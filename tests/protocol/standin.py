@@ -5,9 +5,18 @@ strict where a lenient fake would hide a bug: commands need an
 authenticated user with a role that grants them, except for the localhost
 exception (no users and no roles yet: createUser/createRole,
 replSetInitiate, replSetGetStatus, replSetReconfig); writes need the
-PRIMARY; replSetInitiate runs a quorum check; replSetReconfig wants
-version+1, at most one voting change and priority 0 for non-voters;
-unknown commands fail with CommandNotFound. From mongodb/mongo's sources:
+PRIMARY; replSetInitiate runs a quorum check; replSetReconfig follows
+MongoDB's non-force rules (repl_set_config_checks.cpp, "safe reconfig"):
+version+1, the current config committed (on a majority of its voters)
+first, at most one voter added or removed (symmetric difference of the
+voting hosts), arbiterOnly never changed in place, priority 0 for
+non-voters and arbiters, arbiters vote, at most 7 voters and 50 members,
+no user-set `newlyAdded`. An even voter count is legal in MongoDB (it only
+warns), so the stand-in accepts it and `configs` keeps every config for the
+tests to judge. A member added to the config runs its initial sync
+(STARTUP2) for `sync_s[name]` seconds; a new config reaches the other
+members `propagation_s` after it was accepted. Unknown commands fail with
+CommandNotFound. From mongodb/mongo's sources:
 a down member's `lastHeartbeat` is the last *attempt* (every failed
 heartbeat sets it, MemberData::setDownValues) while `lastHeartbeatRecv`
 stays at the last answer; replSetStepDown rejects stepDownForSecs <
@@ -97,7 +106,18 @@ class StandInSet:
         self.started = now() - dt.timedelta(hours=50)
         self.log = []
         self.oplog_bytes = {}          # member -> its oplog's maxSize (replSetResizeOplog)
+        self.sync_s = {}               # member -> seconds of initial sync once it joins the config
+        self.joined = {}               # member -> monotonic time it joined the config
+        self.propagation_s = 0.0       # a new config reaches the other members this long after it was accepted
+        self.config_at = 0.0           # monotonic time the current config was accepted
+        self.prev_version = 0
+        self.configs = []              # every config replSetReconfig accepted, in order
         self.fcv = {"version": series(VERSION)}   # featureCompatibilityVersion as getParameter shows it
+
+    def spare(self, name, role="secondary"):
+        """A member that runs (once started) but is in no config yet: a host `dbrs member add` brings in."""
+        self.members[name] = StandInMember(self, name, role)
+        return self.members[name]
 
     # -------------------------------------------------------------- test helpers
     def start(self):
@@ -149,7 +169,7 @@ class StandInSet:
     def majority_commit_lag(self):
         """Seconds the majority commit point trails the primary: the optime a write majority of the voting
         data-bearing members has reached (down ones have none), never better than `commit_lag`."""
-        voters = [m for m in self.members.values() if m.role != "arbiter" and self.cfg_member(m.name)["votes"]]
+        voters = [m for m in self.in_config() if m.role != "arbiter" and self.cfg_member(m.name)["votes"]]
         voting = [c for c in self.config["members"] if c["votes"]]
         need = min(len(voting) // 2 + 1, len(voters))
         lags = sorted(self.lag_of(m.name) if self.healthy_from_primary(m.name) else self._down_for(m) for m in voters)
@@ -196,7 +216,27 @@ class StandInSet:
         return next((m for m in self.members.values() if m.address == address), None)
 
     def cfg_member(self, name):
-        return next(c for c in self.config["members"] if c["host"] == self.members[name].address)
+        """The member's config document, or None while it is not in the config."""
+        return next((c for c in self.config["members"] if c["host"] == self.members[name].address), None)
+
+    def in_config(self):
+        return [m for m in self.members.values() if self.cfg_member(m.name) is not None]
+
+    def syncing(self, name):
+        return time.monotonic() < self.joined.get(name, 0) + self.sync_s.get(name, 0)
+
+    def config_version_on(self, name):
+        """The config version member `name` holds: the new one only once it propagated there."""
+        m = self.members[name]
+        if name == self.current_primary() or (m.up and time.monotonic() >= self.config_at + self.propagation_s):
+            return self.config["version"]
+        return self.prev_version if m.up else -1
+
+    def config_committed(self):
+        voting = [c for c in self.config["members"] if c.get("votes", 1) and not c.get("newlyAdded")]
+        have = [c for c in voting if self.by_address(c["host"]) is not None
+                and self.config_version_on(self.by_address(c["host"]).name) == self.config["version"]]
+        return len(have) >= len(voting) // 2 + 1
 
     # -------------------------------------------------------------- elections
     def current_primary(self):
@@ -208,9 +248,9 @@ class StandInSet:
 
     def _electable(self):
         best = None
-        for m in self.members.values():
+        for m in self.in_config():
             c = self.cfg_member(m.name)
-            if not m.up or c["arbiterOnly"] or c["priority"] <= 0 or not c["votes"]:
+            if not m.up or self.syncing(m.name) or c["arbiterOnly"] or c["priority"] <= 0 or not c["votes"]:
                 continue
             if time.monotonic() < self.electable_after.get(m.name, 0):
                 continue
@@ -231,7 +271,7 @@ class StandInSet:
         commit_lag = self.majority_commit_lag()
         committed = applied - dt.timedelta(seconds=min(commit_lag, 86400 * 365))
         members = []
-        for m in self.members.values():
+        for m in self.in_config():
             c = self.cfg_member(m.name)
             is_self = m.name == me
             healthy = is_self or self.healthy_from_primary(m.name)
@@ -245,10 +285,12 @@ class StandInSet:
                                                  f"Error connecting to {m.address} :: caused by :: Connection refused"))
                 members.append(doc)
                 continue
-            state = 1 if m.name == primary else 7 if m.role == "arbiter" else 2
-            doc.update(state=state, stateStr={1: "PRIMARY", 2: "SECONDARY", 7: "ARBITER"}[state], uptime=180000,
-                       configVersion=self.config["version"], configTerm=1)
-            if state != 7:
+            state = 1 if m.name == primary else 7 if m.role == "arbiter" else 5 if self.syncing(m.name) else 2
+            doc.update(state=state, stateStr={1: "PRIMARY", 2: "SECONDARY", 5: "STARTUP2", 7: "ARBITER"}[state],
+                       uptime=180000, configVersion=self.config_version_on(m.name), configTerm=1)
+            if state == 5:
+                doc.update(optime={"ts": Timestamp(0, 0), "t": Int64(-1)}, optimeDate=dt.datetime(1970, 1, 1))
+            elif state != 7:
                 at = applied - dt.timedelta(seconds=self.lag_of(m.name))
                 doc.update(optime={"ts": Timestamp(int(at.replace(tzinfo=dt.timezone.utc).timestamp()), 1), "t": Int64(1)},
                            optimeDate=at, lastAppliedWallTime=at, lastDurableWallTime=at)
@@ -408,7 +450,7 @@ class StandInMember:
         if hello_ok:
             doc["helloOk"] = True
         writable = False
-        if rs.config is None:
+        if rs.config is None or rs.cfg_member(self.name) is None:
             doc.update(secondary=False, isreplicaset=True, info="Does not have a valid replica set config")
         else:
             primary = rs.current_primary()
@@ -484,32 +526,28 @@ class StandInMember:
         rs = self.rs
         new = doc["replSetReconfig"]
         old = rs.config
-        if new.get("version") != old["version"] + 1:
-            return request.command_err(code=103, codeName="NewReplicaSetConfigurationIncompatible",
-                                       errmsg=f"New config version {new.get('version')} must be greater than old "
-                                              f"version {old['version']}")
-        old_votes = {c["host"]: c["votes"] for c in old["members"]}
-        changed = [c for c in new["members"] if c.get("votes", 1) != old_votes.get(c["host"])]
-        if len(changed) > 1:
-            return request.command_err(code=103, codeName="NewReplicaSetConfigurationIncompatible",
-                                       errmsg="Non force replica set reconfig can only add or remove at most 1 voting member.")
-        for c in new["members"]:
-            if c.get("votes", 1) == 0 and c.get("priority", 1) != 0:
-                return request.command_err(code=93, codeName="InvalidReplicaSetConfig",
-                                           errmsg=f"priority must be 0 when non-voting (votes:0) for {c['host']}")
-            if c.get("arbiterOnly") and c.get("priority", 0) != 0:
-                return request.command_err(code=93, codeName="InvalidReplicaSetConfig",
-                                           errmsg="priority must be 0 for an arbiter")
-        if {c["host"] for c in new["members"]} != set(old_votes) or new.get("_id") != rs.name:
-            return request.command_err(code=103, codeName="NewReplicaSetConfigurationIncompatible",
-                                       errmsg="members or set name changed")
+        err = reconfig_error(old, new, rs.name, rs.config_committed(), global_default=rs.rw is not None)
+        if err:
+            return request.command_err(code=err[0], codeName=err[1], errmsg=err[2])
+        old_hosts = {c["host"]: c for c in old["members"]}
         for c in new["members"]:
             m = rs.by_address(c["host"])
-            if c.get("votes", 1) and not old_votes.get(c["host"]) and m is not None:
-                rs.vote_grants.append((m.name, rs.lag_of(m.name)))
+            if m is None:
+                continue
+            if c["host"] not in old_hosts:
+                rs.joined[m.name] = time.monotonic()
+            if c.get("votes", 1) and not old_hosts.get(c["host"], {}).get("votes", 0):
+                rs.vote_grants.append((m.name, float("inf") if rs.syncing(m.name) else rs.lag_of(m.name)))
         stored = copy.deepcopy(new)
         stored["term"] = old["term"]
+        for c in stored["members"]:
+            c.setdefault("votes", 1)
+            c.setdefault("priority", 0 if c.get("arbiterOnly") else 1)
+            c.setdefault("arbiterOnly", False)
+        rs.prev_version = old["version"]
         rs.config = stored
+        rs.config_at = time.monotonic()
+        rs.configs.append(copy.deepcopy(stored))
         return request.ok()
 
     def cmd_replsetstepdown(self, request, doc):
@@ -518,7 +556,7 @@ class StandInMember:
         if doc["replSetStepDown"] < catch_up:
             return request.command_err(code=2, codeName="BadValue",
                                        errmsg="stepdown period must be longer than secondaryCatchUpPeriodSecs")
-        electable = [m for m in rs.members.values() if m.name != self.name and m.up and m.role != "arbiter"
+        electable = [m for m in rs.in_config() if m.name != self.name and m.up and m.role != "arbiter"
                      and rs.cfg_member(m.name)["votes"] and rs.cfg_member(m.name)["priority"] > 0
                      and rs.lag_of(m.name) <= catch_up]
         if not electable:
@@ -670,3 +708,73 @@ class StandInMember:
         ts = Timestamp(int(entry.replace(tzinfo=dt.timezone.utc).timestamp()), 1)
         return request.reply({"cursor": {"id": Int64(0), "ns": "local.oplog.rs",
                                          "firstBatch": [{"ts": ts, "wall": entry}]}, "ok": 1})
+
+
+def _voters(config):
+    return {c["host"] for c in config["members"] if c.get("votes", 1) and not c.get("newlyAdded")}
+
+
+def implicit_write_concern(config):
+    """MongoDB's implicit default: w:1 when arbiters > 0 and data-bearing voters <= majority of the voters."""
+    voting = [c for c in config["members"] if c.get("votes", 1) and not c.get("newlyAdded")]
+    arbiters = [c for c in voting if c.get("arbiterOnly")]
+    return 1 if arbiters and len(voting) - len(arbiters) <= len(voting) // 2 + 1 else "majority"
+
+
+def reconfig_error(old, new, set_name, committed, global_default=True):
+    """(code, codeName, errmsg) of MongoDB's refusal of a non-force reconfig from `old` to `new`, or None.
+
+    Codes and wording from mongodb/mongo (repl_set_config_checks.cpp, repl_set_config.cpp,
+    member_config.cpp, replset_commands.cpp)."""
+    bad = (93, "InvalidReplicaSetConfig")
+    incompatible = (103, "NewReplicaSetConfigurationIncompatible")
+    if not committed:
+        return (308, "CurrentConfigNotCommittedYet", f"New config is rejected :: caused by :: Current config with "
+                f"{{version: {old['version']}, term: {old['term']}}} has not yet propagated to a majority of nodes")
+    if new.get("version") != old["version"] + 1:
+        return (*incompatible, f"New config version {new.get('version')} must be greater than old version "
+                f"{old['version']}")
+    if new.get("_id") != set_name:
+        return (*incompatible, f"New and old configurations differ in replica set name; old was {set_name}, "
+                f"and new is {new.get('_id')}")
+    members = new.get("members", [])
+    if not 1 <= len(members) <= 50:
+        return (*bad, f"Replica set configuration contains {len(members)} members, but must be at least 1 and no "
+                "more than 50")
+    ids, hosts = [c.get("_id") for c in members], [c.get("host") for c in members]
+    if len(set(ids)) != len(ids) or len(set(hosts)) != len(hosts):
+        return (*bad, "Found two member configurations with same _id field or host")
+    old_by_id = {c["_id"]: c for c in old["members"]}
+    old_by_host = {c["host"]: c for c in old["members"]}
+    for c in members:
+        votes, priority, arbiter = c.get("votes", 1), c.get("priority", 0 if c.get("arbiterOnly") else 1), c.get("arbiterOnly", False)
+        if "newlyAdded" in c:
+            return (*bad, "Cannot provide newlyAdded field to member config during reconfig")
+        if votes not in (0, 1):
+            return (*bad, f"votes field value is {votes} but must be 0 or 1")
+        if not votes and priority:
+            return (*bad, f"priority must be 0 when non-voting (votes:0) for {c['host']}")
+        if arbiter and priority:
+            return (*bad, "priority must be 0 for an arbiter")
+        if arbiter and not votes:
+            return (*bad, "Arbiter must vote (cannot have 0 votes)")
+        same_host = old_by_host.get(c["host"])
+        if same_host is not None and same_host["_id"] != c["_id"]:
+            return (*incompatible, f"New and old configurations both have members with host of {c['host']} but "
+                    f"in the new configuration the _id field is {c['_id']} and in the old configuration it is "
+                    f"{same_host['_id']} for replica set {set_name}")
+        same_id = old_by_id.get(c["_id"])
+        if same_id is not None and bool(same_id.get("arbiterOnly")) != bool(arbiter):
+            return (*incompatible, f"New and old configurations differ in the setting of the arbiterOnly field for "
+                    f"member {c['host']}; to make this change, remove then re-add the member")
+    voters = _voters(new)
+    if not 1 <= len(voters) <= 7:
+        return (*bad, f"Replica set configuration contains {len(voters)} voting members, but must be at least 1 "
+                "and no more than 7")
+    if len(_voters(old) ^ voters) > 1:
+        return (*incompatible, "Non force replica set reconfig can only add or remove at most 1 voting member.")
+    if not global_default and implicit_write_concern(old) != implicit_write_concern(new):
+        return (*incompatible, "Reconfig attempted to install a config that would change the implicit default write "
+                "concern. Use the setDefaultRWConcern command to set a cluster-wide write concern and try the "
+                "reconfig again.")
+    return None

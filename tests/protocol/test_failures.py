@@ -23,7 +23,7 @@ from .test_backup_protocol import STANDINS, env, spec_with_backup_dir  # noqa: F
 
 FAULTS = ("auth", "drop", "timeout", "error")
 # `dbrs --help` commands that never open a MongoDB connection.
-OFFLINE = {"init", "uri", "prune", "alert", "offsite", "tls"}
+OFFLINE = {"init", "uri", "prune", "alert", "offsite", "tls", "member"}
 # Each command that does, as the argv that reaches its first MongoDB command.
 RUNS = {
     "bootstrap": ["bootstrap", "--wait", "5"],
@@ -31,6 +31,7 @@ RUNS = {
     "degrade": ["degrade", "mongod2"],
     "recover": ["recover", "mongod2", "--wait", "5"],
     "stepdown": ["stepdown", "--wait", "5"],
+    "reconfigure": ["reconfigure", "--wait", "5"],
     "backup": ["backup"],
     "oplog": ["oplog"],
     "restore": ["restore", "{backup}", "--yes"],

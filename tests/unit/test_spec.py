@@ -68,19 +68,20 @@ def test_unknown_member_names_the_known_ones():
 
 def test_new_fields_default_for_a_spec_that_does_not_name_them():
     s = specmod.loads(PSA)
-    assert (s.generation, s.cluster.tls, s.cluster.cluster_auth) == (1, "off", "keyfile")
+    assert (s.cluster.generation, s.cluster.tls, s.cluster.cluster_auth) == (1, "off", "keyfile")
 
 
 def test_new_fields_parse():
-    text = "generation = 3\n" + PSA.replace('[cluster]\n', '[cluster]\ntls = "required"\ncluster_auth = "x509"\n')
+    text = PSA.replace('[cluster]\n', '[cluster]\ngeneration = 3\ntls = "required"\ncluster_auth = "x509"\n')
     s = specmod.loads(text)
-    assert (s.generation, s.cluster.tls, s.cluster.cluster_auth) == (3, "required", "x509")
+    assert (s.cluster.generation, s.cluster.tls, s.cluster.cluster_auth) == (3, "required", "x509")
     assert specmod.loads(PSA.replace('[cluster]\n', '[cluster]\ntls = "preferred"\n')).cluster.tls == "preferred"
 
 
 @pytest.mark.parametrize("text,field,problem,fix", [
-    ("generation = 0\n" + PSA, "generation", "0 is less than 1", "use 1 or more"),
-    ('generation = "2"\n' + PSA, "generation", "'2' is not an integer", "write an integer"),
+    (PSA.replace('[cluster]\n', '[cluster]\ngeneration = 0\n'), "cluster.generation", "0 is less than 1", "use 1 or more"),
+    (PSA.replace('[cluster]\n', '[cluster]\ngeneration = "2"\n'), "cluster.generation", "'2' is not an integer",
+     "write an integer"),
     (PSA.replace('[cluster]\n', '[cluster]\ntls = "on"\n'), "cluster.tls", "'on' is not a TLS mode",
      "use one of off, preferred, required"),
     (PSA.replace('[cluster]\n', '[cluster]\ncluster_auth = "ldap"\n'), "cluster.cluster_auth",
