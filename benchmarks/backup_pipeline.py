@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "unit"))
 
-from installer.backup import archive, catalog, dump, pitr  # noqa: E402
+from installer.backup import archive, catalog, dump, entry, pitr  # noqa: E402
 from installer.backup.manifest import Manifest  # noqa: E402
 
 STANDINS = REPO / "tests" / "standins"
@@ -129,7 +129,7 @@ def pitr_planning(n=10_000):
 
     def fresh(entries):
         # new Entry objects each time, their manifests read again: that cost is measured too
-        return [catalog.Entry(e.kind, e.name, e.path, Manifest.from_dict(e.manifest.to_dict())) for e in entries]
+        return [entry.Entry(e.kind, e.name, e.path, Manifest.from_dict(e.manifest.to_dict())) for e in entries]
 
     samples, worst = [], []
     for _ in range(20):

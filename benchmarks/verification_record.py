@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from installer.backup import archive, catalog, dump, finish, times, verification  # noqa: E402
+from installer.backup import archive, catalog, dump, entry, finish, times, verification  # noqa: E402
 from installer.backup.manifest import Manifest  # noqa: E402
 
 STANDINS = REPO / "tests" / "standins"
@@ -58,7 +58,7 @@ def main():
             m = Manifest.from_dict(m)
             catalog.write_manifest(path, m)
             t = time.perf_counter()
-            ok, _ = verification.check(catalog.Entry("full", path.name, str(path), m), KEY, "prune")
+            ok, _ = verification.check(entry.Entry("full", path.name, str(path), m), KEY, "prune")
             readback.append(time.perf_counter() - t)
             assert ok
             catalog.remove(path)

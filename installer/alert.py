@@ -16,14 +16,10 @@ import os
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 from . import systemd
-from .backup import catalog, history, pitr, times
+from .backup import history, metrics, times
 from .errors import DbrsError
-
-METRICS_FILE = "dbrs_backup.prom"
-
 
 def unit_result(unit):
     blocks = systemd.show([unit], ["Result", "ExecMainStatus"])
@@ -64,7 +60,7 @@ def handle(spec, unit, *, state_file=None, now=None, host=None, info=None, urlop
         problems += post(spec.alerts.webhook, ev, urlopen)
 
     try:
-        write_metrics(spec, state_file=state_file)
+        metrics.write_metrics(spec, state_file=state_file)
     except OSError as e:
         problems.append(f"metrics: {e.strerror or e}")
     return ev, problems
@@ -87,39 +83,6 @@ def post(url, ev, urlopen=None):
     except (urllib.error.URLError, OSError) as e:
         return [f"alerts.webhook unreachable: {getattr(e, 'reason', e)}"]
     return []
-
-
-def metrics_text(spec, fulls, slices, state, window):
-    from .render import render
-
-    failures = {}
-    for f in state.get("failures", []):
-        failures[f["unit"]] = f
-    return render(
-        "dbrs/backup.prom.j2",
-        cluster=spec.cluster.name,
-        full=fulls[-1] if fulls else None,
-        slice=slices[-1] if slices else None,
-        full_count=len(fulls),
-        slice_count=len(slices),
-        window_end=None if window is None else window[1] >> 32,
-        failures=[(u, times.parse_iso(f["time"])) for u, f in sorted(failures.items())],
-    )
-
-
-def write_metrics(spec, state_file=None):
-    """node_exporter textfile metrics, only where the collector's directory exists."""
-    from .fsutil import write_file
-
-    d = Path(spec.alerts.textfile_dir)
-    if not d.is_dir():
-        return None
-    ident = catalog.identity(spec.backup.dir, spec.cluster.name, state_file=state_file)
-    fulls = catalog.scan(spec.backup.dir, catalog.FULL, ident)[0]
-    slices = catalog.scan(spec.backup.dir, catalog.OPLOG, ident)[0]
-    text = metrics_text(spec, fulls, slices, history.read_state(state_file), pitr.pitr_window(fulls, slices))
-    write_file(None, str(d / METRICS_FILE), text, 0o644, chown=False)
-    return str(d / METRICS_FILE)
 
 
 def raise_problems(problems):

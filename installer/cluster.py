@@ -16,7 +16,7 @@ from . import spec as specmod
 from . import spec_fields
 from .errors import InputError
 from .host.facts import user_exists
-from .fsutil import under
+from .fsutil import under, write_file
 from .host.items import Change, File
 from .render import render
 
@@ -199,8 +199,6 @@ def init(root, spec, force=False, passphrase=None, live=True, running=(), announ
     generated passphrase goes to `announce` before anything is written, so no
     bundle is ever sealed with a passphrase nobody saw.
     """
-    from .fsutil import write_file
-
     etc = paths.ETC
     existing = [str(under(root, p)) for p in INIT_FILES if under(root, p).exists()]
     check_init(existing, force, list(running))

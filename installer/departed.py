@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass
 
 from . import fsutil, paths
+from .errors import StepFailed
 from .replset import connection
 
 UNIT = "dbrs-mongod@{}.service"
@@ -145,8 +146,6 @@ def found(root=None, live=True, running=()):
 # ------------------------------------------------------------------ doing
 
 def _systemctl(*args):
-    from .errors import StepFailed
-
     r = subprocess.run(["systemctl", *args], capture_output=True, text=True)
     if r.returncode != 0:
         detail = (r.stderr or r.stdout).strip().splitlines()

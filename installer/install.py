@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import cluster, departed, fsutil, generation, machine, paths
+from . import cluster, departed, fsutil, generation, locks, machine, paths
+from .host.apply import apply
 from .host import facts, firewall, plan, preflight
 from .host.items import compare
 from .host.items import summary as summarize
@@ -205,8 +206,6 @@ def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None, preview
     """
     check_options(opts)
     if opts.root is None and not opts.dry_run:
-        from . import locks
-
         os.makedirs(os.path.dirname(INSTALL_LOCK), exist_ok=True)
         with locks.held(INSTALL_LOCK, "dbrs-install"):
             return _run(opts, bootstrap, progress, on_plan, on_item, preview)
@@ -243,8 +242,6 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
         if opts.dry_run and preview and target.live and target.start and target.has_primary:
             result.steps += preview(target)
         return result
-
-    from .host.apply import apply
 
     apply(result.changes, root=opts.root, live=target.live, progress=progress, done=on_item)
     if bootstrap and target.live and target.start and target.has_primary:

@@ -19,6 +19,7 @@ import threading
 from collections import deque
 
 from .machine import which
+from .render import render
 from .errors import DbrsError, InputError, Terminated  # noqa: F401 - Terminated is raised here
 
 _SECRETISH = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL", re.I)
@@ -116,8 +117,6 @@ def child_env():
 
 
 def config_text(password):
-    from .render import render
-
     return render("mongotools/config.yaml.j2", password=password)
 
 

@@ -39,11 +39,11 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 from .. import locks
-from . import archive, history, proof, times
+from . import history, times
+from .entry import Entry, Incomplete
 from .manifest import Manifest
 from ..errors import DbrsError, InputError
 from ..fsutil import fsync_dir, write_file
@@ -129,74 +129,6 @@ def remember_identity(ident, state_file=None):
         return
     history.update_state(lambda s: s.__setitem__("identity", {"cluster": ident.cluster, "replset_id": ident.replset_id}),
                  state_file)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A good backup or slice: its file and its typed manifest (timestamps parsed once, planning walks thousands)."""
-
-    kind: str
-    name: str
-    path: str
-    manifest: Manifest
-
-    @cached_property
-    def created(self):
-        return times.parse_iso(self.manifest.finished)
-
-    @property
-    def bytes(self):
-        return self.manifest.bytes
-
-    @property
-    def cluster(self):
-        return self.manifest.cluster
-
-    @property
-    def encrypted(self):
-        return self.manifest.encrypted
-
-    @property
-    def oplog_start(self):
-        return self.manifest.oplog_start
-
-    @property
-    def oplog_end(self):
-        return self.manifest.oplog_end
-
-    # slices
-    @property
-    def after(self):
-        return self.manifest.after
-
-    @property
-    def first(self):
-        return self.manifest.first
-
-    @property
-    def last(self):
-        return self.manifest.last
-
-    def open(self, key):
-        """The plaintext, verified as it is read: ArchiveError at the first byte that is not what the manifest says
-        (the whole file's sha256 and size are checked at its end)."""
-        if self.encrypted and key is None:
-            raise archive.ArchiveError(f"{self.name}: encrypted, and backup.key is not available")
-        return proof.read_plain(self.path, key, self.manifest.sha256, self.manifest.bytes)
-
-    def proven(self, key):
-        """The plaintext in one read, no chunk yielded before it is proven (what mongorestore is fed)."""
-        return proof.proven_stream(self.path, self.manifest, key)
-
-
-@dataclass(frozen=True)
-class Incomplete:
-    """Something in the folder that is not a backup: a `.partial`, or data without a manifest."""
-
-    kind: str
-    name: str
-    path: str
-    reason: str
 
 
 def kind_dir(backup_dir, kind):

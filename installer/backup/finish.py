@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import alert
 from . import catalog, offsite, verification
+from .metrics import write_metrics
 from ..errors import DbrsError
 
 
@@ -42,6 +42,6 @@ def write_manifest_or_remove(path, manifest):
 
 def metrics(spec, state_file=None):
     try:
-        alert.write_metrics(spec, state_file=state_file)
+        write_metrics(spec, state_file=state_file)
     except OSError:
         pass  # metrics are a convenience; the backup itself succeeded

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import DbrsError, InputError
+from ..render import render
 
 SECRET_KEYS = {"access_key_id", "secret_access_key", "key_pem"}
 NEEDS = {"s3": ("access_key_id", "secret_access_key"), "sftp": ("key_pem",), "path": ()}
@@ -56,8 +57,6 @@ def credentials(target, sec):
 
 
 def render_config(target, creds, known_hosts=None):
-    from ..render import render
-
     return render("rclone/rclone.conf.j2", t=target, creds=creds, known_hosts=known_hosts or "")
 
 

@@ -15,7 +15,7 @@ import hashlib
 import os
 from dataclasses import replace
 
-from . import archive, catalog, replay, times, verification
+from . import archive, catalog, entry, replay, times, verification
 from .manifest import Manifest
 from ..errors import DbrsError, InputError
 
@@ -72,7 +72,7 @@ def derive(path, name, kind, key, cluster):
                  key_id=kid, rebuilt=True,
                  rebuilt_note="re-derived from the file by `dbrs backup verify --rebuild-manifest`; "
                               "times are the file's mtime, run details unknown")
-    chunks = catalog.Entry(kind, name, path, m).open(key if encrypted else None)
+    chunks = entry.Entry(kind, name, path, m).open(key if encrypted else None)
     try:
         if kind == catalog.FULL:
             return replace(m, plain_bytes=sum(len(c) for c in chunks))

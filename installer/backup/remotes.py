@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-from . import archive, catalog, offsite, rclone, times
+from . import archive, catalog, entry, offsite, rclone, times
 from .rclone import RemoteError, one_line, root_of
 from .manifest import Manifest, ManifestError
 from ..errors import InputError
@@ -45,7 +45,7 @@ class Remote:
     @property
     def entry(self):
         """As a catalog.Entry, so restore's planners work on remote backups too."""
-        return catalog.Entry(self.kind, self.name, self.name, self.typed)
+        return entry.Entry(self.kind, self.name, self.name, self.typed)
 
 
 def parse_listing(listing, manifests):

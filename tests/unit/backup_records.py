@@ -1,6 +1,6 @@
 """Catalog entries built in memory, for the pure planners (retention, PITR)."""
 
-from installer.backup import catalog, times
+from installer.backup import catalog, entry, times
 from installer.backup.manifest import Manifest
 
 
@@ -15,7 +15,7 @@ def full(created, start=None, end=None, name=None, cluster="dbrs"):
     m = {"name": name, "kind": "full", "finished": times.iso(created), "bytes": 1, "cluster": cluster,
          "encrypted": True, "oplog_start": times.ts_json(start), "oplog_end": times.ts_json(end),
          "member": "mongod2", "host": "db2"}
-    return catalog.Entry("full", name, f"/nonexistent/{name}", Manifest.from_dict(m))
+    return entry.Entry("full", name, f"/nonexistent/{name}", Manifest.from_dict(m))
 
 
 def piece(after, first, last, gap=False, created=None, cluster="dbrs", name=None):
@@ -24,7 +24,7 @@ def piece(after, first, last, gap=False, created=None, cluster="dbrs", name=None
     m = {"name": name, "kind": "oplog", "finished": times.iso(created), "bytes": 1, "cluster": cluster,
          "encrypted": True, "after": times.ts_json(after), "first": times.ts_json(first),
          "last": times.ts_json(last), "gap": gap, "count": 3}
-    return catalog.Entry("oplog", name, f"/nonexistent/{name}", Manifest.from_dict(m))
+    return entry.Entry("oplog", name, f"/nonexistent/{name}", Manifest.from_dict(m))
 
 
 def chain(start, end, step=300, begin_after=None):
