@@ -34,7 +34,7 @@ REPO_IN_HOST = "/srv/dbrs-apt"
 ALSO = ("python3-pymongo",)
 INIT = ["init", "--primary", "10.0.0.11", "--secondary", "10.0.0.12", "--arbiter", "10.0.0.13",
         "--allow", "10.0.0.0/24"]
-SECRETS = ("keyfile", "secrets.toml", "backup.key", "bundle.dbrs")
+SECRETS = ("keyfile", "secrets.toml", "backup.key", "bundle.dbrs", "ca.key", "ca.pem")  # generated anew by each init
 
 _why_not = None
 if os.geteuid() != 0:
