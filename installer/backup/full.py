@@ -14,7 +14,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from .. import secrets, tools
+from .. import tools
 from . import archive, catalog, dump, finish, source, times, history
 from .manifest import Manifest
 from ..errors import DbrsError
@@ -39,12 +39,7 @@ class Result:
 
 def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostname=None, local=None, stall=dump.STALL_S):
     """Take one full backup if this host is the one to; see the module docstring."""
-    connect_fn = connect_fn or source.connect
-    state_file = history.state_path(spec_path)
-    sec = secrets.load(spec_path)
-    password = sec.password(source.USER)
-    key = source.backup_key(sec) if spec.backup.encrypt else None
-    local = source.local_members(spec) if local is None else local
+    state_file, password, key, local, connect_fn = source.prepare(spec, spec_path, connect_fn, local)
     if not local:
         return Result("skipped", "this host has no data-bearing member of the spec")
     mongodump = tools.find("mongodump")

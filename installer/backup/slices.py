@@ -21,7 +21,7 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from .. import secrets, tools
+from .. import tools
 from . import archive, catalog, dump, finish, source, times, history
 from .manifest import Manifest
 from ..errors import DbrsError
@@ -155,12 +155,7 @@ class Result:
 
 
 def run(spec, spec_path, *, connect_fn=None, now=time.time, hostname=None, local=None):
-    connect_fn = connect_fn or source.connect
-    state_file = history.state_path(spec_path)
-    sec = secrets.load(spec_path)
-    password = sec.password(source.USER)
-    key = source.backup_key(sec) if spec.backup.encrypt else None
-    local = source.local_members(spec) if local is None else local
+    state_file, password, key, local, connect_fn = source.prepare(spec, spec_path, connect_fn, local)
     if not local:
         return Result("skipped", "this host has no data-bearing member of the spec")
     bdir = spec.backup.dir

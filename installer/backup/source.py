@@ -79,6 +79,14 @@ def choose_source(spec, local, states):
     raise Skip(f"{chosen.name} ({chosen.address}, {why}) takes the backup; this host has {here}")
 
 
+def prepare(spec, spec_path, connect_fn=None, local=None):
+    """What a full backup and an oplog slice both need first: (state file, the backup user's password, the backup
+    key or None, this host's data-bearing members, the connect function)."""
+    sec = secrets.load(spec_path)
+    return (history.state_path(spec_path), sec.password(USER), backup_key(sec) if spec.backup.encrypt else None,
+            local_members(spec) if local is None else local, connect_fn or connect)
+
+
 def first_status(client, member, state_file, now=None):
     """replSetGetStatus as the backup user, or Skip("not bootstrapped yet") while the set is young.
 
