@@ -146,7 +146,7 @@ def _prefetch(chunks, depth=4):
         while t.is_alive():
             try:
                 q.get_nowait()
-            except Exception:
+            except queue.Empty:
                 t.join(0.01)
 
 

@@ -161,6 +161,7 @@ def prove(path, manifest, key, workers=2):
             head = os.pread(fd, HEADER_SIZE, 0)
             next(iter(read_plain(path, key, None, None, salt=manifest.salt, block=0, header_only=True)), None)
             _, chunk, file_salt, _ = HEADER.unpack(head)
+            from cryptography.exceptions import InvalidTag
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
             aead = AESGCM(file_key(key, file_salt))
@@ -174,7 +175,7 @@ def prove(path, manifest, key, workers=2):
                 data = os.pread(fd, step, HEADER_SIZE + i * step)
                 try:
                     return len(aead.decrypt(nonce(i, i == n - 1), data, head))
-                except Exception:
+                except InvalidTag:
                     what = "truncated or altered" if i == n - 1 else "altered or reordered"
                     raise ArchiveError(f"{name}: chunk {i} does not authenticate ({what}); "
                                        "this backup cannot be trusted") from None
