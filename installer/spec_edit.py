@@ -20,6 +20,7 @@ from .cluster import parse_member_flag
 from .errors import DbrsError, InputError, SpecErrors
 from .fsutil import write_file
 from .paths import siblings
+from .spec_checks import check_host, check_member_name, check_port
 from .spec_fields import DEFAULT_PORT
 
 _HEADER = re.compile(r"^\s*\[")
@@ -86,15 +87,28 @@ def _host_port(value, port):
     return host, given if explicit else port
 
 
+def _checked(name, host, port):
+    """The raw arguments, checked before any of them goes into the file's text (a quote or a newline in a name
+    or host would otherwise become TOML): exit 2 naming the argument."""
+    for flag, value, check in (("NAME", name, check_member_name), ("--host", host, check_host),
+                               ("--host", port, check_port)):
+        problem = check(value)
+        if problem:
+            raise InputError(flag, *problem)
+
+
 def adding(new_members, role, remove=()):
     """The edit of `dbrs member add`: (name, HOST[:PORT]) pairs, optionally removing members in the same
     generation (PSA -> PSS)."""
     def edit(text, spec):
         added = []
         for name, host in new_members:
-            if name in spec.names() or name in [m.name for m in added]:
+            if name in [m.name for m in added]:
+                raise InputError(name, "is named twice", "name each new member once")
+            if name in spec.names():
                 raise InputError(name, "is already a member of the spec", "pick another name, or `dbrs member replace`")
             h, port = _host_port(host, DEFAULT_PORT)
+            _checked(name, h, port)
             added.append(specmod.Member(name, h, port, role))
         if remove:
             text, spec = removing(*remove)(text, spec)[:2]
@@ -114,6 +128,9 @@ def adding(new_members, role, remove=()):
 def removing(*names):
     """The edit of `dbrs member remove`."""
     def edit(text, spec):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InputError(twice[0], "is named twice", "name each member to remove once")
         gone = [_known(spec, name) for name in names]
         lines = text.splitlines(keepends=True)
         for m in gone:
@@ -143,6 +160,7 @@ def replacing(name, host):
     def edit(text, spec):
         old = _known(spec, name)
         h, port = _host_port(host, old.port)
+        _checked(name, h, port)
         new = replace(old, host=h, port=port)
         if new.address == old.address:
             raise InputError("--host", f"{new.address} is where {name} is already", "name the new host")

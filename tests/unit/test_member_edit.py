@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from installer import secrets
 from installer import secrets as secretsmod
 from installer import spec as specmod
@@ -113,3 +115,29 @@ def test_member_seal_puts_the_changed_spec_in_the_bundle(tmp_path, run_dbrs):
     assert r.exit_code == 0, r.output
     fresh = secrets.open_bundle((root / "etc/dbrs/bundle.dbrs").read_bytes(), "correct horse battery staple")
     assert fresh.spec_text == path.read_text()
+
+
+
+
+
+@pytest.mark.parametrize("argv,named", [
+    (["add", "mongod4", "--host", 'h"4', "--remove", "mongod3"], "--host"),           # a quote would become TOML
+    (["add", "mongod4", "--host", "h4\nrole = 'primary'", "--remove", "mongod3"], "--host"),
+    (["add", 'mon"god4', "--host", "10.0.0.14", "--remove", "mongod3"], "NAME"),
+    (["add", "mongod4", "--host", "10.0.0.14:0", "--remove", "mongod3"], "--host"),
+    (["replace", "mongod2", "--host", "h4\" # "], "--host"),
+    (["remove", "mongod2", "mongod2"], "mongod2"),                                      # named twice, not "by hand"
+    (["add", "m4", "m4", "--host", "10.0.0.14", "--host", "10.0.0.15"], "m4"),
+])
+def test_raw_arguments_are_checked_before_they_touch_the_text(tmp_path, run_dbrs, argv, named):
+    """Found by the black-box attack: a quote or newline in NAME/--host reached the TOML text and came back as a
+    syntax error at a line the operator's file does not have (or exit 1 "edit by hand"); a name given twice said
+    the file was laid out wrongly."""
+    path = write_cluster(tmp_path, PSA)
+    before = snapshot(tmp_path)
+    r = run_dbrs("member", *argv, "--config", str(path))
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {named}:"), r.output
+    assert "TOML" not in r.output and "by hand" not in r.output
+    assert snapshot(tmp_path) == before
