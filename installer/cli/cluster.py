@@ -7,6 +7,8 @@ pymongo and the spec loader are imported inside the commands so that
 import os
 import sys
 
+from pathlib import Path
+
 import click
 
 from .common import Reporter, config_option, emit_json, handle_errors
@@ -15,7 +17,11 @@ from .common import Reporter, config_option, emit_json, handle_errors
 def _load(config):
     from .. import secrets, spec
 
-    return spec.load(config), secrets.load(config, keyfile=True)
+    from ..replset import connection
+
+    loaded = spec.load(config)
+    connection.use_tls(loaded, Path(config).parent)
+    return loaded, secrets.load(config, keyfile=True)
 
 
 def wait_option(default):

@@ -23,6 +23,19 @@ DEFAULT_TIMEOUT_MS = 5000
 # monitor re-checks a server while a selection waits (20/s), harmless for a short CLI run.
 THREAD_STEP_S = 0.05
 SOCKET_TIMEOUT_MIN_MS = 30000   # a command may run longer than connecting may take
+_tls_options = {}               # set once per run from the spec by use_tls; every client below gets it
+
+
+def use_tls(spec, etc):
+    """Make every client of this run dial TLS verified by the cluster CA when the spec turns TLS on.
+
+    Set once where the CLI loads the spec, so no code path (status, bootstrap,
+    users, backup, restore, upgrade) can forget it and fall back to plaintext.
+    """
+    from .. import tls
+
+    _tls_options.clear()
+    _tls_options.update(tls.client_kwargs(tls.server_mode(spec.cluster.tls), tls.ca_path(etc)))
 
 
 def client(host, port, *, user=None, password=None, direct=True, replica_set=None, timeout_ms=None, **kw):
@@ -37,7 +50,7 @@ def client(host, port, *, user=None, password=None, direct=True, replica_set=Non
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=max(timeout_ms * 6, SOCKET_TIMEOUT_MIN_MS),
         appname="dbrs",
-        **kw,
+        **{**_tls_options, **kw},
     )
     if replica_set:
         options["replicaSet"] = replica_set
