@@ -54,3 +54,22 @@ def test_off_renders_no_tls_and_issues_nothing(staging, run_install):
     assert run_install("--root", str(staging), "--role", "secondary").exit_code == 0
     assert not (staging / "etc/dbrs/mongod2/member.pem").exists()
     assert "tls:" not in (staging / "etc/dbrs/mongod2/mongod.conf").read_text()
+
+
+def test_mongo_express_env_names_the_ca_under_required(staging, run_install):
+    _with_ca(staging, TLS_PSA + "\n[mongo_express]\nenabled = true\nport = 9081\n")
+    r = run_install("--root", str(staging), "--role", "primary")
+    assert r.exit_code == 0, r.output
+    env = (staging / "etc/dbrs/mongo-express.env").read_text()
+    assert "ME_CONFIG_MONGODB_SSL=true" in env
+    assert "ME_CONFIG_MONGODB_CA_FILE=/etc/dbrs/ca.pem" in env
+
+
+def test_uri_carries_tls_and_the_ca_file_under_required(tmp_path, run_dbrs):
+    config = write_cluster(tmp_path, TLS_PSA)
+    r = run_dbrs("uri", "--config", str(config))
+    assert r.exit_code == 0, r.output
+    first = r.output.splitlines()[0]
+    assert first.endswith("&tls=true&tlsCAFile=/etc/dbrs/ca.pem"), first
+    plain = run_dbrs("uri", "--config", str(write_cluster(tmp_path / "off", PSA)))
+    assert "tls" not in plain.output
