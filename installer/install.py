@@ -17,7 +17,7 @@ from . import cluster, departed, fsutil, generation, machine, paths, pki, tls
 from .host import facts, firewall, plan, preflight
 from .host.items import compare
 from .host.items import summary as summarize
-from .replset import oplog_size
+from .replset import connection, oplog_size
 from .errors import InputError
 from .paths import INSTALL_LOCK
 from .host.target import Target
@@ -257,6 +257,8 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     if files.origin != "default":
         generation.check(files.spec, fsutil.under(opts.root, paths.SPEC), "--bundle" if opts.bundle else "--config")
     target = build_target(opts, files)
+    if target.live:
+        connection.use_tls(files.spec, paths.ETC)   # the bootstrap and oplog steps below talk to the members
     result = Result(target, files.origin)
     if opts.config and Path(opts.config).resolve() != fsutil.under(opts.root, paths.SPEC).resolve():
         result.copied_from = opts.config

@@ -5,6 +5,7 @@ pymongo and the spec loader are imported inside the commands so that
 """
 
 import os
+import time
 import sys
 
 from pathlib import Path
@@ -75,9 +76,13 @@ def status(config, as_json, check):
     copies = offsite.status_summary(spec) if spec.offsite else None
     copy_problems = offsite.problems(copies) if copies else []
     firewall_problems = firewall.problems(*facts.firewall_state(config))
+    from .. import certstore
+
+    cert_lines, cert_problems = certstore.summary(spec, config, time.time())
     if as_json:
         doc = {**st.to_json(), "backups": {**backups, "problems": backup_problems},
-               "firewall": {"problems": firewall_problems}}
+               "firewall": {"problems": firewall_problems},
+               "certificates": {"lines": cert_lines, "problems": cert_problems}}
         if copies is not None:
             doc["offsite"] = {**copies, "problems": copy_problems}
         emit_json(doc)
@@ -87,7 +92,9 @@ def status(config, as_json, check):
             click.echo(line)
         for line in firewall_problems:
             click.echo(f"WARN {line}")
-    if check and (not st.ok or backup_problems or copy_problems or firewall_problems):
+        for line in cert_lines:
+            click.echo(line)
+    if check and (not st.ok or backup_problems or copy_problems or firewall_problems or cert_problems):
         sys.exit(1)
 
 

@@ -38,8 +38,12 @@ def use_tls(spec, etc):
     _tls_options.update(tls.client_kwargs(tls.server_mode(spec.cluster.tls), tls.ca_path(etc)))
 
 
-def client(host, port, *, user=None, password=None, direct=True, replica_set=None, timeout_ms=None, **kw):
-    """A MongoClient to one member (direct) or to the set (replica_set=NAME, hosts as list)."""
+def client(host, port, *, user=None, password=None, direct=True, replica_set=None, timeout_ms=None, tls_options=None,
+           **kw):
+    """A MongoClient to one member (direct) or to the set (replica_set=NAME, hosts as list).
+
+    `tls_options` {} dials plaintext on purpose (the restore drill's own loopback mongod); None uses use_tls's.
+    """
     import pymongo
     from pymongo import common
 
@@ -50,7 +54,8 @@ def client(host, port, *, user=None, password=None, direct=True, replica_set=Non
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=max(timeout_ms * 6, SOCKET_TIMEOUT_MIN_MS),
         appname="dbrs",
-        **{**_tls_options, **kw},
+        **(_tls_options if tls_options is None else tls_options),
+        **kw,
     )
     if replica_set:
         options["replicaSet"] = replica_set

@@ -55,3 +55,10 @@ def test_cli_loaders_arm_tls_for_every_client(tmp_path, dialed):
         load(str(config))
         connection.client("127.0.0.1", 27017)
         assert dialed[-1]["tlsCAFile"] == str(config.parent / "ca.pem")
+
+
+def test_the_drill_scratch_mongod_is_dialed_plaintext_even_when_tls_is_armed(dialed, tmp_path):
+    text = PSA.replace('write_concern = "majority"\n', 'write_concern = "majority"\ntls = "required"\n', 1)
+    connection.use_tls(specmod.loads(text), tmp_path)
+    connection.client("127.0.0.1", 27017, tls_options={})
+    assert "tls" not in dialed[-1]
