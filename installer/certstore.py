@@ -105,3 +105,19 @@ def client_bundle(dest, spec, spec_path, client=None, now=None):
         write_file(None, str(client_path), issued.key_file(), 0o600, chown=False)
         written.append(str(client_path))
     return written
+
+
+def summary(spec, spec_path, now):
+    """(lines for `dbrs status`, problems for --check): days left per certificate on this host.
+
+    Nothing when TLS is off, so a cluster without a CA (made before dbrs had one) reports as before.
+    """
+    if getattr(spec.cluster, "tls", "off") == "off":
+        return [], []
+    lines, problems = [], []
+    for s in status(spec, spec_path, now):
+        left = "" if s.days_left is None else f"{s.days_left:.0f} days left"
+        lines.append(f"certificate {s.label}: {left}" + (f" ({s.problem})" if s.problem and left else s.problem or ""))
+        if s.problem:
+            problems.append(f"certificate {s.label} ({s.path}): {s.problem}; `dbrs tls rotate` or re-run dbrs-install")
+    return lines, problems

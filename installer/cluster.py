@@ -27,6 +27,7 @@ class ClusterFiles:
     spec_text: bytes
     secrets: secrets.Secrets
     origin: str  # "spec", "bundle", "default"
+    ca: object = None  # pki.Issued from a bundle that carries the cluster CA
 
 
 def spec_text(spec):
@@ -130,7 +131,7 @@ def from_bundle(bundle_path, passphrase_file):
         raise InputError("--bundle", f"{bundle_path}: {e.strerror}", "check the path") from None
     bundle = secrets.open_bundle(data, passphrase)
     spec = specmod.loads(bundle.spec_text)
-    return ClusterFiles(spec, bundle.spec_text.encode(), bundle.secrets, "bundle")
+    return ClusterFiles(spec, bundle.spec_text.encode(), bundle.secrets, "bundle", ca_from_bundle(bundle))
 
 
 def default():

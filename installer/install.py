@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import cluster, departed, fsutil, generation, locks, machine, paths
+from . import cluster, departed, fsutil, generation, locks, machine, paths, pki, tls
 from .host.apply import apply
 from .host import facts, firewall, plan, preflight
 from .host.items import compare
 from .host.items import summary as summarize
-from .replset import oplog_size
+from .replset import connection, oplog_size
 from .errors import InputError
 from .paths import INSTALL_LOCK
 from .host.target import Target
@@ -193,7 +193,46 @@ def build_target(opts, files):
     )
     from dataclasses import replace
 
-    return replace(target, secret_files=cluster.secret_items(paths.ETC, files, live), secrets=files.secrets)
+    secret_files = [*cluster.secret_items(paths.ETC, files, live)] + member_tls_items(opts, files, members, addresses, live)
+    return replace(target, secret_files=tuple(secret_files), secrets=files.secrets)
+
+
+def cluster_ca(opts, files):
+    """The CA that signs this host's member certificates: the bundle's, else the init host's ca.key."""
+    if files.ca is not None:
+        return files.ca
+    key, cert = fsutil.under(opts.root, paths.CA_KEY), fsutil.under(opts.root, paths.CA_CERT)
+    try:
+        return pki.Issued(key.read_bytes(), cert.read_bytes())
+    except FileNotFoundError:
+        raise InputError("cluster.tls", f'is "{files.spec.cluster.tls}" but this host has no cluster CA ({paths.CA_KEY})',
+                         "install with --bundle from `dbrs init` (it carries the CA), or set tls = \"off\"") from None
+    except OSError as e:
+        raise InputError(str(key), f"cannot be read: {e.strerror}", "run as root") from None
+
+
+def member_tls_items(opts, files, members, addresses, live, now=None):
+    """Certificate files for this host's members when the spec turns TLS on; a certificate is re-issued
+    only when `tls.member_certificate` says the one on disk will not do (so a re-run changes nothing)."""
+    import time
+
+    if files.spec.cluster.tls == "off":
+        return []
+    ca = cluster_ca(opts, files)
+    now = time.time() if now is None else now
+    issued = {}
+    for m in members:
+        path = fsutil.under(opts.root, paths.member_cert(m.name))
+        try:
+            current = path.read_bytes()
+        except FileNotFoundError:
+            current = None
+        except OSError as e:
+            raise InputError(str(path), f"cannot be read: {e.strerror}", "run as root") from None
+        new, _why = tls.member_certificate(ca, files.spec.cluster.name, m.host, addresses.get(m.host, ()), current, now)
+        if new is not None:
+            issued[m.name] = new
+    return cluster.member_tls_items(paths.ETC, issued, ca.cert_pem, live)
 
 
 def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None, preview=None):
@@ -217,6 +256,8 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     if files.origin != "default":
         generation.check(files.spec, fsutil.under(opts.root, paths.SPEC), "--bundle" if opts.bundle else "--config")
     target = build_target(opts, files)
+    if target.live:
+        connection.use_tls(files.spec, paths.ETC)   # the bootstrap and oplog steps below talk to the members
     result = Result(target, files.origin)
     if opts.config and Path(opts.config).resolve() != fsutil.under(opts.root, paths.SPEC).resolve():
         result.copied_from = opts.config

@@ -55,7 +55,7 @@ def drill(entry, key, password, timeout=120):
                              "--logpath", os.path.join(tmp, "mongod.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tools.child_env())
     try:
-        c = connection.client("127.0.0.1", port, timeout_ms=timeout * 1000)
+        c = connection.client("127.0.0.1", port, timeout_ms=timeout * 1000, tls_options={})  # its own plaintext mongod
         c.admin.command("ping")
         # no --oplogReplay: the counts mongodump printed are of the collections as copied
         mongorestore.run_restore(lambda cfg: (tool, f"--host=127.0.0.1:{port}",

@@ -18,7 +18,7 @@ STALL_S = 600
 
 
 
-def dump_argv(mongodump, port, config_path, user=USER, host=LOOPBACK):
+def dump_argv(mongodump, port, config_path, user=USER, host=LOOPBACK, tls_args=()):
     """mongodump's argv. Pure: tests assert on the tuple.
 
     No --password: it is in the --config file. --oplog makes the dump
@@ -35,6 +35,7 @@ def dump_argv(mongodump, port, config_path, user=USER, host=LOOPBACK):
         "--oplog",
         "--archive",
         "--gzip",
+        *tls_args,
     )
 
 

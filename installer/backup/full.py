@@ -14,7 +14,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from .. import tools
+from .. import tls, tools
 from . import archive, catalog, dump, finish, source, times, history
 from .manifest import Manifest
 from ..errors import DbrsError
@@ -75,7 +75,7 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
             path = catalog.kind_dir(bdir, catalog.FULL) / name
             try:
                 with catalog.folder_errors(bdir), archive.Sink(path, key) as sink:
-                    counts = dump.stream_dump(lambda cfg: dump.dump_argv(mongodump, member.port, cfg), password, sink,
+                    counts = dump.stream_dump(lambda cfg: dump.dump_argv(mongodump, member.port, cfg, tls_args=tls_args(spec, spec_path)), password, sink,
                                          progress, stall)
                     with talking(source.who(member), "find local.oplog.rs"):
                         oplog_end = source.newest_ts(client)
@@ -99,3 +99,10 @@ def run(spec, spec_path, *, progress=None, connect_fn=None, now=time.time, hostn
     history.record_success(catalog.FULL, {"name": name, "bytes": written.bytes, "host": manifest.host}, state_file)
     finish.metrics(spec, state_file)
     return Result("done", why, name, str(path), manifest.to_dict())
+
+
+def tls_args(spec, spec_path):
+    """mongodump's TLS flags when the spec turns TLS on: the member then refuses (or may refuse) plaintext."""
+    from pathlib import Path
+
+    return tls.tool_args(tls.server_mode(spec.cluster.tls), tls.ca_path(Path(spec_path).parent))

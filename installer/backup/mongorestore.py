@@ -27,7 +27,7 @@ NS_EXCLUDE = tuple(f"{db}.*" for db in SYSTEM_DBS)
 
 
 def restore_argv(mongorestore, hosts, config_path, *, set_name=None, archive_stdin=True, oplog_dir=None,
-                 oplog_replay=True, oplog_limit=None, drop=False, ns_include=(), user=USER):
+                 oplog_replay=True, oplog_limit=None, drop=False, ns_include=(), user=USER, tls_args=()):
     """mongorestore's argv. Pure.
 
     admin/config/local are always excluded; --nsInclude narrows further but
@@ -45,6 +45,7 @@ def restore_argv(mongorestore, hosts, config_path, *, set_name=None, archive_std
         f"--username={user}",
         "--authenticationDatabase=admin",
         f"--config={config_path}",
+        *tls_args,
     ]
     argv += [f"--nsExclude={p}" for p in NS_EXCLUDE]
     argv += [f"--nsInclude={p}" for p in ns_include]

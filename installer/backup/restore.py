@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from .. import tools
+from .. import tls, tools
 from . import archive, catalog, history, mongorestore, proof, replay, times
 from ..errors import DbrsError, InputError
 from ..replset import connection
@@ -243,13 +243,14 @@ def execute(spec, prepared, password, key, *, drop=False, ns_include=(), say=Non
     started = time.monotonic()
     report = Report(plan)
     hosts = hosts_of(spec)
+    tls_args = tls.tool_args(tls.server_mode(spec.cluster.tls))
     base = plan.base
     replaying = not ns_include
     redo = redo or "the same `dbrs restore` command"
     try:
         log = mongorestore.run_restore(
             lambda cfg: mongorestore.restore_argv(tool, hosts, cfg, set_name=spec.cluster.name, drop=drop,
-                                                  ns_include=ns_include, oplog_replay=replaying),
+                                                  ns_include=ns_include, oplog_replay=replaying, tls_args=tls_args),
             password, base.proven(key))
     except mongorestore.RestoreFailed as e:
         log = e.log
@@ -269,7 +270,7 @@ def execute(spec, prepared, password, key, *, drop=False, ns_include=(), say=Non
             log = mongorestore.run_restore(
                 lambda cfg: mongorestore.restore_argv(tool, hosts, cfg, set_name=spec.cluster.name, archive_stdin=False,
                                                       oplog_dir=prepared.folder, oplog_replay=True,
-                                                      oplog_limit=plan.limit),
+                                                      oplog_limit=plan.limit, tls_args=tls_args),
                 password)
         except mongorestore.RestoreFailed as e:
             raise DbrsError(

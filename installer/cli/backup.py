@@ -3,6 +3,8 @@
 import re
 import sys
 
+from pathlib import Path
+
 import click
 
 from .common import config_option, emit_json, handle_errors
@@ -12,7 +14,11 @@ from .timearg import parse_time
 def _spec(config):
     from .. import spec as specmod
 
-    return specmod.load(config)
+    from ..replset import connection
+
+    loaded = specmod.load(config)
+    connection.use_tls(loaded, Path(config).parent)
+    return loaded
 
 
 @click.group("backup", invoke_without_command=True)

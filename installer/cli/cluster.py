@@ -5,7 +5,10 @@ pymongo and the spec loader are imported inside the commands so that
 """
 
 import os
+import time
 import sys
+
+from pathlib import Path
 
 import click
 
@@ -15,7 +18,11 @@ from .common import Reporter, config_option, emit_json, handle_errors
 def _load(config):
     from .. import secrets, spec
 
-    return spec.load(config), secrets.load(config, keyfile=True)
+    from ..replset import connection
+
+    loaded = spec.load(config)
+    connection.use_tls(loaded, Path(config).parent)
+    return loaded, secrets.load(config, keyfile=True)
 
 
 def wait_option(default):
@@ -69,9 +76,13 @@ def status(config, as_json, check):
     copies = offsite.status_summary(spec) if spec.offsite else None
     copy_problems = offsite.problems(copies) if copies else []
     firewall_problems = firewall.problems(*facts.firewall_state(config))
+    from .. import certstore
+
+    cert_lines, cert_problems = certstore.summary(spec, config, time.time())
     if as_json:
         doc = {**st.to_json(), "backups": {**backups, "problems": backup_problems},
-               "firewall": {"problems": firewall_problems}}
+               "firewall": {"problems": firewall_problems},
+               "certificates": {"lines": cert_lines, "problems": cert_problems}}
         if copies is not None:
             doc["offsite"] = {**copies, "problems": copy_problems}
         emit_json(doc)
@@ -81,7 +92,9 @@ def status(config, as_json, check):
             click.echo(line)
         for line in firewall_problems:
             click.echo(f"WARN {line}")
-    if check and (not st.ok or backup_problems or copy_problems or firewall_problems):
+        for line in cert_lines:
+            click.echo(line)
+    if check and (not st.ok or backup_problems or copy_problems or firewall_problems or cert_problems):
         sys.exit(1)
 
 

@@ -22,6 +22,9 @@ def reconfigure(dry_run, wait_s, config):
     from ..replset import reconfigure as rc
 
     spec = specmod.load(config)
+    from ..replset import connection
+
+    connection.use_tls(spec, connection.spec_dir(config))
     result = rc.run(spec, secretsmod.load(config, keyfile=True), wait_s=wait_s, dry_run=dry_run,
                     progress=None if dry_run else Reporter())
     if dry_run:

@@ -43,6 +43,9 @@ def upgrade(to, fcv, dry_run, packages_from, passphrase_file, yes, wait_s, confi
 
     plan.check_jump(to, to) if to else None    # a version dbrs installs, before asking the set anything
     spec, secrets = specmod.load(config), secretsmod.load(config, keyfile=True)
+    from ..replset import connection
+
+    connection.use_tls(spec, connection.spec_dir(config))
     if fcv:
         return _set_fcv(spec, secrets, fcv, dry_run, yes, as_json)
     passphrase = None

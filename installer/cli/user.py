@@ -41,6 +41,9 @@ def _prepare(config, password_file=None, passphrase_file=None):
     from ..paths import siblings
 
     spec = specmod.load(config)
+    from ..replset import connection
+
+    connection.use_tls(spec, connection.spec_dir(config))
     sec = secrets.load(config, keyfile=True)
     out = _check_password_file(password_file)
     passphrase = None

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 
+from .. import tls
 from ..errors import InputError
 from .items import Absent, Dir, File, NpmPackage, Packages, Service, unit_path
 from ..render import render
@@ -80,6 +81,7 @@ def env(target):
         set_name=target.spec.cluster.name,
         cookie_secret=_derived(password, "cookie"),
         session_secret=_derived(password, "session"),
+        tls_env=tls.express_env(tls.server_mode(target.spec.cluster.tls), tls.ca_path(target.etc)),
     )
 
 

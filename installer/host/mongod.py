@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from .. import mongod_options, paths
+from .. import mongod_options, paths, tls
 from .items import Dir, File, Service, unit_path
 from ..render import render
 
@@ -89,6 +89,7 @@ def conf(target, member):
         keyfile=target.etc / "keyfile",
         extra=extra,
         notes=notes,
+        tls=tls.server(target.spec.cluster.tls, member.name, target.etc, target.spec.cluster.cluster_auth),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from .. import machine
+from .. import tls
 from ..errors import DbrsError, InputError
 from .health import explain_missing
 
@@ -23,10 +24,32 @@ DEFAULT_TIMEOUT_MS = 5000
 # monitor re-checks a server while a selection waits (20/s), harmless for a short CLI run.
 THREAD_STEP_S = 0.05
 SOCKET_TIMEOUT_MIN_MS = 30000   # a command may run longer than connecting may take
+_tls_options = {}               # set once per run from the spec by use_tls; every client below gets it
 
 
-def client(host, port, *, user=None, password=None, direct=True, replica_set=None, timeout_ms=None, **kw):
-    """A MongoClient to one member (direct) or to the set (replica_set=NAME, hosts as list)."""
+def spec_dir(config):
+    """The folder of the spec file: its CA sits next to it."""
+    import os.path
+
+    return os.path.dirname(os.path.abspath(config))
+
+
+def use_tls(spec, etc):
+    """Make every client of this run dial TLS verified by the cluster CA when the spec turns TLS on.
+
+    Set once where the CLI loads the spec, so no code path (status, bootstrap,
+    users, backup, restore, upgrade) can forget it and fall back to plaintext.
+    """
+    _tls_options.clear()
+    _tls_options.update(tls.client_kwargs(tls.server_mode(spec.cluster.tls), tls.ca_path(etc)))
+
+
+def client(host, port, *, user=None, password=None, direct=True, replica_set=None, timeout_ms=None, tls_options=None,
+           **kw):
+    """A MongoClient to one member (direct) or to the set (replica_set=NAME, hosts as list).
+
+    `tls_options` {} dials plaintext on purpose (the restore drill's own loopback mongod); None uses use_tls's.
+    """
     import pymongo
     from pymongo import common
 
@@ -37,6 +60,7 @@ def client(host, port, *, user=None, password=None, direct=True, replica_set=Non
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=max(timeout_ms * 6, SOCKET_TIMEOUT_MIN_MS),
         appname="dbrs",
+        **(_tls_options if tls_options is None else tls_options),
         **kw,
     )
     if replica_set:

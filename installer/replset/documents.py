@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .. import paths, tls
+
 from ..errors import DbrsError, InputError
 
 RESTORE_ROLE = "dbrsOplogReplay"
@@ -72,8 +74,11 @@ def concern_text(wc):
     return text
 
 
-def connection_strings(spec, user=None):
-    """(uri, read-scaling uri) over the data-bearing members; never with a password."""
+def connection_strings(spec, user=None, ca_file=None):
+    """(uri, read-scaling uri) over the data-bearing members; never with a password.
+
+    With TLS on they name the CA file (`dbrs tls client-bundle` writes it for an app host).
+    """
     hosts = ",".join(m.address for m in spec.members if m.data_bearing)
     from urllib.parse import quote
 
@@ -81,6 +86,7 @@ def connection_strings(spec, user=None):
     base = f"mongodb://{who}{hosts}/?replicaSet={spec.cluster.name}"
     if user:
         base += "&authSource=admin"
+    base += tls.uri_params(tls.server_mode(spec.cluster.tls), ca_file or paths.CA_CERT)
     return base, base + "&readPreference=secondaryPreferred"
 
 

@@ -20,9 +20,9 @@ NOW = 1_790_000_000.0
 
 
 def conf_with(monkeypatch, server):
-    """mongod.conf() of the PSA primary, the template given `server` as the coordinator's wiring will pass it."""
+    """mongod.conf() of the PSA primary, the template given `server` in place of what the spec would pass."""
     real = mongod.render
-    monkeypatch.setattr(mongod, "render", lambda name, **v: real(name, **v, tls=server))
+    monkeypatch.setattr(mongod, "render", lambda name, **v: real(name, **{**v, "tls": server}))
     spec = specmod.loads(PSA)
     target = Target(spec=spec, members=spec.members[:1], host_members=spec.members[:1])
     return mongod.conf(target, spec.members[0]).decode()

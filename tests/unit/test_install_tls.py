@@ -1,0 +1,75 @@
+"""dbrs-install with cluster.tls on: each local member gets a certificate from the cluster CA and net.tls."""
+
+import stat
+
+from installer import pki
+
+from ..conftest import PSA, write_cluster
+
+TLS_PSA = PSA.replace('write_concern = "majority"\n', 'write_concern = "majority"\ntls = "required"\n', 1)
+
+
+def _with_ca(root, spec=TLS_PSA):
+    write_cluster(root, spec)
+    ca = pki.new_ca("dbrs", 1.8e9)
+    etc = root / "etc/dbrs"
+    (etc / "ca.key").write_bytes(ca.key_pem)
+    (etc / "ca.pem").write_bytes(ca.cert_pem)
+    return ca
+
+
+def test_required_issues_member_certificate_and_renders_net_tls(staging, run_install):
+    ca = _with_ca(staging)
+    r = run_install("--root", str(staging), "--role", "secondary")
+    assert r.exit_code == 0, r.output
+    pem = staging / "etc/dbrs/mongod2/member.pem"
+    assert stat.S_IMODE(pem.stat().st_mode) == 0o400
+    assert pki.signed_by(pem.read_bytes(), ca.cert_pem)
+    assert "10.0.0.12" in [str(i) for i in pki.inspect(pem.read_bytes()).ips]
+    conf = (staging / "etc/dbrs/mongod2/mongod.conf").read_text()
+    assert "mode: requireTLS" in conf
+    assert "certificateKeyFile: /etc/dbrs/mongod2/member.pem" in conf
+
+
+def test_second_run_keeps_the_certificate(staging, run_install):
+    _with_ca(staging)
+    assert run_install("--root", str(staging), "--role", "secondary").exit_code == 0
+    before = (staging / "etc/dbrs/mongod2/member.pem").read_bytes()
+    r = run_install("--root", str(staging), "--role", "secondary")
+    assert r.exit_code == 0, r.output
+    assert "\n0 changed, " in r.output
+    assert (staging / "etc/dbrs/mongod2/member.pem").read_bytes() == before
+
+
+def test_required_without_ca_exits_2_and_writes_nothing(staging, run_install):
+    write_cluster(staging, TLS_PSA)
+    r = run_install("--root", str(staging), "--role", "secondary")
+    assert r.exit_code == 2, r.output
+    assert "ca.key" in r.output
+    assert not (staging / "etc/dbrs/mongod2").exists()
+
+
+def test_off_renders_no_tls_and_issues_nothing(staging, run_install):
+    _with_ca(staging, PSA)
+    assert run_install("--root", str(staging), "--role", "secondary").exit_code == 0
+    assert not (staging / "etc/dbrs/mongod2/member.pem").exists()
+    assert "tls:" not in (staging / "etc/dbrs/mongod2/mongod.conf").read_text()
+
+
+def test_mongo_express_env_names_the_ca_under_required(staging, run_install):
+    _with_ca(staging, TLS_PSA + "\n[mongo_express]\nenabled = true\nport = 9081\n")
+    r = run_install("--root", str(staging), "--role", "primary")
+    assert r.exit_code == 0, r.output
+    env = (staging / "etc/dbrs/mongo-express.env").read_text()
+    assert "ME_CONFIG_MONGODB_SSL=true" in env
+    assert "ME_CONFIG_MONGODB_CA_FILE=/etc/dbrs/ca.pem" in env
+
+
+def test_uri_carries_tls_and_the_ca_file_under_required(tmp_path, run_dbrs):
+    config = write_cluster(tmp_path, TLS_PSA)
+    r = run_dbrs("uri", "--config", str(config))
+    assert r.exit_code == 0, r.output
+    first = r.output.splitlines()[0]
+    assert first.endswith("&tls=true&tlsCAFile=/etc/dbrs/ca.pem"), first
+    plain = run_dbrs("uri", "--config", str(write_cluster(tmp_path / "off", PSA)))
+    assert "tls" not in plain.output
