@@ -3,21 +3,15 @@
 import re
 import sys
 
-from pathlib import Path
 
 import click
 
-from .common import config_option, emit_json, handle_errors
+from .common import config_option, emit_json, handle_errors, load_spec
 from .timearg import parse_time
 
 
 def _spec(config):
-    from .. import spec as specmod
-
-    from ..replset import connection
-
-    loaded = specmod.load(config)
-    connection.use_tls(loaded, Path(config).parent)
+    loaded = load_spec(config)
     return loaded
 
 

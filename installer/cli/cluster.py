@@ -8,20 +8,16 @@ import os
 import time
 import sys
 
-from pathlib import Path
 
 import click
 
-from .common import Reporter, config_option, emit_json, handle_errors
+from .common import Reporter, config_option, emit_json, handle_errors, load_spec
 
 
 def _load(config):
-    from .. import secrets, spec
+    from .. import secrets
 
-    from ..replset import connection
-
-    loaded = spec.load(config)
-    connection.use_tls(loaded, Path(config).parent)
+    loaded = load_spec(config)
     return loaded, secrets.load(config, keyfile=True)
 
 

@@ -160,6 +160,16 @@ class Reporter:
             self.live = False
 
 
+def load_spec(config):
+    """The spec at `config`, with every client of this run armed by it for TLS (the cluster CA sits next to it)."""
+    from .. import spec as specmod
+    from ..replset import connection
+
+    spec = specmod.load(config)
+    connection.use_tls(spec, os.path.dirname(os.path.abspath(config)))
+    return spec
+
+
 def config_option(fn):
     return click.option(
         "--config", "config", default=DEFAULT_CONFIG, show_default=True, metavar="FILE",

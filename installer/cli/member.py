@@ -3,7 +3,7 @@
 
 import click
 
-from .common import Reporter, config_option, handle_errors
+from .common import Reporter, config_option, handle_errors, load_spec
 
 
 def _wait_option(fn):
@@ -18,13 +18,10 @@ def _wait_option(fn):
 @handle_errors
 def reconfigure(dry_run, wait_s, config):
     """Add, remove and replace members to match the spec, one safe reconfig at a time (resumable)."""
-    from .. import secrets as secretsmod, spec as specmod
+    from .. import secrets as secretsmod
     from ..replset import reconfigure as rc
 
-    spec = specmod.load(config)
-    from ..replset import connection
-
-    connection.use_tls(spec, connection.spec_dir(config))
+    spec = load_spec(config)
     result = rc.run(spec, secretsmod.load(config, keyfile=True), wait_s=wait_s, dry_run=dry_run,
                     progress=None if dry_run else Reporter())
     if dry_run:

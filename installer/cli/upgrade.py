@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .common import Reporter, config_option, emit_json, handle_errors
+from .common import Reporter, config_option, emit_json, handle_errors, load_spec
 
 
 @click.command("upgrade")
@@ -29,7 +29,7 @@ from .common import Reporter, config_option, emit_json, handle_errors
 @handle_errors
 def upgrade(to, fcv, dry_run, packages_from, passphrase_file, yes, wait_s, config, as_json):
     """Rolling MongoDB upgrade: secondaries and arbiter first, the primary last after a step-down."""
-    from .. import secrets as secretsmod, spec as specmod
+    from .. import secrets as secretsmod
     from ..errors import InputError
 
     if bool(to) == bool(fcv):
@@ -42,10 +42,7 @@ def upgrade(to, fcv, dry_run, packages_from, passphrase_file, yes, wait_s, confi
     from .. import upgrade as plan
 
     plan.check_jump(to, to) if to else None    # a version dbrs installs, before asking the set anything
-    spec, secrets = specmod.load(config), secretsmod.load(config, keyfile=True)
-    from ..replset import connection
-
-    connection.use_tls(spec, connection.spec_dir(config))
+    spec, secrets = load_spec(config), secretsmod.load(config, keyfile=True)
     if fcv:
         return _set_fcv(spec, secrets, fcv, dry_run, yes, as_json)
     passphrase = None

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from .common import config_option, emit_json, handle_errors
+from .common import config_option, emit_json, handle_errors, load_spec
 
 
 def _password_file_option(fn):
@@ -37,13 +37,10 @@ def _check_password_file(path):
 
 def _prepare(config, password_file=None, passphrase_file=None):
     """Everything checked before a change: spec, secrets, output file, passphrase (it must open the bundle)."""
-    from .. import secrets, spec as specmod
+    from .. import secrets
     from ..paths import siblings
 
-    spec = specmod.load(config)
-    from ..replset import connection
-
-    connection.use_tls(spec, connection.spec_dir(config))
+    spec = load_spec(config)
     sec = secrets.load(config, keyfile=True)
     out = _check_password_file(password_file)
     passphrase = None

@@ -27,13 +27,6 @@ SOCKET_TIMEOUT_MIN_MS = 30000   # a command may run longer than connecting may t
 _tls_options = {}               # set once per run from the spec by use_tls; every client below gets it
 
 
-def spec_dir(config):
-    """The folder of the spec file: its CA sits next to it."""
-    import os.path
-
-    return os.path.dirname(os.path.abspath(config))
-
-
 def use_tls(spec, etc):
     """Make every client of this run dial TLS verified by the cluster CA when the spec turns TLS on.
 
