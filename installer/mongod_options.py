@@ -53,6 +53,9 @@ VALUES = {
 }
 NETWORK_COMPRESSORS = ("snappy", "zlib", "zstd")  # net.compression.compressors: a comma list, or "disabled"
 MIN_OPLOG_MB, MAX_OPLOG_MB = 990, 1024 * 1024 * 1024  # replSetResizeOplog: 990 MB .. 1 PB
+# IDL `Int` is a C++ int: mongod refuses a value outside 32 bits at startup; the generator marks 64-bit
+# ones ("bits": 64, from `Long` / long long / size_t).
+_INT_BOUNDS = {32: (-2**31, 2**31 - 1), 64: (-2**63, 2**63 - 1)}
 _TYPE_NAMES = {"bool": "true or false", "int": "an integer", "float": "a number", "string": "a string",
                "string_list": "a list of strings", "any": "a string, number or boolean"}
 
@@ -105,6 +108,11 @@ def _value_problem(key, value, entry):
         bad = [c for c in value.split(",") if c.strip() not in NETWORK_COMPRESSORS]
         if bad or not value.strip():
             return (f"{value!r} names an unknown compressor", 'write a comma list of snappy, zlib, zstd, or "disabled"')
+    if kind == "int":
+        low, high = _INT_BOUNDS[entry.get("bits", 32)]
+        if not low <= value <= high:
+            return (f"{value} does not fit mongod's {entry.get('bits', 32)}-bit integer",
+                    f"use {max(low, entry.get('min', low))} to {min(high, entry.get('max', high))}")
     if "min" in entry and value < entry["min"]:
         return f"{value} is below mongod's minimum {entry['min']}", f"use {entry['min']} or more"
     if "max" in entry and value > entry["max"]:

@@ -50,6 +50,12 @@ def test_a_typo_names_the_key_and_the_option_meant():
      "not one of none, snappy, zlib, zstd"),
     ('operationProfiling.mode = "slow"', "mongod.operationProfiling.mode", "not one of off, slowOp, all"),
     ('net.compression.compressors = "zstd\\nfork: true"', "mongod.net.compression.compressors", "control characters"),
+    # found by the black-box attack: written verbatim, every member would have refused to start
+    ("operationProfiling.slowOpThresholdMs = 99999999999999999", "mongod.operationProfiling.slowOpThresholdMs",
+     "does not fit mongod's 32-bit integer (use -2147483648 to 2147483647)"),
+    ("net.maxIncomingConnections = 4294967297", "mongod.net.maxIncomingConnections", "32-bit integer"),
+    ("setParameter.wiredTigerCursorCacheSize = 2147483648", "mongod.setParameter.wiredTigerCursorCacheSize",
+     "32-bit integer"),
 ])
 def test_wrong_types_bounds_and_unknown_parameters_are_named(line, where, words):
     lines = errors_of(PSA + f"\n[mongod]\n{line}\n")
@@ -164,6 +170,7 @@ def test_the_rendered_conf_passes_the_strict_standin_and_yaml():
     ("setParameter:\n  diagnosticDataColectionEnabled: false\n", "Unknown --setParameter 'diagnosticDataColectionEnabled'"),
     ("setParameter:\n  wiredTigerFileHandleCloseIdleTime: lots\n", "not a number"),
     ("storage:\n  journal:\n    enabled: true\n", "Unrecognized option: storage.journal.enabled"),
+    ("operationProfiling:\n  slowOpThresholdMs: 99999999999999999\n", "out of range"),
     ("net:\n  compression:\n    compressors: zstd,snapy\n", "Invalid network message compressor"),
 ])
 def test_the_standin_refuses_what_the_table_refuses(extra, message):
@@ -203,6 +210,8 @@ server_parameters:
     debugOnly: {set_at: startup, cpp_vartype: int, condition: {constexpr: kDebugBuild}}
 configs:
     "net.thing": {arg_vartype: Int, validator: {gte: 1, lte: 9}}
+    "net.wide": {arg_vartype: Long}
+    "net.count": {arg_vartype: Unsigned}
     "net.cliOnly": {arg_vartype: Switch, source: [cli, ini]}
     cliword: {arg_vartype: Switch}
     "security.newName": {arg_vartype: StringVector, deprecated_name: "security.oldName"}
@@ -217,7 +226,8 @@ def test_the_generator_reads_idl_configs_and_startup_parameters(tmp_path):
     subprocess.run([sys.executable, str(REPO / "tools/mongod_options/generate.py"), "--dir", str(tmp_path),
                     "--version", "8.0", "--out", str(out), "--drop", "net.gone=reason"], check=True)
     t = json.loads(out.read_text())
-    assert t["options"] == {"net.thing": {"type": "int", "min": 1, "max": 9},
+    assert t["options"] == {"net.thing": {"type": "int", "min": 1, "max": 9}, "net.wide": {"type": "int", "bits": 64},
+                            "net.count": {"type": "int", "min": 0},
                             "security.newName": {"type": "string_list"}}
     assert t["deprecated"] == {"security.oldName": "security.newName"}
     assert t["server_parameters"] == {"atStartup": {"type": "bool", "min": 1}}

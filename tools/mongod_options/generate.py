@@ -51,6 +51,17 @@ def cpp_type(vartype):
     return "any"
 
 
+def _width(vartype):
+    """An integer's width and sign beyond the default 32-bit signed int dbrs assumes: {"bits": 64}, {"min": 0}."""
+    t = (vartype or "").lower()
+    if not re.search(r"int|long|size_t|unsigned", t) or "vector" in t:
+        return {}
+    out = {"bits": 64} if re.search(r"long|int64|size_t", t) else {}
+    if "unsigned" in t or "uint" in t or "size_t" in t:
+        out["min"] = 0
+    return out
+
+
 def _as_list(value):
     if value is None:
         return []
@@ -86,7 +97,8 @@ def collect(doc, table):
         if not _release_build(entry):
             continue
         kind = ARG_TYPES.get(entry.get("arg_vartype"), "any")
-        table["options"][name] = {"type": kind, **_bounds(entry.get("validator"))}
+        table["options"][name] = {"type": kind, **_width(entry.get("arg_vartype")),
+                                  **_bounds(entry.get("validator"))}
         for old in _as_list(entry.get("deprecated_name")):
             table["deprecated"][old] = name
     for name, entry in (doc.get("server_parameters") or {}).items():
@@ -94,6 +106,7 @@ def collect(doc, table):
         if "startup" not in _as_list(entry.get("set_at")) or not _release_build(entry):
             continue
         table["server_parameters"][name] = {"type": cpp_type(entry.get("cpp_vartype")),
+                                            **_width(entry.get("cpp_vartype")),
                                             **_bounds(entry.get("validator"))}
 
 
