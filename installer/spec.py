@@ -171,7 +171,7 @@ def parse(raw, source="cluster.toml"):
     if version in VERSIONS:
         errors.extend(mongod_options.check(mongod, version, "mongod"))
         for i, rm in enumerate(raw_members):
-            if "mongod" in rm:
+            if isinstance(rm.get("mongod"), dict):  # a non-table is the field table's error already
                 errors.extend(mongod_options.check(rm["mongod"], version, f"members[{i}].mongod"))
     offsite = parse_offsite(raw.get("offsite", []), errors)
 

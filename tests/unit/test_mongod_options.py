@@ -88,6 +88,14 @@ def test_every_problem_is_reported_at_once_including_per_member_tables():
         "mongod.storage.wiredTiger.engineConfig.cacheSizeGB"]
 
 
+def test_a_member_mongod_that_is_not_a_table_is_one_error():
+    """Found by the black-box attack: the field table and the option check both said it."""
+    text = PSA.replace('role = "primary"', 'role = "primary"\nmongod = 5', 1)
+    assert text != PSA
+    lines = errors_of(text)
+    assert len(lines) == 1 and lines[0].startswith("members[0].mongod: 5 is not a table"), lines
+
+
 @pytest.mark.parametrize("value,ok", [(989, False), (990, True), (51200, True), (1024**3 + 1, False)])
 def test_oplog_size_has_mongodbs_bounds(value, ok):
     text = PSA.replace('write_concern = "majority"', f'write_concern = "majority"\noplog_size_mb = {value}')
