@@ -107,9 +107,23 @@ def uri(config, user):
     spec = specmod.load(config)
     if user is not None and not user:
         raise InputError("--user", "is empty", "name a user, e.g. --user admin")
+    if user is not None:
+        _known_user(config, user)
     plain, read = documents.connection_strings(spec, user)
     click.echo(plain)
     click.echo(read)
+
+
+def _known_user(config, user):
+    """A string for a user secrets.toml does not hold could never log in: say so instead of printing it."""
+    from .. import secrets as secretsmod
+    from ..errors import InputError
+
+    sec = secretsmod.load(config)
+    if user not in sec.passwords and user not in sec.app_users:
+        shown = user if len(user) <= 40 else user[:40] + "..."
+        raise InputError("--user", f"{shown!r} is not a user of this cluster",
+                         "see `dbrs user list`, or add it with `dbrs user add`")
 
 
 @click.command("degrade")

@@ -207,6 +207,22 @@ def test_uri_names_an_application_user_without_its_password(rs_path):
     assert secrets_of(path).app_users["app"] not in r.stdout
 
 
+@pytest.mark.parametrize("name", ["nosuch", "a@b", "x" * 300])
+def test_uri_refuses_a_user_the_cluster_does_not_have(rs_path, name):
+    """Found by the black-box attack: it printed a string that could never log in."""
+    _, path = rs_path
+    r = dbrs("uri", "--user", name, "--config", path)
+    assert r.exit_code == 2 and r.stdout == "", r.output
+    assert r.stderr.startswith("error: --user: ") and "is not a user of this cluster" in r.stderr
+    assert len(r.stderr.splitlines()) == 1 and len(r.stderr) < 300
+
+
+def test_uri_names_dbrs_own_users_too(rs_path):
+    _, path = rs_path
+    r = dbrs("uri", "--user", "admin", "--config", path)
+    assert r.exit_code == 0 and "mongodb://admin@" in r.stdout
+
+
 def test_a_user_change_waits_for_dbrs_install_and_says_who_holds_the_lock(rs_path, monkeypatch):
     from installer import locks
     from installer.replset import users
