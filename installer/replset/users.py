@@ -28,6 +28,10 @@ CLUSTER_ROLES = ("clusterAdmin", "clusterManager", "clusterMonitor", "hostManage
                  "readAnyDatabase", "readWriteAnyDatabase", "userAdminAnyDatabase", "dbAdminAnyDatabase", "root",
                  "directShardOperations", "enableSharding")
 INTERNAL_ROLES = ("__system", "__queryableBackup")
+# Roles that can change users (dbrs' own included) or write system.users: an application holding one can lock
+# dbrs out (docs: "Built-In Roles" -- root, userAdminAnyDatabase, restore; userAdmin and dbOwner on admin).
+USER_POWER = {"root", "userAdminAnyDatabase", "restore", "userAdmin@admin", "dbOwner@admin"}
+SYSTEM_DBS = ("local", "config")  # the oplog and the set's own state
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DB_BAD = set('/\\. "$*<>:|?')
 
@@ -75,6 +79,12 @@ def parse_role(text, flag="--role"):
         raise InputError(flag, f"{db!r} is not a database name", 'use at most 63 characters without /\\. "$*<>:|? or spaces')
     if role in CLUSTER_ROLES and db != "admin":
         raise InputError(flag, f"{role!r} exists only in the admin database", f"write --role {role}@admin")
+    if role in USER_POWER or f"{role}@{db}" in USER_POWER:
+        raise InputError(flag, f"{role}@{db} lets the application change users, dbrs' own included",
+                         "grant readWrite@DB or read@DB; make an administrator by hand with mongosh if you must")
+    if db in SYSTEM_DBS:
+        raise InputError(flag, f"{db!r} holds the replica set's own data (the oplog, its state)",
+                         "grant a role on the application's database")
     return Role(role, db)
 
 
