@@ -43,6 +43,8 @@ def upgrade(to, fcv, dry_run, packages_from, passphrase_file, yes, wait_s, confi
 
     plan.check_jump(to, to) if to else None    # a version dbrs installs, before asking the set anything
     spec, secrets = load_spec(config), secretsmod.load(config, keyfile=True)
+    if to:
+        plan.check_jump(spec.cluster.mongodb_version, to)   # the spec's series: a downgrade is said before connecting
     if fcv:
         return _set_fcv(spec, secrets, fcv, dry_run, yes, as_json)
     passphrase = None

@@ -185,3 +185,14 @@ def test_the_bundle_is_resealed_with_the_upgraded_spec_and_its_secrets_kept(tmp_
     assert 'mongodb_version = "8.0"' in opened.spec_text and opened.secrets.keyfile == sec.keyfile
     assert oct(bundle.stat().st_mode & 0o777) == "0o600"
     assert upgrade_run.reseal(str(path), "correct horse battery") is False
+
+
+def test_cli_refuses_a_downgrade_from_the_specs_series_before_connecting(standin, spec_for):
+    """Found by the black-box attack: `--to 7.0` on an 8.0 spec went to the set and failed there."""
+    rs = standin.initiated().running("8.0.4", fcv="8.0").start()
+    path = spec_for(rs)
+    assert 'mongodb_version = "7.0"' not in open(path).read()
+    r = _cli("--to", "7.0", "--dry-run", "--config", path)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("error: --to: 8.0 -> 7.0 is a downgrade") and r.stderr.count("\n") == 1
+    assert not rs.sent("hello") and not rs.sent("isMaster") and not rs.sent("replSetGetStatus")
