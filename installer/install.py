@@ -229,7 +229,11 @@ def member_tls_items(opts, files, members, addresses, live, now=None):
             current = None
         except OSError as e:
             raise InputError(str(path), f"cannot be read: {e.strerror}", "run as root") from None
-        new, _why = tls.member_certificate(ca, files.spec.cluster.name, m.host, addresses.get(m.host, ()), current, now)
+        try:
+            new, _why = tls.member_certificate(ca, files.spec.cluster.name, m.host, addresses.get(m.host, ()), current, now)
+        except pki.CAError as e:
+            raise InputError("cluster CA", str(e), "install with --bundle from `dbrs init` (it carries the CA); "
+                             "nothing was changed") from None
         if new is not None:
             issued[m.name] = new
     return cluster.member_tls_items(paths.ETC, issued, ca.cert_pem, live)
@@ -254,7 +258,8 @@ def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None, preview
 def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     files = load_cluster(opts)
     if files.origin != "default":
-        generation.check(files.spec, fsutil.under(opts.root, paths.SPEC), "--bundle" if opts.bundle else "--config")
+        flag = "--bundle" if opts.bundle else "--config" if opts.config else "cluster.generation"
+        generation.check(files.spec, fsutil.under(opts.root, paths.SPEC), flag, fsutil.under(opts.root, paths.GENERATION))
     target = build_target(opts, files)
     if target.live:
         connection.use_tls(files.spec, paths.ETC)   # the bootstrap and oplog steps below talk to the members
@@ -285,6 +290,7 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
         return result
 
     apply(result.changes, root=opts.root, live=target.live, progress=progress, done=on_item)
+    generation.record(opts.root, paths.GENERATION, files.spec.cluster.generation)
     if bootstrap and target.live and target.start and target.has_primary:
         result.steps.append(bootstrap(target))
     result.steps += oplog_size.install_steps(target, files.secrets)

@@ -12,6 +12,9 @@ CA_CERT = ETC / "ca.pem"      # 0444: every client of the cluster verifies the m
 CA_KEY = ETC / "ca.key"       # root 0600: signs member and client certificates
 DATA = P("/var/lib/dbrs")
 STATE_DIR = DATA / ".backup"
+# The highest spec generation dbrs-install applied here: an old cluster.toml put back over /etc/dbrs (from git,
+# etckeeper, a backup) must not roll a member change back either.
+GENERATION = DATA / "spec-generation"
 LOG = P("/var/log/dbrs")
 UNIT_DIR = P("/etc/systemd/system")
 SYSCTL = P("/etc/sysctl.d/60-dbrs.conf")

@@ -70,3 +70,32 @@ def test_an_older_bundle_is_refused_and_a_newer_one_installs(tmp_path, run_insta
     r = run_install("--root", str(root), "--role", "secondary", "--bundle", str(new), "--passphrase-file", str(pp))
     assert r.exit_code == 0, r.output
     assert "generation = 5" in spec_path.read_text()
+
+
+def test_an_older_cluster_toml_put_back_in_place_is_refused(tmp_path, run_install):
+    """Found by the black-box attack: the in-place spec was compared with itself, so restoring an old
+    /etc/dbrs/cluster.toml (git, etckeeper, a backup) rolled a member change back silently."""
+    root = tmp_path / "root"
+    spec_path = write_cluster(root, with_generation(PSA, 5))
+    assert run_install("--root", str(root), "--role", "secondary").exit_code == 0
+    assert (root / "var/lib/dbrs/spec-generation").read_text() == "5\n"
+    spec_path.write_text(with_generation(PSA, 3))
+    before = snapshot(root)
+    r = run_install("--root", str(root), "--role", "secondary")
+    assert r.exit_code == 2, r.output
+    assert r.output.count("\n") == 1 and "Traceback" not in r.output
+    assert r.output.startswith("error: cluster.generation: 3 is older than the generation 5 this host applied")
+    assert "set generation = 6 in it" in r.output
+    assert snapshot(root) == before
+    spec_path.write_text(with_generation(PSA, 6))
+    assert run_install("--root", str(root), "--role", "secondary").exit_code == 0
+    assert (root / "var/lib/dbrs/spec-generation").read_text() == "6\n"
+
+
+def test_the_record_only_rises(tmp_path):
+    generation.record(tmp_path, "/g", 4)
+    generation.record(tmp_path, "/g", 2)
+    assert (tmp_path / "g").read_text() == "4\n"
+    assert generation.recorded(tmp_path / "g")[0] == 4
+    (tmp_path / "g").write_text("garbage")
+    assert generation.recorded(tmp_path / "g") is None
