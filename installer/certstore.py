@@ -96,14 +96,24 @@ def client_bundle(dest, spec, spec_path, client=None, now=None):
     client_path = dest / f"{client}.pem" if client else None
     if client_path is not None and client_path.exists():
         raise InputError("--client-cert", f"{client_path} exists", "move it away, or choose another name")
-    if not dest.exists():
-        os.makedirs(dest, 0o700 if client else 0o755)
+    issued = None
+    if client_path is not None:     # signed before anything is written: a broken CA leaves DIR as it was
+        try:
+            issued = pki.issue_client(ca, spec.cluster.name, client, time.time() if now is None else now)
+        except pki.CAError as e:
+            _, key_path = ca_files(spec_path)
+            raise DbrsError(f"{key_path}: {e}; put ca.key and ca.pem back from bundle.dbrs (`dbrs-install "
+                            "--bundle FILE`); nothing was written") from None
     written = [str(dest / "ca.pem")]
-    write_file(None, written[0], ca.cert_pem, 0o644, chown=False)
-    if client_path is not None:
-        issued = pki.issue_client(ca, spec.cluster.name, client, time.time() if now is None else now)
-        write_file(None, str(client_path), issued.key_file(), 0o600, chown=False)
-        written.append(str(client_path))
+    try:
+        if not dest.exists():
+            os.makedirs(dest, 0o700 if client else 0o755)
+        write_file(None, written[0], ca.cert_pem, 0o644, chown=False)
+        if issued is not None:
+            write_file(None, str(client_path), issued.key_file(), 0o600, chown=False)
+            written.append(str(client_path))
+    except OSError as e:
+        raise DbrsError(f"DIR {dest}: {e.strerror}; choose a folder you can write to") from None
     return written
 
 

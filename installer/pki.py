@@ -102,6 +102,28 @@ def split_names(names):
     return dns, ips
 
 
+class CAError(ValueError):
+    """The cluster CA cannot sign: its key is unreadable or is not the key of its certificate."""
+
+
+def _signing_pair(ca, x509, serialization, load_pem_private_key):
+    """The CA's key and certificate, refused when they do not belong together: a certificate signed by a
+    stray key verifies nowhere, and handed to a member it takes that member off the set at its restart."""
+    try:
+        ca_key = load_pem_private_key(ca.key_pem, None)
+    except (ValueError, TypeError):
+        raise CAError("the cluster CA key is not a readable unencrypted private key") from None
+    try:
+        ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
+    except ValueError:
+        raise CAError("the cluster CA certificate is not a readable certificate") from None
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    if (ca_key.public_key().public_bytes(serialization.Encoding.DER, spki)
+            != ca_cert.public_key().public_bytes(serialization.Encoding.DER, spki)):
+        raise CAError("the cluster CA key does not belong to the CA certificate")
+    return ca_key, ca_cert
+
+
 def issue(ca, common_name, names, now, *, unit, server=True, client=True, days=LEAF_DAYS):
     """Sign a leaf certificate for `names` (host names and IPs) with the cluster CA `ca` (an Issued)."""
     x509, hashes, serialization, _, EKU, _ = _x509()
@@ -109,8 +131,7 @@ def issue(ca, common_name, names, now, *, unit, server=True, client=True, days=L
 
     if not names:
         raise ValueError("a certificate needs at least one host name or IP")
-    ca_key = load_pem_private_key(ca.key_pem, None)
-    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
+    ca_key, ca_cert = _signing_pair(ca, x509, serialization, load_pem_private_key)
     key, key_pem = _key()
     dns, ips = split_names(names)
     usages = ([EKU.SERVER_AUTH] if server else []) + ([EKU.CLIENT_AUTH] if client else [])

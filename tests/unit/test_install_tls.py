@@ -4,7 +4,7 @@ import stat
 
 from installer import pki
 
-from ..conftest import PSA, write_cluster
+from ..conftest import PSA, snapshot, write_cluster
 
 TLS_PSA = PSA.replace('write_concern = "majority"\n', 'write_concern = "majority"\ntls = "required"\n', 1)
 
@@ -47,6 +47,17 @@ def test_required_without_ca_exits_2_and_writes_nothing(staging, run_install):
     assert r.exit_code == 2, r.output
     assert "ca.key" in r.output
     assert not (staging / "etc/dbrs/mongod2").exists()
+
+
+def test_a_ca_key_that_is_not_the_cas_is_refused_before_anything_changes(staging, run_install):
+    """A member certificate signed by a stray key verifies nowhere: at its restart the member would leave the set."""
+    _with_ca(staging)
+    (staging / "etc/dbrs/ca.key").write_bytes(pki.new_ca("dbrs", 1.8e9).key_pem)
+    before = snapshot(staging)
+    r = run_install("--root", str(staging), "--role", "secondary")
+    assert r.exit_code == 2, r.output
+    assert "cluster CA: the cluster CA key does not belong to the CA certificate" in r.output
+    assert snapshot(staging) == before
 
 
 def test_off_renders_no_tls_and_issues_nothing(staging, run_install):

@@ -126,6 +126,29 @@ def test_client_bundle_never_overwrites_a_client_key(etc, run_dbrs, tmp_path):
     assert snapshot(dest) == before
 
 
+def _foreign_key():
+    return pki.new_ca("other", time.time()).key_pem
+
+
+@pytest.mark.parametrize("key", [_foreign_key, lambda: b"-----BEGIN PRIVATE KEY-----\nMIGH", lambda: b""],
+                         ids=["foreign", "truncated", "empty"])
+def test_client_bundle_with_a_broken_ca_key_writes_nothing_and_says_so(etc, run_dbrs, tmp_path, key):
+    """Found by the black-box attack: a foreign ca.key gave a certificate no member accepts (exit 0), a
+    truncated one a traceback after ca.pem was already written."""
+    (etc / "ca.key").write_bytes(key())
+    dest = tmp_path / "app"
+    r = run_dbrs("tls", "client-bundle", str(dest), "--client-cert", "shop", "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith(f"error: {etc / 'ca.key'}: the cluster CA key") and r.output.count("\n") == 1
+    assert "nothing was written" in r.output and "Traceback" not in r.output
+    assert not dest.exists()
+
+
+def test_client_bundle_into_a_folder_it_cannot_make_is_one_line(etc, run_dbrs):
+    r = run_dbrs("tls", "client-bundle", "/proc/dbrs-no/such", "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 1 and r.output.startswith("error: DIR /proc/dbrs-no/such: ") and r.output.count("\n") == 1
+
+
 def test_tls_help_imports_nothing_heavy():
     import subprocess
     import sys
