@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 CA_DAYS = 3650
 LEAF_DAYS = 730
-ROTATE_DAYS = 30            # `dbrs status --check` fails and the alert fires this long before expiry
+ROTATE_DAYS = 30            # `dbrs status --check` and the daily dbrs-certs check fail this long before expiry
 ORG = "dbrs"
 _BACKDATE = 300             # seconds: a member whose clock runs a little behind still accepts a new certificate
 
@@ -189,16 +189,6 @@ def inspect(cert_pem):
         is_ca = False
     return CertInfo(cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), _timestamp(_not_after(cert)),
                     dns, ips, is_ca)
-
-
-def expiry_problem(label, cert_pem, now, within_days=ROTATE_DAYS):
-    """One line for `dbrs status` when a certificate expires within `within_days`, else None."""
-    left = inspect(cert_pem).days_left(now)
-    if left < 0:
-        return f"{label}: certificate EXPIRED {-left:.0f} days ago; clients and members refuse it (`dbrs tls rotate`)"
-    if left < within_days:
-        return f"{label}: certificate expires in {left:.0f} days (`dbrs tls rotate`)"
-    return None
 
 
 def ca_file(*cas):
