@@ -56,7 +56,12 @@ def test_status_fails_on_expired_foreign_or_missing_certificates(etc, run_dbrs):
     assert r.exit_code == 1
     assert "FAIL mongod1: EXPIRED 10 days ago" in r.output
     assert "FAIL mongod2: signed by another CA than the cluster's" in r.output
-    assert "--   mongod3: no certificate (TLS is off)" in r.output     # the spec has no cluster.tls yet
+    assert "FAIL mongod3: no certificate, and TLS is on" in r.output    # init turned TLS on
+
+    spec = etc / "cluster.toml"
+    spec.write_text(spec.read_text().replace('tls = "required"', 'tls = "off"'))
+    r = run_dbrs("tls", "status", "--config", str(spec))
+    assert "--   mongod3: no certificate (TLS is off)" in r.output
 
 
 def test_a_missing_member_certificate_fails_when_tls_is_on(etc, run_dbrs, monkeypatch):
