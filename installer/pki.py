@@ -201,6 +201,17 @@ def ca_file(*cas):
     return out
 
 
+def split_pem(pem):
+    """The certificates of a PEM bundle (a CA file during a roll holds two), each as bytes, in file order."""
+    marker = b"-----END CERTIFICATE-----"
+    out = []
+    for chunk in pem.split(marker)[:-1]:
+        start = chunk.find(b"-----BEGIN CERTIFICATE-----")
+        if start >= 0:
+            out.append(chunk[start:] + marker + b"\n")
+    return out
+
+
 def signed_by(cert_pem, ca_cert_pem):
     """True when the first certificate in `ca_cert_pem` signed `cert_pem` (issuer name and signature)."""
     from cryptography.exceptions import InvalidSignature

@@ -109,14 +109,3 @@ def finish_problem(members):
 def ca_roll_file(new_ca_pem, old_ca_pem):
     """The CA file during a roll: the new CA first (it signs from now on), the old one after it (still trusted)."""
     return new_ca_pem + old_ca_pem
-
-
-def split_pem(pem):
-    """The certificates of a PEM bundle, each as bytes, in file order."""
-    marker = b"-----END CERTIFICATE-----"
-    out = []
-    for chunk in pem.split(marker)[:-1]:
-        start = chunk.find(b"-----BEGIN CERTIFICATE-----")
-        if start >= 0:
-            out.append(chunk[start:] + marker + b"\n")
-    return out

@@ -67,6 +67,22 @@ def test_finish_waits_for_every_member_to_present_a_new_ca_certificate():
 def test_ca_file_of_a_roll_puts_the_signing_ca_first():
     old, new = pki.new_ca("dbrs", 1.8e9), pki.new_ca("dbrs", 1.8e9)
     pem = rotation.ca_roll_file(new.cert_pem, old.cert_pem)
-    assert rotation.split_pem(pem) == [new.cert_pem, old.cert_pem]
+    assert pki.split_pem(pem) == [new.cert_pem, old.cert_pem]
     leaf = pki.issue_member(new, "dbrs", "h1", [], 1.8e9)
     assert pki.signed_by(leaf.cert_pem, pem), "the first certificate of the CA file is the signer"
+
+
+def test_install_during_a_ca_roll_keeps_an_old_ca_certificate_and_issues_new_ones_from_the_new_ca():
+    """dbrs-install with the re-sealed bundle must not hand a member a new-CA certificate before every member
+    trusts that CA (that is rotate's job, which checks); a member without a certificate gets one of the new CA."""
+    from installer import tls
+
+    old, new = pki.new_ca("dbrs", 1.8e9), pki.new_ca("dbrs", 1.8e9)
+    rolling = pki.Issued(new.key_pem, rotation.ca_roll_file(new.cert_pem, old.cert_pem))
+    names = tls.member_names("h1")
+    current = pki.issue_member(old, "dbrs", "h1", names, 1.8e9).key_file()
+    assert tls.member_certificate(rolling, "dbrs", "h1", (), current, 1.8e9 + 86400) == (None, None)
+    issued, why = tls.member_certificate(rolling, "dbrs", "h1", (), None, 1.8e9 + 86400)
+    assert why == "no certificate yet" and pki.signed_by(issued.cert_pem, new.cert_pem)
+    stranger = pki.issue_member(pki.new_ca("dbrs", 1.8e9), "dbrs", "h1", names, 1.8e9).key_file()
+    assert tls.member_certificate(rolling, "dbrs", "h1", (), stranger, 1.8e9 + 86400)[1] == "it was signed by another CA"
