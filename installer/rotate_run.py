@@ -89,7 +89,8 @@ def load_files(spec_path, bundle_ca=None):
     if bundle_ca is False:
         raise InputError("--bundle", "carries no cluster CA", "re-seal it on the host `dbrs init` ran on")
     if bundle_ca is not None:
-        return Files(pki.Issued(bundle_ca.key_pem, pki.split_pem(bundle_ca.cert_pem)[0]), bundle_ca.cert_pem)
+        return Files(pki.Issued(bundle_ca.key_pem, _signer(bundle_ca.cert_pem, "the bundle's ca.pem")),
+                     bundle_ca.cert_pem)
     cert_path, key_path = base / paths.CA_CERT.name, base / paths.CA_KEY.name
     try:
         ca_file, key = cert_path.read_bytes(), key_path.read_bytes()
@@ -98,7 +99,15 @@ def load_files(spec_path, bundle_ca=None):
                         "with --bundle bundle.dbrs --passphrase-file FILE (the bundle carries the CA)") from None
     except PermissionError as e:
         raise InputError(str(e.filename), "cannot be read", "run as root (sudo)") from None
-    return Files(pki.Issued(key, pki.split_pem(ca_file)[0]), ca_file)
+    return Files(pki.Issued(key, _signer(ca_file, str(cert_path))), ca_file)
+
+
+def _signer(ca_file, where):
+    """The first certificate of a CA file: the CA that signs (during a roll the new one comes first)."""
+    certs = pki.split_pem(ca_file)
+    if not certs:
+        raise DbrsError(f"{where} holds no certificate; {tls.MISSING_CA_FIX}")
+    return certs[0]
 
 
 def begin_ca_roll(spec, files, now):

@@ -25,6 +25,8 @@ SERVER_MODES = ("disabled", "allowTLS", "preferTLS", "requireTLS")   # MongoDB's
 CLUSTER_AUTH = {"keyfile": None, "x509": "x509"}                        # spec value -> security.clusterAuthMode
 DISABLED_PROTOCOLS = "TLS1_0,TLS1_1"
 RENEW_DAYS = pki.ROTATE_DAYS
+MISSING_CA_FIX = ("copy ca.pem from the host `dbrs init` ran on, or re-run "
+                  "`sudo dbrs-install --bundle bundle.dbrs --passphrase-file FILE` (it writes ca.pem)")
 
 
 def check(tls, cluster_auth="keyfile", step=None):
