@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import tls
+
 HEALTHY = ("PRIMARY", "SECONDARY", "ARBITER")
 
 
@@ -89,12 +91,45 @@ def decide(members, rolling_ca=False):
         hosts = sorted({d.host for d in distrust})
         plan.waiting.append(f"next: `sudo dbrs tls rotate --bundle FILE --passphrase-file FILE` on {' and '.join(hosts)} "
                             "(the re-sealed bundle carries the new CA), then run it here again")
-    state = {m.name: m.state for m in members}
+    plan.steps = _rolling_order(todo, {m.name: m.state for m in members})
+    return plan
+
+
+def _rolling_order(todo, state):
+    """Secondaries, then the arbiter, then the primary behind a stepdown."""
     first = [s for s in todo if state[s.member] != "PRIMARY"]
     last = [s for s in todo if state[s.member] == "PRIMARY"]
-    plan.steps = sorted(first, key=lambda s: state[s.member] == "ARBITER") + (
+    return sorted(first, key=lambda s: state[s.member] == "ARBITER") + (
         [Step("stepdown", last[0].member), *last] if last else [])
-    return plan
+
+
+def enable_step(members, modes, target):
+    """The rolling enable's next step, as (server mode, Plan of this host's restarts), or (None, Plan()) when every
+    member runs `target`.
+
+    `modes` {member: net.tls.mode it runs} (getParameter tlsMode). The set
+    moves one mode at a time (tls.rolling_steps): no member goes to the next
+    mode before every member has the current one, so at each step every
+    member still accepts what the others send. A member of this host already
+    at the step is skipped (a re-run resumes); the plan waits, naming the
+    hosts to run it on, while other hosts' members lag.
+    """
+    order = tls.SERVER_MODES
+    up = order.index(target) >= max(order.index(modes[m.name]) for m in members)
+    slowest = (min if up else max)((modes[m.name] for m in members), key=order.index)
+    steps = tls.rolling_steps(slowest, target)
+    if not steps:
+        return None, Plan()
+    step = steps[0]
+    behind = [m for m in members if modes[m.name] != step and modes[m.name] == slowest]
+    plan = Plan()
+    todo = [Step("restart", m.name, f"net.tls.mode {step}") for m in behind if m.local]
+    plan.steps = _rolling_order(todo, {m.name: m.state for m in members})
+    remote = sorted({m.host for m in behind if not m.local})
+    if remote:
+        plan.waiting.append(f"{step} also on {' and '.join(remote)}: run `sudo dbrs tls enable` there, then here again "
+                            "for the next step")
+    return step, plan
 
 
 def finish_problem(members):

@@ -86,3 +86,34 @@ def test_install_during_a_ca_roll_keeps_an_old_ca_certificate_and_issues_new_one
     assert why == "no certificate yet" and pki.signed_by(issued.cert_pem, new.cert_pem)
     stranger = pki.issue_member(pki.new_ca("dbrs", 1.8e9), "dbrs", "h1", names, 1.8e9).key_file()
     assert tls.member_certificate(rolling, "dbrs", "h1", (), stranger, 1.8e9 + 86400)[1] == "it was signed by another CA"
+
+
+def modes(*values):
+    return dict(zip(("mongod1", "mongod2", "mongod3"), values))
+
+
+def test_enable_moves_every_member_one_mode_before_any_goes_further():
+    step, plan = rotation.enable_step(psa(), modes("disabled", "disabled", "disabled"), "requireTLS")
+    assert step == "allowTLS"
+    assert actions(plan) == [("restart", "mongod2"), ("restart", "mongod3"), ("stepdown", "mongod1"),
+                             ("restart", "mongod1")]
+    assert "net.tls.mode allowTLS" in plan.steps[0].text()
+
+    step, plan = rotation.enable_step(psa(), modes("allowTLS", "allowTLS", "disabled"), "requireTLS")
+    assert step == "allowTLS" and actions(plan) == [("restart", "mongod3")], "a re-run resumes with the laggard"
+
+    step, plan = rotation.enable_step(psa(), modes("preferTLS", "preferTLS", "preferTLS"), "requireTLS")
+    assert step == "requireTLS" and len(plan.steps) == 4
+    assert rotation.enable_step(psa(), modes(*["requireTLS"] * 3), "requireTLS") == (None, rotation.Plan())
+
+
+def test_enable_on_one_host_waits_for_the_others_before_the_next_mode():
+    members = psa(mongod1={"local": False}, mongod3={"local": False})
+    step, plan = rotation.enable_step(members, modes("allowTLS", "preferTLS", "allowTLS"), "requireTLS")
+    assert step == "preferTLS" and plan.steps == [], "mongod2 (here) is ahead: nothing to restart"
+    assert plan.waiting and "h1 and h3" in plan.waiting[0]
+
+
+def test_disable_goes_the_same_road_back():
+    step, plan = rotation.enable_step(psa(), modes(*["requireTLS"] * 3), "disabled")
+    assert step == "preferTLS" and [s.member for s in plan.steps] == ["mongod2", "mongod3", "mongod1", "mongod1"]
