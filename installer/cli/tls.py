@@ -107,7 +107,7 @@ def rotate(roll_ca, finish, bundle, passphrase_file, renew_days, dry_run, wait_s
     spec = load_spec(config)
     if spec.cluster.tls == "off":
         raise InputError("cluster.tls", 'is "off": there are no certificates to rotate',
-                         "turn TLS on first (`dbrs tls enable`)")
+                         'set tls = "required" in the spec and run dbrs-install first')
     secrets = secretsmod.load(config, keyfile=True)
     passphrase = secretsmod.read_passphrase(passphrase_file) if passphrase_file else None
     opened = cluster.from_bundle(bundle, passphrase_file) if bundle else None

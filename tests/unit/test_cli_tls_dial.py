@@ -59,3 +59,16 @@ def test_rotate_with_a_damaged_ca_file_says_so_in_one_line(tls_spec, run_dbrs):
     (tls_spec.parent / "ca.key").write_bytes(b"key")
     r = run_dbrs("tls", "rotate", "--dry-run", "--config", str(tls_spec))
     assert r.exit_code == 1 and "ca.pem holds no certificate" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_rotate_refuses_a_plaintext_cluster_naming_the_setting(tmp_path, run_dbrs):
+    config = write_cluster(tmp_path, PSA)
+    r = run_dbrs("tls", "rotate", "--dry-run", "--config", str(config))
+    assert r.exit_code == 2 and "cluster.tls" in r.output and 'tls = "required"' in r.output
+
+
+@pytest.mark.parametrize("argv, field", [(("--ca", "--finish"), "--ca"), (("--ca", "--bundle", "b"), "--bundle"),
+                                         (("--bundle", "b"), "--bundle")])
+def test_rotate_option_mistakes_are_exit_2_naming_the_option(tls_spec, run_dbrs, argv, field):
+    r = run_dbrs("tls", "rotate", "--dry-run", *argv, "--config", str(tls_spec))
+    assert r.exit_code == 2 and field in r.output and len(r.output.strip().splitlines()) == 1, r.output
