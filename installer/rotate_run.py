@@ -172,11 +172,11 @@ def remote_presents(member, ca_cert_pem):
     return pki.signed_by(pem, ca_cert_pem)
 
 
-def remote_trusts(member, files, now):
+def remote_trusts(member, files, cluster_name, now):
     """Does the member accept a certificate of the new CA? A client certificate of that CA, presented in a
     handshake: mongod rejects one its CA file does not vouch for (allowConnectionsWithoutCertificates only
     spares clients that present none)."""
-    probe = pki.issue_client(files.ca, "dbrs", "dbrs-rotate-probe", now, days=1)
+    probe = pki.issue_client(files.ca, cluster_name, "dbrs-rotate-probe", now, days=1)
     with tempfile.TemporaryDirectory(prefix="dbrs-rotate-") as d:
         key, caf = Path(d, "probe.pem"), Path(d, "ca.pem")
         fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -192,9 +192,10 @@ def remote_trusts(member, files, now):
     return True
 
 
-def gather(spec, secrets_, files, host, now, renew_days, states=None, probe=True):
-    """One rotation.MemberCert per spec member: this host's from their files, the others' from the wire."""
-    states = member_states(spec, secrets_) if states is None else states
+def gather(spec, secrets_, files, host, now, renew_days):
+    """One rotation.MemberCert per spec member: this host's from their files, the others' from the wire
+    (asked only while a CA roll is under way)."""
+    states = member_states(spec, secrets_)
     ca_changed = host.changed_at(host.etc / paths.CA_CERT.name)
     out = []
     for m in spec.members:
@@ -208,11 +209,10 @@ def gather(spec, secrets_, files, host, now, renew_days, states=None, probe=True
             out.append(rotation.MemberCert(m.name, m.host, states.get(m.name, "UNKNOWN"), True, problem,
                                            stale=pem is not None and changed > loaded))
         else:
-            rolling = files.rolling and probe
             out.append(rotation.MemberCert(
                 m.name, m.host, states.get(m.name, "UNKNOWN"), False,
-                trusts_new=remote_trusts(m, files, now) if rolling else True,
-                presents_new=remote_presents(m, files.ca.cert_pem) if rolling else True))
+                trusts_new=remote_trusts(m, files, spec.cluster.name, now) if files.rolling else True,
+                presents_new=remote_presents(m, files.ca.cert_pem) if files.rolling else True))
     return out
 
 

@@ -163,3 +163,28 @@ def test_ca_roll_on_one_host_trusts_both_then_renews_from_the_new_ca_and_finish_
     plan, done, notes = rotate_run.run(spec, secrets, path, host, finish=True, wait_s=20, renew_days=1)
     assert (path.parent / "ca.pem").read_bytes() == new_cert
     assert [s.action for s in done] == ["restart", "restart", "stepdown", "restart"], "members load the new CA file"
+
+
+def test_ca_roll_across_hosts_holds_new_certificates_until_the_others_trust_the_new_ca(rotating, monkeypatch):
+    """This host holds mongod1 (the primary); the other hosts' answers come from rotate's two probes."""
+    rs, spec, secrets, path, host, old = rotating
+    host.local = {"mongod1"}
+    trust = {"mongod2": False, "mongod3": False}
+    monkeypatch.setattr(rotate_run, "remote_trusts", lambda m, files, cluster, now: trust[m.name])
+    monkeypatch.setattr(rotate_run, "remote_presents", lambda m, ca_pem: False)
+    host.started["mongod1"] = time.time() - 60          # it runs since before the roll
+
+    plan, done, _ = rotate_run.run(spec, secrets, path, host, ca=True, wait_s=20, renew_days=1)
+    assert [(s.action, s.member) for s in done] == [("stepdown", "mongod1"), ("restart", "mongod1")]
+    assert pki.signed_by((path.parent / "mongod1" / "member.pem").read_bytes(), old.cert_pem), "kept its old certificate"
+    assert any("mongod2, mongod3 trust the new CA" in w for w in plan.waiting)
+
+    with pytest.raises(DbrsError, match="old CA still signs the certificate of mongod1, mongod2, mongod3"):
+        rotate_run.run(spec, secrets, path, host, finish=True, wait_s=20, renew_days=1)
+
+    trust.update(mongod2=True, mongod3=True)
+    host.done = []
+    plan, done, _ = rotate_run.run(spec, secrets, path, host, wait_s=20, renew_days=1)
+    assert [(s.action, s.member) for s in done] == [("renew", "mongod1")], "mongod1 is a secondary now: no stepdown"
+    new_ca = pki.split_pem((path.parent / "ca.pem").read_bytes())[0]
+    assert pki.signed_by((path.parent / "mongod1" / "member.pem").read_bytes(), new_ca)

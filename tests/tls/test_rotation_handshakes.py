@@ -61,8 +61,8 @@ def test_the_rotate_probes_see_trust_and_the_presented_ca(members, ca, roll, tmp
     trusting = Member(other, "mongod2", ca, "requireTLS").start()
     try:
         signing = rotate_run.Files(new, files["both"])
-        assert rotate_run.remote_trusts(Spot(only_old.port), signing, NOW) is False
-        assert rotate_run.remote_trusts(Spot(trusting.port), signing, NOW) is True
+        assert rotate_run.remote_trusts(Spot(only_old.port), signing, "dbrs", NOW) is False
+        assert rotate_run.remote_trusts(Spot(trusting.port), signing, "dbrs", NOW) is True
         assert rotate_run.remote_presents(Spot(trusting.port), ca.cert_pem) is True
         assert rotate_run.remote_presents(Spot(trusting.port), new.cert_pem) is False
     finally:
