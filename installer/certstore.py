@@ -65,7 +65,7 @@ def status(spec, spec_path, now):
     required = getattr(spec.cluster, "tls", "off") != "off"
     cert_path, _ = ca_files(spec_path)
     base = Path(spec_path).parent
-    ca_pem = _read(cert_path, "the cluster CA certificate", NO_CA)
+    ca_pem = _read(cert_path, "the cluster CA certificate", tls.MISSING_CA_FIX if required else NO_CA)
     out = [tls.certificate_state("CA", str(cert_path), ca_pem, None, now)]
     for m in spec.members:
         pem_path = Path(paths.member_cert(m.name, base))

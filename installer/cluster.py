@@ -71,7 +71,8 @@ def spec_from_flags(name, primary, secondaries, arbiter, allow, version, write_c
             host, port = parse_member_flag(value, flag)
             members.append({"name": f"mongod{i}", "host": host, "port": port, "role": role})
     raw = {
-        "cluster": {"name": name, "mongodb_version": version, "allow": list(allow), "write_concern": write_concern},
+        "cluster": {"name": name, "mongodb_version": version, "allow": list(allow), "write_concern": write_concern,
+                    "tls": "required"},
         "members": members,
         "backup": {"dir": backup_dir},
         "mongo_express": {"enabled": mongo_express},

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 CA_DAYS = 3650
 LEAF_DAYS = 730
-ROTATE_DAYS = 30            # `dbrs status --check` fails and the alert fires this long before expiry
+ROTATE_DAYS = 30            # `dbrs status --check` and the daily dbrs-certs check fail this long before expiry
 ORG = "dbrs"
 _BACKDATE = 300             # seconds: a member whose clock runs a little behind still accepts a new certificate
 
@@ -212,16 +212,6 @@ def inspect(cert_pem):
                     dns, ips, is_ca)
 
 
-def expiry_problem(label, cert_pem, now, within_days=ROTATE_DAYS):
-    """One line for `dbrs status` when a certificate expires within `within_days`, else None."""
-    left = inspect(cert_pem).days_left(now)
-    if left < 0:
-        return f"{label}: certificate EXPIRED {-left:.0f} days ago; clients and members refuse it (`dbrs tls rotate`)"
-    if left < within_days:
-        return f"{label}: certificate expires in {left:.0f} days (`dbrs tls rotate`)"
-    return None
-
-
 def ca_file(*cas):
     """net.tls.CAFile's content: during a CA roll the old and the new CA, so either signature is trusted."""
     seen, out = set(), b""
@@ -229,6 +219,17 @@ def ca_file(*cas):
         if c.cert_pem not in seen:
             seen.add(c.cert_pem)
             out += c.cert_pem
+    return out
+
+
+def split_pem(pem):
+    """The certificates of a PEM bundle (a CA file during a roll holds two), each as bytes, in file order."""
+    marker = b"-----END CERTIFICATE-----"
+    out = []
+    for chunk in pem.split(marker)[:-1]:
+        start = chunk.find(b"-----BEGIN CERTIFICATE-----")
+        if start >= 0:
+            out.append(chunk[start:] + marker + b"\n")
     return out
 
 

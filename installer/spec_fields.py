@@ -66,7 +66,9 @@ SECTIONS = {
         F("generation", is_int, "an integer", 1, check_positive,
           "the spec's version, raised by every `dbrs member` change; a host refuses a spec or bundle older than its own"),
         F("tls", is_str, 'one of "off", "preferred", "required"', "off", one_of(TLS_MODES, "a TLS mode"),
-          "TLS between members and clients: off, preferred (the rolling step), required (parsed and checked; not applied yet)"),
+          "TLS between members and clients, with the cluster's own CA: required (`dbrs init`'s choice for a new "
+          "cluster), preferred, or off (a spec without the key: it was written before dbrs had TLS)", pad=14,
+          note='"required", "preferred" or "off": TLS with the cluster CA (`dbrs tls status`)'),
         F("cluster_auth", is_str, 'one of "keyfile", "x509"', "keyfile", one_of(CLUSTER_AUTHS, "a cluster auth mode"),
           "how members prove themselves to each other: keyfile or x509 certificates (parsed and checked; not applied yet)"),
     ),

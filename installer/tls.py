@@ -25,6 +25,8 @@ SERVER_MODES = ("disabled", "allowTLS", "preferTLS", "requireTLS")   # MongoDB's
 CLUSTER_AUTH = {"keyfile": None, "x509": "x509"}                        # spec value -> security.clusterAuthMode
 DISABLED_PROTOCOLS = "TLS1_0,TLS1_1"
 RENEW_DAYS = pki.ROTATE_DAYS
+MISSING_CA_FIX = ("copy ca.pem from the host `dbrs init` ran on, or re-run "
+                  "`sudo dbrs-install --bundle bundle.dbrs --passphrase-file FILE` (it writes ca.pem)")
 
 
 def check(tls, cluster_auth="keyfile", step=None):
@@ -139,12 +141,13 @@ def member_names(host, addresses=(), local=True):
     return [*dns, *(str(i) for i in ips)]
 
 
-def certificate_problem(cert_pem, ca_cert_pem, names, now, renew_days=RENEW_DAYS):
+def certificate_problem(cert_pem, ca_cert_pem, names, now, renew_days=RENEW_DAYS, also_trusted=()):
     """Why a member certificate must be (re)issued, or None when the one on disk will do.
 
     Reasons: none yet, it names other hosts than the member is reached by, it
     was signed by another CA (a re-initialised cluster or a CA roll), or it
-    expires within `renew_days`.
+    expires within `renew_days`. A certificate of a CA in `also_trusted` (the
+    old CA while a roll overlaps) will do: it is `dbrs tls rotate`'s to replace.
     """
     if not cert_pem:
         return "no certificate yet"
@@ -157,7 +160,7 @@ def certificate_problem(cert_pem, ca_cert_pem, names, now, renew_days=RENEW_DAYS
     if {d.lower() for d in want_dns} != have_dns or set(want_ips) != set(info.ips):
         shown = ", ".join(sorted(info.dns) + [str(i) for i in info.ips]) or "nothing"
         return f"it names {shown}, not {', '.join(want_dns + [str(i) for i in want_ips])}"
-    if not pki.signed_by(cert_pem, ca_cert_pem):
+    if not any(pki.signed_by(cert_pem, c) for c in (ca_cert_pem, *also_trusted)):
         return "it was signed by another CA"
     left = info.days_left(now)
     if left < 0:
@@ -192,10 +195,13 @@ def member_certificate(ca, cluster, host, addresses, current_pem, now):
     """(pki.Issued to install, why) when the member needs a new certificate, else (None, None).
 
     `current_pem` is what its member.pem holds now (None when there is none);
-    `ca` the cluster CA with its key (from the bundle or the init host).
+    `ca` the cluster CA with its key (from the bundle or the init host). While a
+    CA roll overlaps (ca.pem: new, then old) a certificate of the old CA stays:
+    re-issuing it here would present the new CA to members that may not trust it yet.
     """
     names = member_names(host, addresses)
-    why = certificate_problem(current_pem, ca.cert_pem, names, now)
+    signer, *overlap = pki.split_pem(ca.cert_pem) or [ca.cert_pem]
+    why = certificate_problem(current_pem, signer, names, now, also_trusted=overlap)
     if why is None:
         return None, None
     return pki.issue_member(ca, cluster, host, names, now), why

@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 
 from .. import tls, tools
@@ -230,7 +231,7 @@ def _restored(log):
     return ", ".join(f"{ns} ({n} documents)" for ns, n, _ in log.finished) or "no collection"
 
 
-def execute(spec, prepared, password, key, *, drop=False, ns_include=(), say=None, redo=None, tool=None):
+def execute(spec, prepared, password, key, *, spec_path, drop=False, ns_include=(), say=None, redo=None, tool=None):
     """Carry out a prepared plan, saying each step as it completes.
 
     On failure, one line: what failed, what the cluster now holds, and
@@ -243,7 +244,7 @@ def execute(spec, prepared, password, key, *, drop=False, ns_include=(), say=Non
     started = time.monotonic()
     report = Report(plan)
     hosts = hosts_of(spec)
-    tls_args = tls.tool_args(tls.server_mode(spec.cluster.tls))
+    tls_args = tls.tool_args(tls.server_mode(spec.cluster.tls), tls.ca_path(Path(spec_path).parent))
     base = plan.base
     replaying = not ns_include
     redo = redo or "the same `dbrs restore` command"

@@ -343,8 +343,8 @@ def _restore(spec, sec, key, name, to, when, ns_include, drop, dry_run, yes, for
             click.confirm("Restore now?", abort=True)
         tool = early.result()
         with tools.signals_as_errors("the restore", "mongorestore was killed"):
-            report = rlib.execute(spec, prepared, sec.password(mongorestore.USER), key, drop=drop, ns_include=ns_include,
-                                  say=click.echo, redo=redo, tool=tool)
+            report = rlib.execute(spec, prepared, sec.password(mongorestore.USER), key, spec_path=config, drop=drop,
+                                  ns_include=ns_include, say=click.echo, redo=redo, tool=tool)
     click.echo(f"restore finished in {report.seconds:.1f} s")
 
 

@@ -100,7 +100,7 @@ def status(config, as_json, check):
 @handle_errors
 def uri(config, user):
     """Print the connection string and its read-scaling variant."""
-    from .. import spec as specmod
+    from .. import spec as specmod, tls as tlsmod
     from ..replset import documents
     from ..errors import InputError
 
@@ -112,6 +112,10 @@ def uri(config, user):
     plain, read = documents.connection_strings(spec, user)
     click.echo(plain)
     click.echo(read)
+    if tlsmod.clients_use_tls(tlsmod.server_mode(spec.cluster.tls)):
+        click.echo("note: tlsCAFile is where the CA sits on this host; for an application host, "
+                   "`sudo dbrs tls client-bundle DIR` writes the CA (and optionally a client certificate) to copy "
+                   "there, and prints the parameters with its paths", err=True)
 
 
 def _known_user(config, user):

@@ -166,7 +166,9 @@ def load_spec(config):
     from ..replset import connection
 
     spec = specmod.load(config)
-    connection.use_tls(spec, os.path.dirname(os.path.abspath(config)))
+    etc = os.path.dirname(os.path.abspath(config))
+    connection.require_ca(spec, etc)
+    connection.use_tls(spec, etc)
     return spec
 
 

@@ -52,3 +52,87 @@ def client_bundle(directory, client_cert, config):
     if client_cert:
         suffix += f"&tlsCertificateKeyFile=DIR/{client_cert}.pem"
     click.echo(f"  {suffix.lstrip('&')}")
+
+
+@tls.command("rotate")
+@click.option("--ca", "roll_ca", is_flag=True,
+              help="Roll the CA itself: a new CA key and certificate (the old one stays trusted until --finish); "
+                   "on the host `dbrs init` ran on, with --passphrase-file to re-seal the bundle.")
+@click.option("--finish", is_flag=True, help="End a CA roll: drop the old CA from ca.pem once every member presents "
+                                             "a certificate of the new one.")
+@click.option("--bundle", metavar="FILE", help="Take the CA from this bundle (hosts other than the init host).")
+@click.option("--passphrase-file", metavar="FILE", help="The bundle's passphrase (to open --bundle, or to re-seal "
+                                                       "bundle.dbrs after --ca/--finish).")
+@click.option("--renew-within", "renew_days", type=click.IntRange(min=1, max=3650), default=tlsmod.RENEW_DAYS,
+              show_default=True, metavar="DAYS", help="Re-issue a member certificate with fewer days left than this.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--wait", "wait_s", type=click.FloatRange(min=1), default=600, show_default=True, metavar="SECONDS",
+              help="How long to wait for each restarted member to be healthy.")
+@config_option
+@handle_errors
+def rotate(roll_ca, finish, bundle, passphrase_file, renew_days, dry_run, wait_s, config):
+    """Re-issue this host's member certificates, one member at a time: secondaries and arbiter first, the
+    primary last after a step-down; each restarted member is healthy before the next.
+
+    \b
+    A rotation acts on the members of THIS host. For a cluster on several hosts run it on each host in turn
+    (one host at a time; each run restarts only while every other member is healthy):
+      init host:    sudo dbrs tls rotate
+      other hosts:  sudo dbrs tls rotate --bundle bundle.dbrs --passphrase-file FILE
+    A run cut short resumes where it stopped: run it again (a member already renewed and restarted is skipped).
+
+    \b
+    Rolling the CA: on the init host `sudo dbrs tls rotate --ca --passphrase-file FILE` makes a new CA; ca.pem
+    then holds the new CA and the old one, so every member trusts both. Copy the re-sealed bundle.dbrs to the
+    other hosts and run `dbrs tls rotate --bundle ...` there: members first load the new trust and are given
+    new certificates only once every member trusts the new CA (re-run where it says). When every member
+    presents a new certificate, `sudo dbrs tls rotate --finish --passphrase-file FILE` on the init host, then
+    `dbrs tls rotate --bundle ...` on the others, drops the old CA.
+    """
+    import os
+
+    from .. import cluster, rotate_run, secrets as secretsmod
+    from ..errors import InputError
+    from .common import Reporter, load_spec
+
+    if roll_ca and finish:
+        raise InputError("--ca", "and --finish are two ends of a CA roll", "run --ca first, --finish after every host")
+    if (roll_ca or finish) and bundle:
+        raise InputError("--bundle", "cannot start or finish a CA roll (the CA key and bundle.dbrs live on the init "
+                         "host)", "run --ca/--finish on the host `dbrs init` ran on")
+    if bundle and not passphrase_file:
+        raise InputError("--bundle", "needs --passphrase-file", "give the file holding the bundle's passphrase")
+    if not dry_run and os.geteuid() != 0:
+        raise InputError("dbrs tls rotate", "changes the host and must run as root", "use sudo, or --dry-run")
+    spec = load_spec(config)
+    if spec.cluster.tls == "off":
+        raise InputError("cluster.tls", 'is "off": there are no certificates to rotate',
+                         'set tls = "required" in the spec and run dbrs-install first')
+    secrets = secretsmod.load(config, keyfile=True)
+    passphrase = secretsmod.read_passphrase(passphrase_file) if passphrase_file else None
+    opened = cluster.from_bundle(bundle, passphrase_file) if bundle else None
+    if (roll_ca or finish) and not dry_run:
+        if passphrase is None and os.path.exists(os.path.join(os.path.dirname(config), "bundle.dbrs")):
+            raise InputError("--passphrase-file", "is needed to re-seal bundle.dbrs with the new CA",
+                             "give the file holding the bundle's passphrase")
+        if passphrase is not None:
+            from .. import upgrade_run
+
+            upgrade_run.open_bundle(config, passphrase)      # a wrong passphrase is refused before anything changes
+    reporter = Reporter()
+    plan, done, notes = rotate_run.run(
+        spec, secrets, config, rotate_run.Host(os.path.dirname(os.path.abspath(config))), ca=roll_ca, finish=finish,
+        bundle_ca=None if opened is None else (opened.ca or False), passphrase=passphrase, renew_days=renew_days, dry_run=dry_run,
+        progress=reporter, wait_s=wait_s, stamp=cluster.utc_stamp())
+    for note in notes:
+        click.echo(note)
+    if dry_run:
+        for step in plan.steps:
+            click.echo(f"would     {step.text()}")
+    elif done:
+        click.echo(f"changed   {len(plan.renews)} certificate(s) renewed; {len(done)} step(s) done")
+    if not plan.steps:
+        click.echo("unchanged every certificate on this host is good for more than "
+                   f"{renew_days} days and loaded")
+    for line in plan.waiting:
+        click.echo(f"note: {line}", err=True)

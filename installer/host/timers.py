@@ -1,8 +1,9 @@
-"""The backup units: timers and services for backup, oplog slices and verification, and the alert handler. Pure.
+"""The dbrs timers: backup, oplog slices, verification, the certificate check, and the alert handler. Pure.
 
-The timers go to hosts with a data-bearing member only (an arbiter has no
-data to dump); every host gets dbrs-alert@.service, since every dbrs unit
-names it in OnFailure=.
+The backup timers go to hosts with a data-bearing member only (an arbiter has
+no data to dump); the certificate check to every member host of a cluster
+with TLS on (an arbiter's certificate expires too); every host gets
+dbrs-alert@.service, since every dbrs unit names it in OnFailure=.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ ALERT = "dbrs-alert@.service"
 ON_FAILURE = "dbrs-alert@%n.service"
 PACKAGED = "/usr/bin/dbrs"
 TIMERS = ("dbrs-backup.timer", "dbrs-oplog.timer", "dbrs-verify.timer")
+CERTS_TIMER = "dbrs-certs.timer"
 
 
 def _values(target, on_failure, dbrs):
@@ -38,7 +40,7 @@ def items(target, on_failure=None, dbrs=None):
     out = [
         Dir(str(paths.STATE_DIR), 0o700),
         File(unit_path(ALERT), render(f"systemd/{ALERT}.j2", **v), 0o644),
-    ]
+    ] + certs_items(target, v)
     if not target.data_bearing:
         return out
     b = target.spec.backup
@@ -58,9 +60,23 @@ def items(target, on_failure=None, dbrs=None):
 
 
 def services(target):
+    certs = [Service(CERTS_TIMER, start=target.start)] if certs_checked(target) else []
     if not target.data_bearing:
+        return certs
+    return certs + [Service(t, start=target.start) for t in TIMERS + offsite_timers(target)]
+
+
+def certs_checked(target):
+    """A host with members of a cluster that has TLS on: its certificates can expire."""
+    return bool(target.members) and target.spec.cluster.tls != "off"
+
+
+def certs_items(target, values):
+    if not certs_checked(target):
         return []
-    return [Service(t, start=target.start) for t in TIMERS + offsite_timers(target)]
+    return [File(unit_path("dbrs-certs.service"), render("systemd/dbrs-certs.service.j2", **values), 0o644),
+            File(unit_path(CERTS_TIMER), render("systemd/dbrs-certs.timer.j2", **values), 0o644,
+                 notify=(CERTS_TIMER,))]
 
 
 # Off-site copies (issue 12): on data-bearing hosts of a spec with [[offsite]] targets.

@@ -10,6 +10,7 @@ the command and the likely cause, and every wait is one `wait_until`.
 
 from __future__ import annotations
 
+import os
 import time
 
 from .. import machine
@@ -35,6 +36,15 @@ def use_tls(spec, etc):
     """
     _tls_options.clear()
     _tls_options.update(tls.client_kwargs(tls.server_mode(spec.cluster.tls), tls.ca_path(etc)))
+
+
+def require_ca(spec, etc):
+    """A command about to dial a TLS set stops here, in one line, when the CA file is missing (pymongo would
+    fail later with a traceback-shaped FileNotFoundError). dbrs-install does not call it: it writes that file."""
+    options = tls.client_kwargs(tls.server_mode(spec.cluster.tls), tls.ca_path(etc))
+    if options and not os.path.exists(options["tlsCAFile"]):
+        raise DbrsError(f"{options['tlsCAFile']} is missing (the cluster CA certificate; cluster.tls is "
+                        f'"{spec.cluster.tls}"): {tls.MISSING_CA_FIX}')
 
 
 def client(host, port, *, user=None, password=None, direct=True, replica_set=None, timeout_ms=None, tls_options=None,

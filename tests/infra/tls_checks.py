@@ -82,12 +82,14 @@ class Bench:
         self.host.run(f"systemctl stop {UNIT}; systemctl reset-failed {UNIT}; rm -rf {DIR}")
 
     def ask(self, tls_on, cert=False):
-        """Send hello (plaintext, or TLS verified by the CA, optionally with the member's certificate):
-        the number of bytes answered, or 'error ...' when the server dropped the connection."""
+        """Send hello (plaintext, or TLS verified by the CA, optionally with the member's certificate or the
+        certificate file `cert` names): the number of bytes answered, or 'error ...' when the server dropped
+        the connection."""
         wrap = ""
         if tls_on:
+            chain = f"{DIR}/etc/member.pem" if cert is True else cert
             wrap = (f"import ssl; c = ssl.create_default_context(cafile='{DIR}/etc/ca.pem'); "
-                    + (f"c.load_cert_chain('{DIR}/etc/member.pem'); " if cert else "")
+                    + (f"c.load_cert_chain('{chain}'); " if cert else "")
                     + "s = c.wrap_socket(s, server_hostname='127.0.0.1'); ")
         code = ("import socket\ntry:\n    s = socket.create_connection(('127.0.0.1', %d), timeout=10); %s"
                 "s.sendall(bytes.fromhex('%s')); print(len(s.recv(4096)))\nexcept OSError as e:\n"
@@ -122,6 +124,25 @@ def check_client_without_certificate_needs_allow(bench):
     assert answer.isdigit() and int(answer) > 16, answer
 
 
+def check_ca_roll_trust_is_what_dbrs_tls_rotate_probes(bench):
+    """`dbrs tls rotate` asks a member whether it trusts the new CA by presenting a client certificate of that
+    CA: a mongod whose CAFile lacks the CA drops the connection (allowConnectionsWithoutCertificates spares only
+    clients that present none); with the roll's CAFile (new CA, then the old) it answers, and the member's
+    old-CA certificate still verifies for clients trusting both."""
+    from installer import pki, rotation
+
+    now = time.time()
+    new = pki.new_ca("tlsreal", now)
+    _put(bench.host, f"{DIR}/etc/probe.pem", pki.issue_client(new, "tlsreal", "probe", now).key_file(), 0o444)
+    bench.start(bench.conf)
+    assert dropped(bench.ask(tls_on=True, cert=f"{DIR}/etc/probe.pem"))
+    old_ca = bench.host.file(f"{DIR}/etc/ca.pem").content
+    _put(bench.host, f"{DIR}/etc/ca.pem", rotation.ca_roll_file(new.cert_pem, old_ca), 0o444)
+    bench.start(bench.conf)
+    answer = bench.ask(tls_on=True, cert=f"{DIR}/etc/probe.pem")
+    assert answer.isdigit() and int(answer) > 16, answer
+
+
 BAD_SETTINGS = [
     ({"mode: requireTLS": "mode: requireSSL"}, "unsupported value for tlsMode requireSSL"),
     ({"    certificateKeyFile:": "    # certificateKeyFile:"},
@@ -147,4 +168,4 @@ def check_bad_setting_is_refused(bench, change, message):
 
 
 CHECKS = [check_handshake_verifies_by_ip_and_name, check_plaintext_is_dropped_under_require_tls,
-          check_client_without_certificate_needs_allow]
+          check_client_without_certificate_needs_allow, check_ca_roll_trust_is_what_dbrs_tls_rotate_probes]

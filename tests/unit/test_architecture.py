@@ -10,7 +10,8 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[2] / "installer"
 
 LEAVES = {"errors", "paths", "fsutil", "locks", "render", "tools", "secrets", "systemd", "machine"}
-SPEC_LEVEL = {"spec", "spec_fields", "spec_checks", "mongod_options", "pki", "tls", "generation", "upgrade"}
+SPEC_LEVEL = {"spec", "spec_fields", "spec_checks", "mongod_options", "pki", "tls", "generation", "upgrade",
+              "rotation"}
 # Who may import whom, by layer. A layer may import itself and everything listed.
 ALLOWED = {
     "leaf": {"leaf"},

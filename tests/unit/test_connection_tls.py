@@ -50,6 +50,7 @@ def test_cli_loaders_arm_tls_for_every_client(tmp_path, dialed):
 
     config = write_cluster(tmp_path, PSA.replace('write_concern = "majority"\n',
                                                  'write_concern = "majority"\ntls = "required"\n', 1))
+    (config.parent / "ca.pem").write_bytes(b"the CA")      # a loader refuses a TLS spec without its CA file
     for load in (backup._spec, lambda c: cluster._load(c)[0]):
         connection._tls_options.clear()
         load(str(config))
@@ -62,3 +63,28 @@ def test_the_drill_scratch_mongod_is_dialed_plaintext_even_when_tls_is_armed(dia
     connection.use_tls(specmod.loads(text), tmp_path)
     connection.client("127.0.0.1", 27017, tls_options={})
     assert "tls" not in dialed[-1]
+
+
+def test_restore_hands_mongorestore_the_ca_next_to_the_spec(tmp_path, monkeypatch):
+    """Like mongodump and every pymongo client: the CA of the spec's folder, not a fixed /etc/dbrs path."""
+    from types import SimpleNamespace
+
+    from installer.backup import mongorestore, restore
+    from installer.backup.pitr import Plan
+
+    on = specmod.loads(PSA.replace('write_concern = "majority"\n', 'write_concern = "majority"\ntls = "required"\n', 1))
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def run_restore(argv_for, password, feed=None):
+        seen.append(argv_for("/dev/fd/9"))
+        raise Stop
+
+    monkeypatch.setattr(mongorestore, "run_restore", run_restore)
+    base = SimpleNamespace(name="full-1", proven=lambda key: iter(()))
+    with pytest.raises(Stop):
+        restore.execute(on, restore.Prepared(Plan(base)), "pw", None, spec_path=tmp_path / "cluster.toml",
+                        tool="mongorestore")
+    assert f"--sslCAFile={tmp_path / 'ca.pem'}" in seen[0]

@@ -84,3 +84,13 @@ def test_uri_carries_tls_and_the_ca_file_under_required(tmp_path, run_dbrs):
     assert first.endswith("&tls=true&tlsCAFile=/etc/dbrs/ca.pem"), first
     plain = run_dbrs("uri", "--config", str(write_cluster(tmp_path / "off", PSA)))
     assert "tls" not in plain.output
+
+
+def test_uri_tells_where_an_application_host_gets_the_ca(tmp_path, run_dbrs):
+    """The tlsCAFile path is this host's: the note (stderr, so the two strings stay pipeable) names the command
+    that writes the CA for an application host."""
+    r = run_dbrs("uri", "--config", str(write_cluster(tmp_path, TLS_PSA)))
+    assert len(r.stdout.splitlines()) == 2
+    assert "dbrs tls client-bundle DIR" in r.stderr
+    plain = run_dbrs("uri", "--config", str(write_cluster(tmp_path / "off", PSA)))
+    assert "client-bundle" not in plain.output

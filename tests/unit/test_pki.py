@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from installer import pki
+from installer import pki, tls
 
 NOW = 1_790_000_000.0
 
@@ -83,13 +83,15 @@ def test_leaf_never_outlives_its_ca():
     assert pki.inspect(leaf.cert_pem).days_left(NOW) == pytest.approx(10, abs=0.01)
 
 
-def test_expiry_problems_name_the_fix(member):
-    assert pki.expiry_problem("mongod1", member.cert_pem, NOW) is None
+def test_expiry_problems_say_how_long(member, ca):
+    """One path judges expiry (tls.certificate_state, used by status, the daily check and rotate)."""
+    assert tls.certificate_state("mongod1", "p", member.cert_pem, ca.cert_pem, NOW)[3] is None
     soon = NOW + (pki.LEAF_DAYS - 12) * 86400
-    assert pki.expiry_problem("mongod1", member.cert_pem, soon) == \
-        "mongod1: certificate expires in 12 days (`dbrs tls rotate`)"
+    assert tls.certificate_state("mongod1", "p", member.cert_pem, ca.cert_pem, soon)[3] == \
+        "expires in 12 days (renew before 30 days are left)"
     late = NOW + (pki.LEAF_DAYS + 3) * 86400
-    assert "EXPIRED 3 days ago" in pki.expiry_problem("mongod1", member.cert_pem, late)
+    assert "EXPIRED 3 days ago" in tls.certificate_state("mongod1", "p", member.cert_pem, ca.cert_pem, late)[3]
+    assert not hasattr(pki, "expiry_problem")
 
 
 def test_ca_file_holds_old_and_new_ca_during_a_roll(ca):
@@ -185,7 +187,7 @@ def test_openssl_s_client_verifies_the_chain_and_ip(server, ca, tmp_path):
 
 def test_expired_certificate_fails_the_handshake_and_is_named_by_status(tmp_path, ca):
     old = pki.issue_member(ca, "dbrs", "mongod1.example", ["127.0.0.1"], time.time() - 40 * 86400, days=30)
-    assert "EXPIRED" in pki.expiry_problem("mongod1", old.cert_pem, time.time())
+    assert "EXPIRED" in tls.certificate_state("mongod1", "p", old.cert_pem, ca.cert_pem, time.time())[3]
     s = Server(tmp_path, old)
     try:
         with socket.create_connection(("127.0.0.1", s.port), timeout=5) as raw:

@@ -93,11 +93,13 @@ def test_new_fields_reject_bad_values_naming_field_and_fix(text, field, problem,
     assert [(x.field, x.problem, x.fix) for x in e.value.errors] == [(field, problem, fix)]
 
 
-def test_init_output_leaves_the_new_fields_out_for_now():
+def test_init_output_states_tls_and_leaves_the_other_new_fields_out():
+    """tls is written (init chooses "required" for a new cluster, issue 14); generation and cluster_auth stay
+    at their defaults unwritten, and the text reads back as the same spec."""
     from installer import cluster
 
     text = cluster.spec_text(specmod.single_host()).decode()
-    assert "generation" not in text and "tls" not in text and "cluster_auth" not in text
+    assert "generation" not in text and "cluster_auth" not in text and '\ntls = "off"' in text
     assert specmod.loads(text) == specmod.single_host()
 
 

@@ -56,7 +56,12 @@ def test_status_fails_on_expired_foreign_or_missing_certificates(etc, run_dbrs):
     assert r.exit_code == 1
     assert "FAIL mongod1: EXPIRED 10 days ago" in r.output
     assert "FAIL mongod2: signed by another CA than the cluster's" in r.output
-    assert "--   mongod3: no certificate (TLS is off)" in r.output     # the spec has no cluster.tls yet
+    assert "FAIL mongod3: no certificate, and TLS is on" in r.output    # init turned TLS on
+
+    spec = etc / "cluster.toml"
+    spec.write_text(spec.read_text().replace('tls = "required"', 'tls = "off"'))
+    r = run_dbrs("tls", "status", "--config", str(spec))
+    assert "--   mongod3: no certificate (TLS is off)" in r.output
 
 
 def test_a_missing_member_certificate_fails_when_tls_is_on(etc, run_dbrs, monkeypatch):
@@ -158,3 +163,16 @@ def test_tls_help_imports_nothing_heavy():
             "print([m for m in ('pymongo', 'bson', 'jinja2', 'cryptography') if m in sys.modules])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
+
+
+MISSING_CA_FIX = "sudo dbrs-install --bundle bundle.dbrs --passphrase-file FILE"
+
+
+@pytest.mark.parametrize("argv", [("status",), ("tls", "status"), ("user", "list"), ("reconfigure",), ("stepdown",)])
+def test_tls_on_without_the_ca_file_is_one_line_naming_it_and_the_fix(etc, run_dbrs, argv):
+    """Every command that dials the set, and the certificate check, stops before pymongo sees a missing CA file."""
+    (etc / "ca.pem").unlink()
+    r = run_dbrs(*argv, "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 1, r.output
+    [line] = r.output.strip().splitlines()
+    assert f"{etc / 'ca.pem'} is missing" in line and MISSING_CA_FIX in line and "Traceback" not in line

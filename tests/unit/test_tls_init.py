@@ -66,3 +66,17 @@ def test_member_files_get_the_modes_mongod_needs(staging):
     assert pem == issued.cert_pem + issued.key_pem
     # the next run keeps it
     assert tls.member_certificate(ca, "dbrs", "mongod1.example", ["10.0.0.11"], pem, 1_790_000_000.0) == (None, None)
+
+
+def test_init_turns_tls_on_for_a_new_cluster_and_an_old_spec_stays_off(staging, run_dbrs, tmp_path):
+    """New clusters get requireTLS (the issue's default); a spec written before the key existed keeps plaintext,
+    since turning TLS on under running members is the rolling enable's job, not a silent default."""
+    from installer import spec as specmod
+
+    r = run_dbrs("init", "--root", str(staging), *PSA)
+    assert r.exit_code == 0, r.output
+    text = (staging / "etc/dbrs/cluster.toml").read_text()
+    assert '\ntls = "required"' in text
+    assert specmod.loads(text).cluster.tls == "required"
+    old = text.replace('tls = "required"', "").replace("tls =", "#")
+    assert specmod.loads(old).cluster.tls == "off"
