@@ -14,6 +14,9 @@ from ..errors import StepFailed
 from ..fsutil import fsync_dir, make_dir, make_link, set_attrs, under, write_file
 from .facts import nft_table, user_exists
 from .firewall import UNIT as FIREWALL_UNIT
+from .items import Action
+
+_SERVICE_STEPS = {Action.STOP, Action.DISABLE, Action.ENABLE, Action.START, Action.RESTART, Action.RELOAD_TABLE}
 
 
 def run(argv, step, **kw):
@@ -98,17 +101,18 @@ def apply(changes, root=None, live=True, progress=None, done=None):
         if progress:
             progress(change)
         try:
-            if item.kind in ("service", "nftable"):
+            acts = change.actions
+            if acts and (set(acts) & _SERVICE_STEPS):
                 if unit_files_changed and live:
                     systemctl("daemon-reload")
                     unit_files_changed = False
-                if item.kind == "service":
-                    _service(item, change.reasons)
-                else:
+                if Action.RELOAD_TABLE in acts:
                     _table(item)
+                else:
+                    _service(item, acts)
             else:
                 _one(item, change, root, live)
-                if item.kind in ("file", "link", "absent") and str(item.path).startswith("/etc/systemd/system/"):
+                if Action.UNITS_CHANGED in acts:
                     unit_files_changed = True
         except StepFailed:
             raise
@@ -143,7 +147,7 @@ def _one(item, change, root, live):
             return
         fsync_dir(p.parent)
     elif kind == "file":
-        if any(r in ("new", "content", "not a regular file") for r in change.reasons):
+        if Action.WRITE in change.actions:
             write_file(root, item.path, item.content, item.mode, item.owner, item.group, live)
         else:
             set_attrs(root, item.path, item.mode, item.owner, item.group, live)
@@ -155,15 +159,15 @@ def _table(item):
         systemctl("restart", FIREWALL_UNIT)
 
 
-def _service(item, reasons):
-    if "stop" in reasons:
+def _service(item, actions):
+    if Action.STOP in actions:
         systemctl("stop", item.unit)
-    if "disable" in reasons:
+    if Action.DISABLE in actions:
         systemctl("disable", item.unit)
-    if "enable" in reasons:
+    if Action.ENABLE in actions:
         systemctl("enable", item.unit)
-    if "start" in reasons:
+    if Action.START in actions:
         systemctl("start", item.unit)
-    elif "restart" in reasons:
+    elif Action.RESTART in actions:
         # reload where the unit can (the firewall swaps its table atomically), else restart
         systemctl("try-reload-or-restart", item.unit)

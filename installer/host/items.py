@@ -210,12 +210,32 @@ class ServiceFact:
 
 # ------------------------------------------------------------------ changes
 
+class Action:
+    """What apply does for a change; `reasons` only tells the operator why."""
+    WRITE = "write"
+    ATTRS = "attrs"
+    MKDIR = "mkdir"
+    LINK = "link"
+    REMOVE = "remove"
+    CREATE_USER = "create-user"
+    FETCH_KEY = "fetch-key"
+    INSTALL = "install"
+    STOP = "stop"
+    DISABLE = "disable"
+    ENABLE = "enable"
+    START = "start"
+    RESTART = "restart"
+    RELOAD_TABLE = "reload-table"
+    UNITS_CHANGED = "units-changed"   # a unit file changed: daemon-reload before the next service step
+
+
 @dataclass
 class Change:
     item: object
     status: str               # "changed" | "unchanged" | "skipped"
     reasons: list = field(default_factory=list)
     before: Optional[PathFact] = None
+    actions: tuple = ()
 
     @property
     def changed(self):
@@ -263,16 +283,20 @@ def compare(items, facts, *, chown=True):
             reasons = _path_reasons(item, fact or PathFact(False), chown)
             if reasons and getattr(item, "notify", ()):
                 touched_units.update(item.notify)
-            changes.append(Change(item, "changed" if reasons else "unchanged", reasons, fact))
+            changes.append(Change(item, "changed" if reasons else "unchanged", reasons, fact,
+                                  _path_actions(item, fact or PathFact(False)) if reasons else ()))
         elif item.kind == "user":
-            changes.append(Change(item, "unchanged" if fact else "changed", [] if fact else ["new"]))
+            changes.append(Change(item, "unchanged" if fact else "changed", [] if fact else ["new"],
+                                  actions=() if fact else (Action.CREATE_USER,)))
         elif item.kind == "aptkey":
             present = fact is not None and fact.exists
-            changes.append(Change(item, "unchanged" if present else "changed", [] if present else ["new"]))
+            changes.append(Change(item, "unchanged" if present else "changed", [] if present else ["new"],
+                                  actions=() if present else (Action.FETCH_KEY,)))
         elif item.kind == "packages":
             missing = [n for n in item.names if n not in (fact or ())]
             changes.append(Change(item, "changed" if missing else "unchanged",
-                                  ["missing " + " ".join(missing)] if missing else []))
+                                  ["missing " + " ".join(missing)] if missing else [],
+                                  actions=(Action.INSTALL,) if missing else ()))
         elif item.kind == "npm":
             reasons = [] if fact == item.version else ["new" if not fact else f"version {fact}->{item.version}"]
             if reasons and item.check_only:
@@ -280,10 +304,12 @@ def compare(items, facts, *, chown=True):
                 changes.append(Change(item, "skipped", ["not installed, and --no-packages installs nothing; "
                                                         "run dbrs-install without --no-packages"]))
                 continue
-            changes.append(Change(item, "changed" if reasons else "unchanged", reasons))
+            changes.append(Change(item, "changed" if reasons else "unchanged", reasons,
+                                  actions=(Action.INSTALL,) if reasons else ()))
         elif item.kind == "absent":
             there = fact is not None and fact.exists
-            changes.append(Change(item, "changed" if there else "unchanged", ["remove"] if there else [], fact))
+            changes.append(Change(item, "changed" if there else "unchanged", ["remove"] if there else [], fact,
+                                  (Action.REMOVE,) + _unit_actions(item) if there else ()))
         elif item.kind == "service" and item.needs in skipped:
             changes.append(Change(item, "skipped", ["not installed"]))
         elif item.kind == "service" and item.off:
@@ -293,7 +319,8 @@ def compare(items, facts, *, chown=True):
                 reasons.append("stop")
             if fact.enabled in ("enabled", "enabled-runtime"):
                 reasons.append("disable")
-            changes.append(Change(item, "changed" if reasons else "unchanged", reasons))
+            changes.append(Change(item, "changed" if reasons else "unchanged", reasons,
+                                  actions=tuple(_SERVICE_ACTION[r] for r in reasons)))
         elif item.kind == "service":
             fact = fact or ServiceFact(loaded=False)
             reasons = []
@@ -304,13 +331,32 @@ def compare(items, facts, *, chown=True):
                 reasons.append("start")
             elif item.unit in touched_units or _template_of(item.unit) in touched_units:
                 reasons.append("restart")
-            changes.append(Change(item, "changed" if reasons else "unchanged", reasons))
+            changes.append(Change(item, "changed" if reasons else "unchanged", reasons,
+                                  actions=tuple(_SERVICE_ACTION[r] for r in reasons)))
         elif item.kind == "nftable":
             reasons = [] if fact == "?" else item.reasons(fact)
-            changes.append(Change(item, "changed" if reasons else "unchanged", reasons))
+            changes.append(Change(item, "changed" if reasons else "unchanged", reasons,
+                                  actions=(Action.RELOAD_TABLE,) if reasons else ()))
         else:
             raise TypeError(f"unknown item kind {item.kind}")
     return changes
+
+
+_SERVICE_ACTION = {"stop": Action.STOP, "disable": Action.DISABLE, "enable": Action.ENABLE,
+                   "start": Action.START, "restart": Action.RESTART}
+
+
+def _unit_actions(item):
+    return (Action.UNITS_CHANGED,) if str(item.path).startswith(str(paths.UNIT_DIR) + "/") else ()
+
+
+def _path_actions(item, fact):
+    if item.kind == "link":
+        return (Action.LINK,) + _unit_actions(item)
+    if item.kind == "dir":
+        return (Action.MKDIR,)
+    rewrite = not fact.exists or fact.kind != "file" or fact.content != item.content
+    return (Action.WRITE if rewrite else Action.ATTRS,) + _unit_actions(item)
 
 
 def _template_of(unit):
