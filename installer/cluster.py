@@ -287,7 +287,7 @@ def guard_replacement(changes, running, allowed, stamp, flag="--bundle"):
     out = []
     for c in changes:
         before = c.before
-        replacing = c.changed and before is not None and before.exists and before.kind == "file" and "content" in c.reasons
+        replacing = c.changed and before is not None and before.exists and before.kind == "file" and Action.WRITE in c.actions
         if replacing and c.item.path == str(SIBLINGS["keyfile"]):
             try:
                 secrets.check_keyfile_replacement(before.content, c.item.content, running, allowed)

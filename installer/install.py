@@ -15,8 +15,8 @@ from typing import Optional
 
 from . import cluster, departed, fsutil, generation, locks, machine, paths, pki, tls
 from .host.apply import apply
-from .host import facts, firewall, plan, preflight
-from .host.items import compare
+from .host import facts, firewall, plan, preflight, registry
+from .host.items import File
 from .host.items import summary as summarize
 from .replset import connection, oplog_size
 from .errors import InputError
@@ -269,8 +269,8 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
 
     result.checks += firewall.checks(target.spec)
     items = plan.desired(target)
-    current = facts.gather(items, opts.root, target.live)
-    result.changes = compare(items, current, chown=target.live)
+    current = registry.gather(items, opts.root, target.live)
+    result.changes = registry.compare(items, current, chown=target.live)
     result.changes = cluster.guard_replacement(result.changes, facts.running_members() if target.live else [],
                                                opts.replace_secrets, cluster.utc_stamp(), "--bundle" if opts.bundle else "--config")
 
@@ -296,7 +296,7 @@ def diffs(changes):
     out = []
     for c in changes:
         item = c.item
-        if not c.changed or item.kind != "file":
+        if not c.changed or not isinstance(item, File):
             continue
         if item.secret:
             out.append(f"--- {item.path}\n+++ {item.path}\n(secret, {len(item.content)} bytes, not shown; {', '.join(c.reasons)})\n")

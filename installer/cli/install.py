@@ -103,8 +103,10 @@ def _head(dry_run):
 def _slow(reporter):
     """Say before an item that can take minutes (apt, npm, a key download) that it is under way."""
 
+    from ..host import registry
+
     def before(change):
-        if change.item.kind in ("packages", "npm", "aptkey"):
+        if registry.handler(change.item).slow:
             reporter(f"{change.item.label()} ...")
 
     return before

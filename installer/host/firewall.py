@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InputError
-from .items import File, Link, Service, unit_path
+from .items import Action, Change, File, Link, Service, unit_path
 from ..render import render
 from .preflight import Check
 
@@ -104,6 +104,12 @@ class Table:
 
     def reasons(self, listing):
         return table_reasons(self.digest, listing)
+
+
+def compare_table(item, listing, seen):
+    """Change for the loaded table; nft cannot tell ("?": no nft, not root) judges nothing."""
+    reasons = [] if listing == "?" else item.reasons(listing)
+    return Change(item, "changed" if reasons else "unchanged", reasons, actions=(Action.RELOAD_TABLE,) if reasons else ())
 
 
 def table_reasons(digest, listing):

@@ -1,9 +1,11 @@
 """The things a host holds (items), the shapes of what was found (facts), and their comparison. Pure.
 
-`compare()` sets each item against the facts read from the host and says
-"changed" or "unchanged" with the reasons. Nothing here reads or writes the
-host, so every decision is unit-tested without root; the planners and the
-fact readers both import from here, so neither imports the other.
+One `compare_*` per kind sets an item against the fact read from the host and
+says "changed" or "unchanged", with the reasons for the operator and the
+typed actions for `apply`. Nothing here reads or writes the host, so every
+decision is unit-tested without root; the planners and the fact readers both
+import from here, so neither imports the other. host/registry binds each kind
+to its comparison, its fact reader and its step.
 """
 
 from __future__ import annotations
@@ -246,21 +248,8 @@ class Change:
         return f"{self.status:9} {self.item.label()}{why}"
 
 
-def _path_reasons(item, fact, chown):
-    if not fact.exists:
-        return ["new"]
+def _attr_reasons(item, fact, chown):
     reasons = []
-    if item.kind == "link":
-        if fact.kind != "link" or fact.target != item.target:
-            reasons.append("target")
-        return reasons
-    if item.kind == "dir" and fact.kind != "dir":
-        return ["not a directory"]
-    if item.kind == "file":
-        if fact.kind != "file":
-            return ["not a regular file"]
-        if fact.content != item.content:
-            reasons.append("content")
     if fact.mode != item.mode:
         reasons.append(f"mode {fact.mode:04o}->{item.mode:04o}")
     if chown and (fact.owner, fact.group) != (item.owner, item.group):
@@ -268,78 +257,105 @@ def _path_reasons(item, fact, chown):
     return reasons
 
 
-def compare(items, facts, *, chown=True):
-    """Set each desired item against its fact. `facts` maps item.key to a fact.
+class Seen:
+    """What the comparison of earlier items tells later ones: which units a changed file restarts,
+    which items were skipped (a service needing one is skipped too), and whether owners are judged."""
 
-    A Service is "changed" when it is not enabled/running, or when a file that
-    notifies it changed in this plan (it will be restarted).
-    """
-    changes = []
-    touched_units = set()
-    skipped = set()
-    for item in items:
-        fact = facts.get(item.key)
-        if item.kind in ("file", "dir", "link"):
-            reasons = _path_reasons(item, fact or PathFact(False), chown)
-            if reasons and getattr(item, "notify", ()):
-                touched_units.update(item.notify)
-            changes.append(Change(item, "changed" if reasons else "unchanged", reasons, fact,
-                                  _path_actions(item, fact or PathFact(False)) if reasons else ()))
-        elif item.kind == "user":
-            changes.append(Change(item, "unchanged" if fact else "changed", [] if fact else ["new"],
-                                  actions=() if fact else (Action.CREATE_USER,)))
-        elif item.kind == "aptkey":
-            present = fact is not None and fact.exists
-            changes.append(Change(item, "unchanged" if present else "changed", [] if present else ["new"],
-                                  actions=() if present else (Action.FETCH_KEY,)))
-        elif item.kind == "packages":
-            missing = [n for n in item.names if n not in (fact or ())]
-            changes.append(Change(item, "changed" if missing else "unchanged",
-                                  ["missing " + " ".join(missing)] if missing else [],
-                                  actions=(Action.INSTALL,) if missing else ()))
-        elif item.kind == "npm":
-            reasons = [] if fact == item.version else ["new" if not fact else f"version {fact}->{item.version}"]
-            if reasons and item.check_only:
-                skipped.add(item.key)
-                changes.append(Change(item, "skipped", ["not installed, and --no-packages installs nothing; "
-                                                        "run dbrs-install without --no-packages"]))
-                continue
-            changes.append(Change(item, "changed" if reasons else "unchanged", reasons,
-                                  actions=(Action.INSTALL,) if reasons else ()))
-        elif item.kind == "absent":
-            there = fact is not None and fact.exists
-            changes.append(Change(item, "changed" if there else "unchanged", ["remove"] if there else [], fact,
-                                  (Action.REMOVE,) + _unit_actions(item) if there else ()))
-        elif item.kind == "service" and item.needs in skipped:
-            changes.append(Change(item, "skipped", ["not installed"]))
-        elif item.kind == "service" and item.off:
-            fact = fact or ServiceFact(loaded=False)
-            reasons = []
-            if fact.active in ("active", "activating", "reloading"):
-                reasons.append("stop")
-            if fact.enabled in ("enabled", "enabled-runtime"):
-                reasons.append("disable")
-            changes.append(Change(item, "changed" if reasons else "unchanged", reasons,
-                                  actions=tuple(_SERVICE_ACTION[r] for r in reasons)))
-        elif item.kind == "service":
-            fact = fact or ServiceFact(loaded=False)
-            reasons = []
-            if item.enable and fact.enabled not in ("enabled", "static", "alias", "indirect", "generated"):
-                reasons.append("enable")
-            skipped_by_condition = fact.condition == "no"
-            if item.start and fact.active != "active" and not skipped_by_condition:
-                reasons.append("start")
-            elif item.unit in touched_units or _template_of(item.unit) in touched_units:
-                reasons.append("restart")
-            changes.append(Change(item, "changed" if reasons else "unchanged", reasons,
-                                  actions=tuple(_SERVICE_ACTION[r] for r in reasons)))
-        elif item.kind == "nftable":
-            reasons = [] if fact == "?" else item.reasons(fact)
-            changes.append(Change(item, "changed" if reasons else "unchanged", reasons,
-                                  actions=(Action.RELOAD_TABLE,) if reasons else ()))
-        else:
-            raise TypeError(f"unknown item kind {item.kind}")
-    return changes
+    __slots__ = ("chown", "touched_units", "skipped")
+
+    def __init__(self, chown=True):
+        self.chown = chown
+        self.touched_units = set()
+        self.skipped = set()
+
+
+def _change(item, reasons, actions, before=None):
+    return Change(item, "changed" if reasons else "unchanged", reasons, before, actions if reasons else ())
+
+
+# One comparison per kind of item, `(item, fact, seen) -> Change`, bound to its kind in host/registry.
+
+def compare_file(item, fact, seen):
+    rewrite = True
+    if fact is None or not fact.exists:
+        reasons = ["new"]
+    elif fact.kind != "file":
+        reasons = ["not a regular file"]
+    else:
+        rewrite = fact.content != item.content
+        reasons = (["content"] if rewrite else []) + _attr_reasons(item, fact, seen.chown)
+    if reasons and item.notify:
+        seen.touched_units.update(item.notify)
+    return _change(item, reasons, (Action.WRITE if rewrite else Action.ATTRS,) + _unit_actions(item), fact)
+
+
+def compare_dir(item, fact, seen):
+    if fact is None or not fact.exists:
+        reasons = ["new"]
+    elif fact.kind != "dir":
+        reasons = ["not a directory"]
+    else:
+        reasons = _attr_reasons(item, fact, seen.chown)
+    return _change(item, reasons, (Action.MKDIR,), fact)
+
+
+def compare_link(item, fact, seen):
+    if fact is None or not fact.exists:
+        reasons = ["new"]
+    else:
+        reasons = ["target"] if fact.kind != "link" or fact.target != item.target else []
+    if reasons and item.notify:
+        seen.touched_units.update(item.notify)
+    return _change(item, reasons, (Action.LINK,) + _unit_actions(item), fact)
+
+
+def compare_user(item, fact, seen):
+    return _change(item, [] if fact else ["new"], (Action.CREATE_USER,))
+
+
+def compare_aptkey(item, fact, seen):
+    present = fact is not None and fact.exists
+    return _change(item, [] if present else ["new"], (Action.FETCH_KEY,))
+
+
+def compare_packages(item, fact, seen):
+    missing = [n for n in item.names if n not in (fact or ())]
+    return _change(item, ["missing " + " ".join(missing)] if missing else [], (Action.INSTALL,))
+
+
+def compare_npm(item, fact, seen):
+    reasons = [] if fact == item.version else ["new" if not fact else f"version {fact}->{item.version}"]
+    if reasons and item.check_only:
+        seen.skipped.add(item.key)
+        return Change(item, "skipped", ["not installed, and --no-packages installs nothing; "
+                                        "run dbrs-install without --no-packages"])
+    return _change(item, reasons, (Action.INSTALL,))
+
+
+def compare_absent(item, fact, seen):
+    there = fact is not None and fact.exists
+    return _change(item, ["remove"] if there else [], (Action.REMOVE,) + _unit_actions(item), fact)
+
+
+def compare_service(item, fact, seen):
+    if item.needs in seen.skipped:
+        return Change(item, "skipped", ["not installed"])
+    fact = fact or ServiceFact(loaded=False)
+    reasons = []
+    if item.off:
+        if fact.active in ("active", "activating", "reloading"):
+            reasons.append("stop")
+        if fact.enabled in ("enabled", "enabled-runtime"):
+            reasons.append("disable")
+    else:
+        if item.enable and fact.enabled not in ("enabled", "static", "alias", "indirect", "generated"):
+            reasons.append("enable")
+        skipped_by_condition = fact.condition == "no"
+        if item.start and fact.active != "active" and not skipped_by_condition:
+            reasons.append("start")
+        elif item.unit in seen.touched_units or _template_of(item.unit) in seen.touched_units:
+            reasons.append("restart")
+    return _change(item, reasons, tuple(_SERVICE_ACTION[r] for r in reasons))
 
 
 _SERVICE_ACTION = {"stop": Action.STOP, "disable": Action.DISABLE, "enable": Action.ENABLE,
@@ -347,16 +363,8 @@ _SERVICE_ACTION = {"stop": Action.STOP, "disable": Action.DISABLE, "enable": Act
 
 
 def _unit_actions(item):
+    """A unit file written or removed: systemd must reload its units before the next service step."""
     return (Action.UNITS_CHANGED,) if str(item.path).startswith(str(paths.UNIT_DIR) + "/") else ()
-
-
-def _path_actions(item, fact):
-    if item.kind == "link":
-        return (Action.LINK,) + _unit_actions(item)
-    if item.kind == "dir":
-        return (Action.MKDIR,)
-    rewrite = not fact.exists or fact.kind != "file" or fact.content != item.content
-    return (Action.WRITE if rewrite else Action.ATTRS,) + _unit_actions(item)
 
 
 def _template_of(unit):
