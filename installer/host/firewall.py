@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import InputError
 from .items import Action, Change, File, Link, Service, unit_path
@@ -86,8 +86,7 @@ def digest_of(text):
     return m.group(1) if m else None
 
 
-@dataclass(frozen=True)
-class Table:
+class Table(NamedTuple):
     """The table in the kernel must be the one `path` describes (by its digest)."""
 
     path: str

@@ -81,7 +81,7 @@ def test_mode_only_change_does_not_rewrite(tmp_path, monkeypatch):
     before = PathFact(True, "file", b"old\n", 0o644, "root", "root")
     (c,) = compare([f], {f.key: before}, chown=False)
     assert c.actions == (Action.WRITE,)
-    (c,) = compare([f], {f.key: dataclasses.replace(before, content=b"new\n")}, chown=False)
+    (c,) = compare([f], {f.key: before._replace(content=b"new\n")}, chown=False)
     assert c.actions == (Action.ATTRS,)
 
 
