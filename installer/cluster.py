@@ -17,7 +17,7 @@ from . import spec_fields
 from .errors import InputError
 from .host.facts import user_exists
 from .fsutil import under, write_file
-from .host.items import Change, File
+from .host.items import Action, Change, File
 from .render import render
 
 
@@ -288,7 +288,7 @@ def guard_replacement(changes, running, allowed, stamp, flag="--bundle"):
     out = []
     for c in changes:
         before = c.before
-        replacing = c.changed and before is not None and before.exists and before.kind == "file" and "content" in c.reasons
+        replacing = c.changed and before is not None and before.exists and before.kind == "file" and Action.WRITE in c.actions
         if replacing and c.item.path == str(SIBLINGS["keyfile"]):
             try:
                 secrets.check_keyfile_replacement(before.content, c.item.content, running, allowed)
@@ -297,6 +297,7 @@ def guard_replacement(changes, running, allowed, stamp, flag="--bundle"):
         if replacing and c.item.path == str(SIBLINGS["backup_key"]) and before.content.strip() != c.item.content.strip():
             keep = File(str(paths.ETC / secrets.replaced_name(SIBLINGS["backup_key"].name, stamp)), before.content,
                         0o600, secret=True)
-            out.append(Change(keep, "changed", ["new", "the replaced backup key, kept: backups made with it need it"]))
+            out.append(Change(keep, "changed", ["new", "the replaced backup key, kept: backups made with it need it"],
+                              actions=(Action.WRITE,)))
         out.append(c)
     return out

@@ -13,19 +13,17 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import fsutil, paths
 from .errors import StepFailed
-from .replset import connection
 
 UNIT = "dbrs-mongod@{}.service"
 WANTS = paths.UNIT_DIR / "multi-user.target.wants"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-@dataclass(frozen=True)
-class Found:
+class Found(NamedTuple):
     """One member dbrs installed on this host, as the host shows it."""
 
     name: str
@@ -36,8 +34,7 @@ class Found:
     in_set: bool = False      # it runs and the replica set's config still lists it (hello: `me` in hosts/arbiters)
 
 
-@dataclass(frozen=True)
-class Prune:
+class Prune(NamedTuple):
     name: str
     stop: bool
     disable: bool
@@ -113,23 +110,21 @@ def parse_instances(names):
 PORT = re.compile(rb"^\s+port:\s*(\d+)\s*$", re.M)
 
 
-def listed_in_set(conf_path):
-    """Whether the mongod of this conf answers hello on loopback and its set's config lists it."""
+def listed_in_set(conf_path, listed):
+    """Whether the mongod of this conf is listed by its set; `listed(port)` asks it (replset.local.listed)."""
     try:
         m = PORT.search(conf_path.read_bytes())
     except OSError:
         return False
-    if not m:
-        return False
-    try:
-        with connection.client("127.0.0.1", int(m.group(1)), timeout_ms=1500) as c:
-            h = c.admin.command("hello")
-    except connection.errors().PyMongoError:
-        return False
-    return bool(h.get("me")) and h["me"] in (h.get("hosts", []) + h.get("arbiters", []) + h.get("passives", []))
+    return bool(m) and listed(int(m.group(1)))
 
 
-def found(root=None, live=True, running=()):
+def _unknown(port):
+    """No way to ask the set (no `listed` given): count the member as listed, so it is never stopped blind."""
+    return True
+
+
+def found(root=None, live=True, running=(), listed=_unknown):
     """Members dbrs installed here: conf dirs, enabled and running instances, data dirs (what --purge-data finds)."""
     etc = fsutil.under(root, paths.ETC)
     confs = {p.parent.name for p in etc.glob("*/mongod.conf") if NAME.match(p.parent.name)}
@@ -139,7 +134,7 @@ def found(root=None, live=True, running=()):
     data_root = fsutil.under(root, paths.DATA)
     data = {p.name for p in data_root.iterdir() if p.is_dir() and NAME.match(p.name)} if data_root.is_dir() else set()
     return [Found(n, conf=n in confs, enabled=n in enabled, active=n in active, data=n in data,
-                  in_set=live and n in active and listed_in_set(fsutil.under(root, paths.member_conf(n))))
+                  in_set=live and n in active and listed_in_set(fsutil.under(root, paths.member_conf(n)), listed))
             for n in sorted(confs | enabled | active | data)]
 
 
@@ -179,7 +174,7 @@ def prune(p, root=None, live=True):
                 shutil.rmtree(where)
 
 
-def run(target, root, dry_run, purge, running):
+def run(target, root, dry_run, purge, running, listed=_unknown):
     """The install step: decide from the host, then prune (unless dry_run); one report line per member.
 
     A staging root (--root) may hold the members of several hosts, so there
@@ -187,7 +182,7 @@ def run(target, root, dry_run, purge, running):
     """
     members = target.host_members + target.members if target.live else target.spec.members
     keep = {m.name for m in members}
-    decisions = decide(keep, found(root, target.live, set(running) - keep), purge)
+    decisions = decide(keep, found(root, target.live, set(running) - keep, listed), purge)
     lines = []
     for p in decisions:
         if not dry_run:

@@ -15,10 +15,9 @@ from typing import Optional
 
 from . import cluster, departed, fsutil, generation, locks, machine, paths, pki, tls
 from .host.apply import apply
-from .host import facts, firewall, plan, preflight
-from .host.items import compare
+from .host import facts, firewall, plan, preflight, registry
+from .host.items import File
 from .host.items import summary as summarize
-from .replset import connection, oplog_size
 from .errors import InputError
 from .paths import INSTALL_LOCK
 from .host.target import Target
@@ -239,8 +238,14 @@ def member_tls_items(opts, files, members, addresses, live, now=None):
     return cluster.member_tls_items(paths.ETC, issued, ca.cert_pem, live)
 
 
-def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None, preview=None):
+def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None, preview=None, the_set=None):
     """Do the whole install; `bootstrap(target)` runs after apply on the primary host.
+
+    `the_set` is what a live run asks of the members (`replset.local`: TLS for
+    the clients, whether the set still lists a departed member, the oplog
+    size), handed in by the CLI so the host side never loads the client code.
+    Without it nothing talks to the set: a departed member that runs is left
+    running, and the oplog size is not touched.
 
     `on_plan(result)` sees the plan before anything changes and `on_item(change)`
     each item once it is settled, so a caller can stream the report. On a
@@ -251,18 +256,18 @@ def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None, preview
     if opts.root is None and not opts.dry_run:
         os.makedirs(os.path.dirname(INSTALL_LOCK), exist_ok=True)
         with locks.held(INSTALL_LOCK, "dbrs-install"):
-            return _run(opts, bootstrap, progress, on_plan, on_item, preview)
-    return _run(opts, bootstrap, progress, on_plan, on_item, preview)
+            return _run(opts, bootstrap, progress, on_plan, on_item, preview, the_set)
+    return _run(opts, bootstrap, progress, on_plan, on_item, preview, the_set)
 
 
-def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
+def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None, the_set=None):
     files = load_cluster(opts)
     if files.origin != "default":
         flag = "--bundle" if opts.bundle else "--config" if opts.config else "cluster.generation"
         generation.check(files.spec, fsutil.under(opts.root, paths.SPEC), flag, fsutil.under(opts.root, paths.GENERATION))
     target = build_target(opts, files)
-    if target.live:
-        connection.use_tls(files.spec, paths.ETC)   # the bootstrap and oplog steps below talk to the members
+    if target.live and the_set:
+        the_set.use_tls(files.spec, paths.ETC)   # the bootstrap and oplog steps below talk to the members
     result = Result(target, files.origin)
     if opts.config and Path(opts.config).resolve() != fsutil.under(opts.root, paths.SPEC).resolve():
         result.copied_from = opts.config
@@ -274,15 +279,16 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
 
     result.checks += firewall.checks(target.spec)
     items = plan.desired(target)
-    current = facts.gather(items, opts.root, target.live)
-    result.changes = compare(items, current, chown=target.live)
+    current = registry.gather(items, opts.root, target.live)
+    result.changes = registry.compare(items, current, chown=target.live)
     result.changes = cluster.guard_replacement(result.changes, facts.running_members() if target.live else [],
                                                opts.replace_secrets, cluster.utc_stamp(), "--bundle" if opts.bundle else "--config")
 
     if on_plan:
         on_plan(result)
     result.steps += departed.run(target, opts.root, opts.dry_run or preflight.failed(result.checks), opts.purge_data,
-                                 facts.running_members() if target.live else ())
+                                 facts.running_members() if target.live else (),
+                                 *((the_set.listed,) if the_set else ()))
     if preflight.failed(result.checks) or opts.dry_run:
         result.diffs = diffs(result.changes)
         if opts.dry_run and preview and target.live and target.start and target.has_primary:
@@ -293,7 +299,8 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     generation.record(opts.root, paths.GENERATION, files.spec.cluster.generation)
     if bootstrap and target.live and target.start and target.has_primary:
         result.steps.append(bootstrap(target))
-    result.steps += oplog_size.install_steps(target, files.secrets)
+    if the_set:
+        result.steps += the_set.oplog_steps(target, files.secrets)
     return result
 
 
@@ -302,7 +309,7 @@ def diffs(changes):
     out = []
     for c in changes:
         item = c.item
-        if not c.changed or item.kind != "file":
+        if not c.changed or not isinstance(item, File):
             continue
         if item.secret:
             out.append(f"--- {item.path}\n+++ {item.path}\n(secret, {len(item.content)} bytes, not shown; {', '.join(c.reasons)})\n")

@@ -14,8 +14,8 @@ import time
 from dataclasses import replace
 
 from . import paths, secrets, upgrade
-from .host import apply, facts, packages
-from .host.items import compare
+from .host import apply, facts, packages, registry, steps
+from .host.items import Packages
 from .replset import connection, health, operations
 from .errors import DbrsError, InputError
 from .fsutil import write_file
@@ -66,14 +66,14 @@ class Host:
         target = Target(spec=spec, members=(), host_members=(), packages=True, live=True,
                         debs_from=self.packages_from, os=None if self.packages_from else facts.os_release())
         items = packages.items(target)
-        files = [i for i in items if i.kind != "packages"]
-        apply.apply(compare(files, facts.gather(files, None, True)), live=True)
+        files = [i for i in items if not isinstance(i, Packages)]
+        apply.apply(registry.compare(files, registry.gather(files, None, True)), live=True)
         for item in items:
-            if item.kind == "packages":
-                apply.install_packages(item)    # an installed package moves to the pin's candidate
+            if isinstance(item, Packages):
+                steps.install_packages(item)    # an installed package moves to the pin's candidate
 
     def restart(self, name):
-        apply.systemctl("restart", f"dbrs-mongod@{name}.service")
+        steps.systemctl("restart", f"dbrs-mongod@{name}.service")
 
 
 def _ready(spec, secrets, local_names, name):

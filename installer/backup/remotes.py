@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-from . import archive, catalog, entry, offsite, rclone, times
+from . import archive, catalog, entry, offsite, offsite_targets, rclone, times
 from .rclone import RemoteError, one_line, root_of
 from .manifest import Manifest, ManifestError
 from ..errors import InputError
@@ -118,7 +118,7 @@ def prune(spec, sec, *, target=None, dry_run=False, now=None, progress=None, spo
     say = progress or (lambda line: None)
     now = time.time() if now is None else now
     result = {}
-    for t in offsite.targets_of(spec, target):
+    for t in offsite_targets.targets_of(spec, target):
         keep_min = t.keep_min or spec.backup.keep_min
         days = t.retention_days or spec.backup.retention_days
         with rclone.Session(t, sec, offsite.spool_dirs(spool)["run"]) as s:
@@ -169,7 +169,7 @@ def verify(spec, sec, *, target=None, names=None, download=False, key=None, spoo
     with `download` every encrypted chunk (needs backup.key). Returns [Check]."""
     spool = spool or offsite.spool_of(spec)
     out = []
-    for t in offsite.targets_of(spec, target):
+    for t in offsite_targets.targets_of(spec, target):
         with rclone.Session(t, sec, offsite.spool_dirs(spool)["run"]) as s:
             files = listing(spec, t, s)
             if names:

@@ -8,7 +8,7 @@ import hashlib
 import os
 import shutil
 
-from . import catalog, offsite, pitr, rclone, remotes
+from . import catalog, offsite, offsite_targets, pitr, rclone, remotes
 from .manifest import Manifest
 from ..errors import DbrsError
 
@@ -61,7 +61,7 @@ def fetch(spec, sec, into_dir, *, names=None, to=None, target=None, prefer_local
     """
     spool = spool or offsite.spool_of(spec)
     say = progress or (lambda line: None)
-    t = offsite.target_named(spec, target)
+    t = offsite_targets.target_named(spec, target)
     try:
         catalog.ensure_dirs(into_dir)
         _sweep_fetching(into_dir)

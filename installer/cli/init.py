@@ -2,8 +2,18 @@
 
 import click
 
+from .. import spec_fields
 from ..errors import DbrsError, InputError
 from .common import handle_errors
+
+
+def _default(section, key):
+    """The field table's default of a key: `dbrs init` and a hand-written cluster.toml agree by construction."""
+    return spec_fields.by_name(spec_fields.SECTIONS[section])[key].default
+
+
+def _help(text, section, key):
+    return f"{text}  [default: {_default(section, key)}]"
 
 
 def _single(values, flag, default=None):
@@ -15,14 +25,14 @@ def _single(values, flag, default=None):
 
 
 @click.command("init")
-@click.option("--name", multiple=True, metavar="NAME", help="Replica set name.  [default: dbrs]")
+@click.option("--name", multiple=True, metavar="NAME", help=_help("Replica set name.", "cluster", "name"))
 @click.option("--primary", multiple=True, metavar="HOST[:PORT]", help="Host of the primary-role member.")
 @click.option("--secondary", "secondaries", multiple=True, metavar="HOST[:PORT]", help="Host of a secondary (repeatable).")
 @click.option("--arbiter", multiple=True, metavar="HOST[:PORT]", help="Host of the arbiter.")
 @click.option("--allow", multiple=True, metavar="CIDR", help="Client network let through the firewall (repeatable).")
-@click.option("--mongodb-version", multiple=True, metavar="VERSION", help="7.0 or 8.0.  [default: 8.0]")
-@click.option("--write-concern", multiple=True, metavar="W", help="majority or 1.  [default: majority]")
-@click.option("--backup-dir", multiple=True, metavar="DIR", help="Where the backups go.  [default: /var/backups/dbrs]")
+@click.option("--mongodb-version", multiple=True, metavar="VERSION", help=_help("7.0 or 8.0.", "cluster", "mongodb_version"))
+@click.option("--write-concern", multiple=True, metavar="W", help=_help("majority or 1.", "cluster", "write_concern"))
+@click.option("--backup-dir", multiple=True, metavar="DIR", help=_help("Where the backups go.", "backup", "dir"))
 @click.option("--mongo-express", is_flag=True, help="Run Mongo Express on the primary host (127.0.0.1 only).")
 @click.option("--root", multiple=True, metavar="DIR", help="Write under DIR instead of / (staging, tests).")
 @click.option("--passphrase-file", multiple=True, metavar="FILE",
@@ -42,12 +52,12 @@ def init(name, primary, secondaries, arbiter, allow, mongodb_version, write_conc
     from .. import cluster, secrets
     from ..host import facts, firewall
 
-    name = _single(name, "--name", "dbrs")
+    name = _single(name, "--name", _default("cluster", "name"))
     primary = _single(primary, "--primary")
     arbiter = _single(arbiter, "--arbiter")
-    mongodb_version = _single(mongodb_version, "--mongodb-version", "8.0")
-    write_concern = _single(write_concern, "--write-concern", "majority")
-    backup_dir = _single(backup_dir, "--backup-dir", "/var/backups/dbrs")
+    mongodb_version = _single(mongodb_version, "--mongodb-version", _default("cluster", "mongodb_version"))
+    write_concern = _single(write_concern, "--write-concern", _default("cluster", "write_concern"))
+    backup_dir = _single(backup_dir, "--backup-dir", _default("backup", "dir"))
     root = _single(root, "--root")
     passphrase_file = _single(passphrase_file, "--passphrase-file")
     if root is not None and not root.strip():

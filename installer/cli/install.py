@@ -45,6 +45,9 @@ def main(role, member, config, bundle, passphrase_file, root, dry_run, no_packag
     """
     from .. import install
 
+    the_set = None      # a staging tree (--root) has no members to ask
+    if root is None:
+        from ..replset import local as the_set
     opts = install.Options(role=role, member=member, config=config, bundle=bundle,
                            passphrase_file=passphrase_file, root=root, dry_run=dry_run,
                            packages=not no_packages, packages_from=packages_from, start=not no_start,
@@ -55,11 +58,11 @@ def main(role, member, config, bundle, passphrase_file, root, dry_run, no_packag
         if os.geteuid() != 0:
             raise install.InputError("dbrs-install", "changes the host and must run as root", "use sudo, or --root DIR / --dry-run")
     if as_json:
-        result = install.run(opts, bootstrap=_bootstrap(wait_s, None), preview=_preview)
+        result = install.run(opts, bootstrap=_bootstrap(wait_s, None), preview=_preview, the_set=the_set)
     else:
         reporter = Reporter()
         result = install.run(opts, bootstrap=_bootstrap(wait_s, reporter), on_plan=_head(dry_run),
-                             on_item=_item, preview=_preview, progress=_slow(reporter))
+                             on_item=_item, preview=_preview, progress=_slow(reporter), the_set=the_set)
     failed = [c for c in result.checks if c.level == "FAIL"]
     if as_json:
         emit_json({
@@ -103,8 +106,10 @@ def _head(dry_run):
 def _slow(reporter):
     """Say before an item that can take minutes (apt, npm, a key download) that it is under way."""
 
+    from ..host import registry
+
     def before(change):
-        if change.item.kind in ("packages", "npm", "aptkey"):
+        if registry.handler(change.item).slow:
             reporter(f"{change.item.label()} ...")
 
     return before

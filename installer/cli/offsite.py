@@ -27,11 +27,11 @@ def offsite():
 @handle_errors
 def push(target, catch_up, config):
     """Copy every queued backup and slice to the targets (the dbrs-offsite timer runs this)."""
-    from ..backup import offsite as lib
+    from ..backup import offsite as lib, offsite_targets
     from ..errors import DbrsError
 
     spec, sec = _load(config)
-    chosen = lib.targets_of(spec, target)      # exit 2 naming the problem: no targets, or an unknown one
+    chosen = offsite_targets.targets_of(spec, target)      # exit 2 naming the problem: no targets, or an unknown one
     targets = [t.name for t in chosen] if target else None
     if catch_up:
         added = lib.catch_up(spec)
@@ -57,11 +57,11 @@ def push(target, catch_up, config):
 @handle_errors
 def list_(target, as_json, config):
     """List the backups and slices on each target; files without a good manifest are marked."""
-    from ..backup import catalog, offsite as lib, rclone, remotes
+    from ..backup import catalog, offsite as lib, offsite_targets, rclone, remotes
 
     spec, sec = _load(config)
     data = {}
-    for t in lib.targets_of(spec, target):
+    for t in offsite_targets.targets_of(spec, target):
         with rclone.Session(t, sec, lib.spool_dirs(lib.spool_of(spec))["run"]) as s:
             data[t.name] = remotes.listing(spec, t, s)
     if as_json:
@@ -180,9 +180,9 @@ def credentials(target, key_file, s3_keys_file, passphrase_file, config):
 
     Credentials are read from files, never from the command line.
     """
-    from ..backup import offsite as lib
+    from ..backup import offsite_targets
 
-    written = lib.store_credentials(config, target, key_file=key_file, s3_keys_file=s3_keys_file,
+    written = offsite_targets.store_credentials(config, target, key_file=key_file, s3_keys_file=s3_keys_file,
                                     passphrase_file=passphrase_file)
     for path in written:
         click.echo(f"wrote {path}")

@@ -206,25 +206,3 @@ def memory_total():
     import psutil
 
     return psutil.virtual_memory().total
-
-
-def gather(items, root, live):
-    """Facts for every desired item, keyed like the items."""
-    facts = {}
-    for item in items:
-        kind = item.kind
-        if kind in ("file", "dir", "link", "absent"):
-            facts[item.key] = path(root, item.path)
-        elif kind == "aptkey":
-            facts[item.key] = path(root, item.path, read_content=False)
-        elif kind == "user":
-            facts[item.key] = user_exists(item.name)
-        elif kind == "packages":
-            facts[item.key] = installed_packages(item.names) if live else set(item.names)
-        elif kind == "service":
-            facts[item.key] = service(item.unit) if live else ServiceFact("enabled", "active")
-        elif kind == "npm":
-            facts[item.key] = npm_version(root, item.prefix, item.name)
-        elif kind == "nftable":
-            facts[item.key] = nft_table("inet", "dbrs") if live else NFT_UNKNOWN
-    return facts

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import InputError
-from .items import File, Link, Service, unit_path
+from .items import Action, Change, File, Link, Service, unit_path
 from ..render import render
 from .preflight import Check
 
@@ -86,8 +86,7 @@ def digest_of(text):
     return m.group(1) if m else None
 
 
-@dataclass(frozen=True)
-class Table:
+class Table(NamedTuple):
     """The table in the kernel must be the one `path` describes (by its digest)."""
 
     path: str
@@ -104,6 +103,12 @@ class Table:
 
     def reasons(self, listing):
         return table_reasons(self.digest, listing)
+
+
+def compare_table(item, listing, seen):
+    """Change for the loaded table; nft cannot tell ("?": no nft, not root) judges nothing."""
+    reasons = [] if listing == "?" else item.reasons(listing)
+    return Change(item, "changed" if reasons else "unchanged", reasons, actions=(Action.RELOAD_TABLE,) if reasons else ())
 
 
 def table_reasons(digest, listing):

@@ -1,14 +1,14 @@
 """The plan: every item a host should hold for a target, in apply order. Pure.
 
 `desired()` turns a target (spec, the members to install, host facts,
-secrets) into a list of items; `items.compare()` sets them against the host.
+secrets) into a list of items; `registry.compare()` sets them against the host.
 Item order is apply order: users and packages, then directories and files,
 then services (tuning, firewall, mongod).
 """
 
 from __future__ import annotations
 
-from . import firewall, mongo_express, mongod, packages, timers, tuning
+from . import firewall, mongo_express, mongod, packages, registry, timers, tuning
 from .items import Dir, User
 
 
@@ -37,6 +37,7 @@ def desired(target):
     items += mongo_express.items(target, on_failure=timers.ON_FAILURE)
     items += mongo_express.services(target) if target.live else []
     _check_unique(items)
+    registry.check(items)
     return items
 
 

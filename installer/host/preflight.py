@@ -14,6 +14,7 @@ import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import systemd
 
@@ -21,8 +22,7 @@ GIB = 1024**3
 MIB = 1024**2
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     level: str  # OK, WARN, FAIL
     name: str
     detail: str

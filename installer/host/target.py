@@ -7,13 +7,12 @@ same decisions (which members, which addresses, packages or not).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from .. import paths
 
 
-@dataclass(frozen=True)
-class OsRelease:
+class OsRelease(NamedTuple):
     id: str
     version_id: str
     codename: str

@@ -1,6 +1,7 @@
 """A departed member that the running set still lists is found through hello on loopback (no credentials)."""
 
 from installer import departed
+from installer.replset import local
 
 
 def _conf(tmp_path, port):
@@ -11,11 +12,11 @@ def _conf(tmp_path, port):
 
 def test_listed_while_the_set_config_names_it(standin, tmp_path):
     rs = standin.initiated().start()
-    assert departed.listed_in_set(_conf(tmp_path, rs.member("mongod3").port)) is True
+    assert departed.listed_in_set(_conf(tmp_path, rs.member("mongod3").port), local.listed) is True
 
 
 def test_not_listed_before_initiate_or_when_down(standin, tmp_path):
     rs = standin.start()
-    assert departed.listed_in_set(_conf(tmp_path, rs.member("mongod2").port)) is False
+    assert departed.listed_in_set(_conf(tmp_path, rs.member("mongod2").port), local.listed) is False
     rs.member("mongod2").stop()
-    assert departed.listed_in_set(_conf(tmp_path, rs.member("mongod2").port)) is False
+    assert departed.listed_in_set(_conf(tmp_path, rs.member("mongod2").port), local.listed) is False

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from installer import spec as specmod
-from installer.host import facts, firewall, items as plan
+from installer.host import facts, firewall, registry as plan
 from installer.render import render
 
 from ..conftest import PSA, ROOT_ONLY

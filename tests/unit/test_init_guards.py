@@ -119,3 +119,23 @@ def test_passphrase_file_rules(tmp_path, staging, run_dbrs):
     assert r.exit_code == 0 and "warning: --passphrase-file" in r.output and "chmod 600" in r.output
     # an old bundle still opens with a short passphrase it was made with
     assert secrets.read_passphrase(str(short)) == "short"
+
+
+def test_init_takes_its_defaults_from_the_field_table(staging, monkeypatch, run_dbrs):
+    """`dbrs init` without --name/--mongodb-version/--write-concern/--backup-dir writes the table's defaults,
+    so a default changed in spec_fields reaches the written cluster.toml without a second edit."""
+    import dataclasses
+
+    from installer import spec_fields
+
+    new = {("cluster", "name"): "rs-table", ("cluster", "mongodb_version"): "7.0",
+           ("cluster", "write_concern"): "1", ("backup", "dir"): "/srv/dbrs-backups"}
+    for section in ("cluster", "backup"):
+        monkeypatch.setitem(spec_fields.SECTIONS, section, tuple(
+            dataclasses.replace(f, default=new[section, f.name]) if (section, f.name) in new else f
+            for f in spec_fields.SECTIONS[section]))
+    r = run_dbrs("init", "--root", str(staging), *PSA)
+    assert r.exit_code == 0, r.output
+    text = (staging / "etc/dbrs/cluster.toml").read_text()
+    for line in ('name = "rs-table"', 'mongodb_version = "7.0"', 'write_concern = "1"', 'dir = "/srv/dbrs-backups"'):
+        assert line in text, line

@@ -159,16 +159,16 @@ def test_each_item_is_reported_as_soon_as_it_is_done(psa_root, monkeypatch):
     """The report streams: an item's line is out before the next item is touched, so a killed or
     long-waiting run has already shown what it changed."""
     from installer import install
-    from installer.host import apply as apply_mod
+    from installer.host import steps
 
     events = []
-    real_write = apply_mod.write_file
+    real_write = steps.write_file
 
     def write_file(root, path, *a, **kw):
         events.append(("write", str(path)))
         return real_write(root, path, *a, **kw)
 
-    monkeypatch.setattr(apply_mod, "write_file", write_file)
+    monkeypatch.setattr(steps, "write_file", write_file)
     opts = install.Options(root=str(psa_root), role="primary")
     install.run(opts, on_plan=lambda r: events.append(("plan", len(r.changes))),
                 on_item=lambda c: events.append(("item", c.item.label())))

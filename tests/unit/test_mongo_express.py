@@ -26,7 +26,8 @@ from installer import secrets
 from installer.host import facts, mongo_express
 from installer import spec as specmod
 from installer.host.apply import apply
-from installer.host.items import NpmPackage, compare
+from installer.host.items import NpmPackage
+from installer.host.registry import compare, gather
 from installer.host.target import Target
 
 from ..conftest import PSA, SECRETS, snapshot, write_cluster
@@ -159,12 +160,12 @@ def test_npm_apply_then_fact_converges(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     root = tmp_path / "root"
     item = NpmPackage("mongo-express", "1.0.0", "/opt/dbrs/mongo-express")
-    changes = compare([item], facts.gather([item], str(root), live=True))
+    changes = compare([item], gather([item], str(root), live=True))
     assert changes[0].changed
     apply(changes, root=str(root), live=False)
     assert log.read_text().split("\n")[:-1] == mongo_express.npm_argv(
         "mongo-express", "1.0.0", str(root / "opt/dbrs/mongo-express"))[1:]
-    assert compare([item], facts.gather([item], str(root), live=True))[0].status == "unchanged"
+    assert compare([item], gather([item], str(root), live=True))[0].status == "unchanged"
 
 
 # ------------------------------------------------------------- the unit

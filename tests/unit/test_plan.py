@@ -1,6 +1,7 @@
 """The pure comparison of desired items with host facts."""
 
-from installer.host.items import Change, Dir, File, Link, Packages, PathFact, Service, ServiceFact, compare, summary
+from installer.host.items import Change, Dir, File, Link, Packages, PathFact, Service, ServiceFact, summary
+from installer.host.registry import compare
 
 
 def f(content=b"x", mode=0o644, owner="root"):

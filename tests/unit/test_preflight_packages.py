@@ -95,7 +95,7 @@ def test_unreachable_repository_key_is_a_clear_step_failure(tmp_path):
     """No MongoDB repository (air-gapped host): the step says so and suggests --packages-from."""
     import socket
 
-    from installer.host.apply import fetch_key
+    from installer.host.steps import fetch_key
     from installer.errors import StepFailed
 
     s = socket.socket()

@@ -6,13 +6,13 @@ import pytest
 
 from installer import cluster
 from installer.errors import InputError
-from installer.host.items import Change, File, PathFact
+from installer.host.items import Action, Change, File, PathFact
 from tests.conftest import write_cluster
 
 
 def _change(path, old, new):
     before = PathFact(True, "file", old, 0o600, "root", "root")
-    return Change(File(str(path), new, 0o600, secret=True), "changed", ["content"], before)
+    return Change(File(str(path), new, 0o600, secret=True), "changed", ["content"], before, (Action.WRITE,))
 
 
 def test_other_keyfile_under_running_members_is_refused():
