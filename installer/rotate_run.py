@@ -19,7 +19,7 @@ from pathlib import Path
 from . import cluster, machine, paths, pki, rotation, secrets, systemd, tls
 from .errors import DbrsError, InputError
 from .fsutil import write_file
-from .host import apply
+from .host import steps
 from .replset import connection, health, operations
 
 STEPDOWN_S = 60
@@ -77,7 +77,7 @@ class Host:
         return time.time() - (time.monotonic() - mono)
 
     def restart(self, name):
-        apply.systemctl("restart", f"dbrs-mongod@{name}.service")
+        steps.systemctl("restart", f"dbrs-mongod@{name}.service")
 
 
 # ------------------------------------------------------------------ the CA
