@@ -239,10 +239,13 @@ def _judge(status, spec, rw, cfg_members):
     if status.commit_lag_s is not None and status.commit_lag_s > LAG_WARN_S:
         problems.append(f"the majority commit point is {status.commit_lag_s:.0f} s behind the primary: majority "
                         "writes are not confirmed and the primary keeps their history in memory until it catches up")
-    names_in_config = {c for c in cfg_members}
+    in_spec = {m.address for m in spec.members}
     for m in spec.members:
-        if cfg_members and m.address not in names_in_config:
-            problems.append(f"{m.name} ({m.address}) is in the spec but not in the set's config; run `dbrs bootstrap`")
+        if cfg_members and m.address not in cfg_members:
+            problems.append(f"{m.name} ({m.address}) is in the spec but not in the set's config; run `dbrs reconfigure`")
+    for address in cfg_members:
+        if address not in in_spec:
+            problems.append(f"{address} is in the set's config but not in the spec; run `dbrs reconfigure`")
     if rw is not None and not concern_matches(rw, spec.cluster):
         problems.append(f"the cluster default write concern is {concern_text(status.write_concern)}"
                         f"{' (implicit)' if rw.get('defaultWriteConcernSource') == 'implicit' else ''}, "

@@ -176,7 +176,7 @@ def test_refusals(who, action, cfg, up, message):
 
 def test_a_member_missing_from_the_config_is_a_runtime_error():
     other = specmod.Member("mongod4", "10.0.0.14", 27017, "secondary")
-    with pytest.raises(DbrsError, match="not in the set's config; run `dbrs bootstrap`"):
+    with pytest.raises(DbrsError, match="not in the set's config; run `dbrs reconfigure`"):
         documents.plan_reconfig(config(), other, "degrade", primary=M1.address, up=set())
 
 
@@ -191,3 +191,16 @@ def test_uri_escapes_the_user_name():
     """`dbrs uri --user 'a@evil:1/x?y'` printed an invalid URI whose host part was the user's (black-box attack)."""
     plain, read = documents.connection_strings(SPEC, "a@evil:1/x?y")
     assert plain.startswith("mongodb://a%40evil%3A1%2Fx%3Fy@10.0.0.11:27017,10.0.0.12:27017/?replicaSet=dbrs")
+
+
+def test_spec_and_config_that_differ_name_dbrs_reconfigure():
+    """A member added to (or removed from) the spec is `dbrs reconfigure`'s job; `dbrs bootstrap` only initiates."""
+    spec = specmod.loads(PSA.replace('"10.0.0.13"', '"10.0.0.23"'))
+    st = health.interpret_status(rs_status(member(M1.address, 1, self=True), member(M2.address, 2),
+                                            member(M3.address, 7)), spec, config(), RW_MAJORITY, 3600.0)
+    assert "mongod3 (10.0.0.23:27017) is in the spec but not in the set's config; run `dbrs reconfigure`" in st.problems
+    assert "10.0.0.13:27017 is in the set's config but not in the spec; run `dbrs reconfigure`" in st.problems
+    assert not any("bootstrap" in p for p in st.problems)
+    other = specmod.Member("mongod4", "10.0.0.14", 27017, "secondary")
+    with pytest.raises(DbrsError, match="not in the set's config; run `dbrs reconfigure`"):
+        documents.plan_reconfig(config(), other, "degrade", primary=M1.address, up=set())
