@@ -236,7 +236,7 @@ def member_tls_items(opts, files, members, addresses, live, now=None):
 
 
 def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None, preview=None):
-    """Do the whole install; `bootstrap(target)` runs after apply on the primary host.
+    """Do the whole install; `bootstrap(target)` runs after apply on the primary host and returns its steps.
 
     `on_plan(result)` sees the plan before anything changes and `on_item(change)`
     each item once it is settled, so a caller can stream the report. On a
@@ -286,7 +286,7 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
 
     apply(result.changes, root=opts.root, live=target.live, progress=progress, done=on_item)
     if bootstrap and target.live and target.start and target.has_primary:
-        result.steps.append(bootstrap(target))
+        result.steps += bootstrap(target)
     result.steps += oplog_size.install_steps(target, files.secrets)
     return result
 
