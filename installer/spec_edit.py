@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import generation as generationmod
+from . import machine
 from . import secrets as secretsmod
 from . import spec as specmod
 from .cluster import parse_member_flag
@@ -96,6 +97,10 @@ def _checked(name, host, port):
         problem = check(value)
         if problem:
             raise InputError(flag, *problem)
+    if not machine.resolve(host):
+        # every host would then refuse the spec (its firewall names members by address), after the generation rose
+        raise InputError("--host", f"{host} does not resolve here",
+                         "add it to DNS or /etc/hosts first, or give its IP address; nothing was changed")
 
 
 def adding(new_members, role, remove=()):

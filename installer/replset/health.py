@@ -21,14 +21,17 @@ LAG_WARN_S = 30          # a secondary further behind than this is worth a page
 # ------------------------------------------------------------ connection failures
 
 def failure_kind(error_text):
-    """refused | timeout | dns | auth | other, from a pymongo error message."""
+    """refused | timeout | dns | auth | other, from a pymongo error message.
+
+    DNS first: pymongo's server-selection error after a failed lookup also says "Timeout: 2.0s"."""
     t = error_text.lower()
+    if any(s in t for s in ("name or service not known", "nodename nor servname", "temporary failure in name",
+                            "no address associated with hostname")):
+        return "dns"
     if "refused" in t:
         return "refused"
     if "timed out" in t or "timeout" in t:
         return "timeout"
-    if "name or service not known" in t or "nodename nor servname" in t or "temporary failure in name" in t:
-        return "dns"
     if "authentication failed" in t or "auth" in t and "fail" in t:
         return "auth"
     return "other"
@@ -37,7 +40,7 @@ def failure_kind(error_text):
 _CAUSE = {
     "refused": "connection refused: nothing listens there; is dbrs-mongod@{name} running on {host}?",
     "timeout": "timed out: a firewall drops the traffic or the host is down",
-    "dns": "the host name does not resolve",
+    "dns": "{host} does not resolve (no DNS or /etc/hosts entry here); fix the name or the spec's host",
     "auth": "authentication between members failed: the keyfiles differ; copy the cluster with `dbrs-install --bundle`",
     "other": "{error}",
 }

@@ -69,11 +69,23 @@ def test_connection_strings_skip_the_arbiter_and_never_hold_a_password():
     ("10.0.0.12:27017: [Errno 111] Connection refused (configured timeouts: ...)", "refused"),
     ("10.0.0.12:27017: timed out (configured timeouts: socketTimeoutMS: 2000.0ms)", "timeout"),
     ("db2.example: [Errno -2] Name or service not known", "dns"),
+    # pymongo's server-selection error after a DNS failure also says "Timeout: 2.0s" (black-box attack F3)
+    ("db4.nosuch.invalid:27017: [Errno -2] Name or service not known (configured timeouts: socketTimeoutMS: 2000.0ms,"
+     " connectTimeoutMS: 2000.0ms), Timeout: 2.0s, Topology Description: <...>", "dns"),
+    ("db4:27017: [Errno -3] Temporary failure in name resolution (configured timeouts: ...), Timeout: 2.0s", "dns"),
+    ("db4:27017: [Errno -5] No address associated with hostname, Timeout: 2.0s", "dns"),
     ("Authentication failed.", "auth"),
     ("something else", "other"),
 ])
 def test_failure_kinds(text, kind):
     assert health.failure_kind(text) == kind
+
+
+def test_a_host_that_does_not_resolve_is_named():
+    m4 = specmod.Member("mongod4", "db4.nosuch.invalid", 27017, "secondary")
+    said = health.explain_missing(m4, "db4.nosuch.invalid:27017: [Errno -2] Name or service not known, Timeout: 2.0s")
+    assert said.startswith("mongod4 (db4.nosuch.invalid:27017): db4.nosuch.invalid does not resolve")
+    assert "firewall" not in said
 
 
 def test_initiate_quorum_error_names_the_member_and_the_keyfile():
