@@ -11,7 +11,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import InputError
+from . import paths
+from . import secrets as secretsmod
+from .errors import DbrsError, InputError
 from .fsutil import under, write_file
 
 try:
@@ -30,6 +32,17 @@ def refusal(new, have, flag, installed_at, newest_from):
     what = "bundle" if flag == "--bundle" else "spec"
     return InputError(flag, f"{what} generation {new} is older than this host's {have} (installed {installed_at})",
                       f"use the newest bundle from {newest_from}; nothing was changed")
+
+
+def of_text(text):
+    """The generation a spec text declares (1 when it names none or the text does not parse)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return 1
+    cluster = raw.get("cluster") if isinstance(raw.get("cluster"), dict) else {}
+    gen = cluster.get("generation", 1)
+    return gen if isinstance(gen, int) and not isinstance(gen, bool) else 1
 
 
 def installed(path):
@@ -83,3 +96,55 @@ def check(spec, installed_path, flag, record_path=None):
                          "spec would roll a member change back",
                          f"put the newest spec back from {NEWEST_FROM}; to go back on purpose, set generation = "
                          f"{last[0] + 1} in it")
+
+
+def _ca_files(spec_path, bundle):
+    """The cluster CA to carry on: the one next to the spec when this host has it, else the bundle's."""
+    base = Path(paths.siblings(spec_path)["bundle"]).parent
+    here = {}
+    for name in (paths.CA_KEY.name, paths.CA_CERT.name):
+        try:
+            here[name] = (base / name).read_bytes()
+        except FileNotFoundError:
+            break
+        except PermissionError:
+            raise InputError(str(base / name), "cannot be read", "run as root (sudo)") from None
+    else:
+        return here
+    return {k: v for k, v in bundle.files.items() if k != "secrets"}
+
+
+def reseal(spec_path, passphrase, sec=None):
+    """Seal bundle.dbrs again with what this host holds now: its spec, its secrets (or `sec`), the cluster CA.
+
+    The one re-seal (member, user, upgrade, off-site): sealing the bundle's own
+    old spec text would hand hosts an older generation, which they refuse, and
+    dropping the CA would leave new hosts unable to issue certificates. The
+    passphrase must open the bundle that is there; a spec older than the
+    bundle's is refused (exit 2, nothing written). Returns the bundle's path,
+    or None when it already holds exactly this.
+    """
+    where = str(paths.siblings(spec_path)["bundle"])
+    try:
+        old = Path(where).read_bytes()
+        text = Path(spec_path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError("--passphrase-file", f"{e.filename}: {e.strerror}", "re-seal on the host that holds bundle.dbrs") from None
+    bundle = secretsmod.open_bundle(old, passphrase, where=where)
+    have, new = of_text(bundle.spec_text), of_text(text)
+    if new < have:
+        raise InputError(str(spec_path), f"spec generation {new} is older than the bundle's {have}",
+                         "re-seal on the host where the spec was last changed; the bundle was left as it is")
+    sec = secretsmod.load(spec_path, keyfile=True) if sec is None else sec
+    files = _ca_files(spec_path, bundle)
+    same = (bundle.spec_text == text and secretsmod.secrets_toml(bundle.secrets) == secretsmod.secrets_toml(sec)
+            and bundle.secrets.keyfile == sec.keyfile and bundle.secrets.backup_key == sec.backup_key
+            and {k: v for k, v in bundle.files.items() if k != "secrets"} == files)
+    if same:
+        return None
+    try:
+        write_file("/", where, secretsmod.seal_bundle(text, sec, passphrase, files), 0o600, chown=False)
+    except OSError as e:
+        raise DbrsError(f"re-sealing {where}: {e.strerror}; the change itself is made: run "
+                        "`sudo dbrs member seal --passphrase-file FILE` once that is fixed") from None
+    return where

@@ -239,7 +239,7 @@ def member_tls_items(opts, files, members, addresses, live, now=None):
 
 
 def run(opts, bootstrap=None, progress=None, on_plan=None, on_item=None, preview=None, the_set=None):
-    """Do the whole install; `bootstrap(target)` runs after apply on the primary host.
+    """Do the whole install; `bootstrap(target)` runs after apply on the primary host and returns its steps.
 
     `the_set` is what a live run asks of the members (`replset.local`: TLS for
     the clients, whether the set still lists a departed member, the oplog
@@ -298,7 +298,7 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None, th
     apply(result.changes, root=opts.root, live=target.live, progress=progress, done=on_item)
     generation.record(opts.root, paths.GENERATION, files.spec.cluster.generation)
     if bootstrap and target.live and target.start and target.has_primary:
-        result.steps.append(bootstrap(target))
+        result.steps += bootstrap(target)
     if the_set:
         result.steps += the_set.oplog_steps(target, files.secrets)
     return result

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import generation as generationmod
+from . import machine
 from . import secrets as secretsmod
 from . import spec as specmod
 from .cluster import parse_member_flag
@@ -95,6 +97,10 @@ def _checked(name, host, port):
         problem = check(value)
         if problem:
             raise InputError(flag, *problem)
+    if not machine.resolve(host):
+        # every host would then refuse the spec (its firewall names members by address), after the generation rose
+        raise InputError("--host", f"{host} does not resolve here",
+                         "add it to DNS or /etc/hosts first, or give its IP address; nothing was changed")
 
 
 def adding(new_members, role, remove=()):
@@ -234,12 +240,7 @@ def change(config, passphrase_file, edit):
     write_file("/", os.path.abspath(config), new_text.encode(), mode, chown=False)
     bundle = None
     if passphrase is not None:
-        bundle = str(siblings(config)["bundle"])
-        try:
-            write_file("/", bundle, secretsmod.seal_bundle(new_text, sec, passphrase), 0o600, chown=False)
-        except OSError as e:
-            raise DbrsError(f"re-sealing {bundle}: {e.strerror}; the spec has the change: run "
-                            "`dbrs member seal --passphrase-file FILE`") from None
+        bundle = generationmod.reseal(config, passphrase, sec) or str(siblings(config)["bundle"])
     return Outcome(what, generation, bundle, steps)
 
 
@@ -252,10 +253,6 @@ def _hints(err):
 
 
 def reseal(config, passphrase_file):
-    """Seal bundle.dbrs again with this host's spec and secrets."""
+    """Seal bundle.dbrs again with this host's spec and secrets; None when it holds them already."""
     specmod.load(config)
-    sec = secretsmod.load(config, keyfile=True)
-    passphrase = _passphrase(config, passphrase_file)
-    bundle = str(siblings(config)["bundle"])
-    write_file("/", bundle, secretsmod.seal_bundle(Path(config).read_text(), sec, passphrase), 0o600, chown=False)
-    return bundle
+    return generationmod.reseal(config, secretsmod.read_passphrase(passphrase_file))

@@ -39,10 +39,16 @@ def path_between(frm, to):
     return list(SERIES[a:b + 1])
 
 
+def check_version(flag, to):
+    """InputError naming `flag` unless `to` is a series dbrs installs (the argument shown cut short)."""
+    if to not in DBRS_SERIES:
+        shown = repr(to[:20]) + ("..." if len(to) > 20 else "")
+        raise InputError(flag, f"{shown} is not a MongoDB version dbrs installs", "use one of " + ", ".join(DBRS_SERIES))
+
+
 def check_jump(frm, to):
     """InputError unless `frm` -> `to` is one step MongoDB supports and dbrs installs."""
-    if to not in DBRS_SERIES:
-        raise InputError("--to", f"{to!r} is not a MongoDB version dbrs installs", "use one of " + ", ".join(DBRS_SERIES))
+    check_version("--to", to)
     if frm == to:
         return
     if frm not in SERIES:
@@ -172,8 +178,7 @@ def fcv_command(to):
 
 def decide_fcv(view, to):
     """None when the FCV is `to` already; else the command, once every member runs `to` and is healthy."""
-    if to not in DBRS_SERIES:
-        raise InputError("--set-fcv", f"{to!r} is not a version dbrs installs", "use one of " + ", ".join(DBRS_SERIES))
+    check_version("--set-fcv", to)
     if view.fcv == to and not view.fcv_target:
         return None
     behind = [m for m in view.members if m.series != to]

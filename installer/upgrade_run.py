@@ -13,7 +13,7 @@ import re
 import time
 from dataclasses import replace
 
-from . import paths, secrets, upgrade
+from . import generation, paths, secrets, upgrade
 from .host import apply, facts, packages, registry, steps
 from .host.items import Packages
 from .replset import connection, health, operations
@@ -174,11 +174,4 @@ def open_bundle(spec_path, passphrase):
 def reseal(spec_path, passphrase):
     """bundle.dbrs sealed again with this host's spec (now at the new version), its secrets unchanged;
     True when it changed. Hosts installed from it later get the new version's repository and pin."""
-    bundle = open_bundle(spec_path, passphrase)
-    with open(spec_path, "rb") as f:
-        text = f.read()
-    if bundle.spec_text.encode() == text:
-        return False
-    write_file("/", str(paths.siblings(spec_path)["bundle"]), secrets.seal_bundle(text, bundle.secrets, passphrase),
-               0o600, chown=False)
-    return True
+    return generation.reseal(spec_path, passphrase) is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import paths, secrets, spec as specmod
+from .. import generation, paths, secrets, spec as specmod
 from ..errors import InputError
 from ..fsutil import write_file
 
@@ -70,7 +70,7 @@ def store_credentials(spec_path, target_name, *, key_file=None, s3_keys_file=Non
     sec = secrets.parse_secrets_toml(raw, b"", key, str(sib["secrets"]))
     sec = replace(sec, offsite={**sec.offsite, target.name: creds})
     written = []
-    bundle = None
+    passphrase = None
     if passphrase_file:
         passphrase = secrets.read_passphrase(passphrase_file)
         try:
@@ -80,11 +80,9 @@ def store_credentials(spec_path, target_name, *, key_file=None, s3_keys_file=Non
                              "run it on the host where `dbrs init` wrote the bundle") from None
         opened = secrets.open_bundle(old, passphrase)
         sec = replace(sec, keyfile=opened.secrets.keyfile)
-        bundle = secrets.seal_bundle(Path(spec_path).read_bytes(), sec, passphrase)
     write_file(None, str(sib["secrets"]), secrets.secrets_toml(sec), 0o600, chown=False)
     written.append(str(sib["secrets"]))
-    if bundle is not None:
-        write_file(None, str(sib["bundle"]), bundle, 0o600, chown=False)
+    if passphrase is not None and generation.reseal(spec_path, passphrase, sec):
         written.append(str(sib["bundle"]))
     return written
 

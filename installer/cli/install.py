@@ -136,23 +136,38 @@ def _tail(result, not_applied):
 
 
 def _bootstrap(wait_s, progress):
-    """The replica-set bootstrap that runs on the primary host after apply, as (step, status, detail)."""
+    """The replica-set bootstrap that runs on the primary host after apply, then the reconfigure that brings the
+    set's members to the spec (issue 13), as a list of (step, status, detail)."""
 
     def run(target):
         from .. import secrets
         from ..replset.bootstrap import bootstrap
 
-        result = bootstrap(target.spec, secrets.load(target.spec_path, keyfile=True), wait_s=wait_s,
-                           progress=progress, wait_flag="dbrs-install --wait")
+        from ..replset.reconfigure import converge
+
+        sec = secrets.load(target.spec_path, keyfile=True)
+        result = bootstrap(target.spec, sec, wait_s=wait_s, progress=progress, wait_flag="dbrs-install --wait")
         detail = "; ".join(f"{step} {detail}" for step, status, detail in result.steps if status != "unchanged")
         status = "changed" if result.changed else "waiting" if result.waiting else "unchanged"
-        return ("replica set", status, (detail + "; " if detail else "") + result.uri)
+        return [("replica set", status, (detail + "; " if detail else "") + result.uri),
+                converge(target.spec, sec, wait_s=wait_s, progress=progress)]
 
     return run
 
 
 def _preview(target):
     """--dry-run on the primary's host: the replica-set steps the bootstrap would take (read-only queries)."""
+    from ..errors import DbrsError
+    from ..replset import reconfigure
     from ..replset.bootstrap import preview
 
-    return [(f"replica set {step}", status, detail) for step, status, detail in preview(target.spec, target.secrets)]
+    steps = [(f"replica set {step}", status, detail) for step, status, detail in preview(target.spec, target.secrets)]
+    if steps[0][:2] != ("replica set initiate", "unchanged"):
+        return steps
+    try:
+        planned = reconfigure.run(target.spec, target.secrets, dry_run=True).planned
+    except DbrsError as e:
+        return steps + [("replica set members", "unknown", str(e))]
+    todo = [says for kind, says in planned if kind == "step"]
+    return steps + [("replica set members", "would change", "; ".join(todo)) if todo
+                    else ("replica set members", "unchanged", "the set's members match the spec")]

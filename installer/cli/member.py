@@ -122,4 +122,5 @@ def seal(passphrase_file, config):
     """Re-seal bundle.dbrs with this host's spec and secrets (after a change made without --passphrase-file)."""
     from .. import spec_edit
 
-    click.echo(f"re-sealed {spec_edit.reseal(config, passphrase_file)}")
+    path = spec_edit.reseal(config, passphrase_file)
+    click.echo(f"re-sealed {path}" if path else "unchanged bundle.dbrs: it holds this spec and these secrets already")

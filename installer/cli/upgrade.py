@@ -32,16 +32,24 @@ def upgrade(to, fcv, dry_run, packages_from, passphrase_file, yes, wait_s, confi
     from .. import secrets as secretsmod
     from ..errors import InputError
 
-    if bool(to) == bool(fcv):
-        raise InputError("--to", "or --set-fcv is needed, and only one of them",
-                         "first `dbrs upgrade --to 8.0` on each host, then `dbrs upgrade --set-fcv 8.0` once")
+    from ..upgrade import DBRS_SERIES
+
+    for flag, value in (("--to", to), ("--set-fcv", fcv)):
+        if value is not None and not value.strip():
+            raise InputError(flag, "is empty", "give one of " + ", ".join(DBRS_SERIES) + f", e.g. {flag} 8.0")
+    if to is None and fcv is None:
+        raise InputError("--to", "is missing", f"give --to {'|'.join(DBRS_SERIES)} to upgrade this host's members, "
+                         "or --set-fcv VERSION once every member runs it")
+    if to is not None and fcv is not None:
+        raise InputError("--set-fcv", "cannot go with --to", f"first `dbrs upgrade --to {to[:10]}` on each host "
+                         "(accepted: " + ", ".join(DBRS_SERIES) + "), then `dbrs upgrade --set-fcv` once")
     if packages_from and not os.path.isdir(packages_from):
         raise InputError("--packages-from", f"{packages_from[:200]} is not a directory", "point it at a folder of .deb files")
     if not dry_run and os.geteuid() != 0:
         raise InputError("dbrs upgrade", "changes the host and must run as root", "use sudo, or --dry-run")
     from .. import upgrade as plan
 
-    plan.check_jump(to, to) if to else None    # a version dbrs installs, before asking the set anything
+    plan.check_version("--to" if to else "--set-fcv", to or fcv)   # before asking the set anything
     spec, secrets = load_spec(config), secretsmod.load(config, keyfile=True)
     if to:
         plan.check_jump(spec.cluster.mongodb_version, to)   # the spec's series: a downgrade is said before connecting

@@ -65,6 +65,10 @@ def _primary_client(spec, sec):
     return connection.connect_member(connection.primary(spec), "admin", sec.password("admin"))
 
 
+def _sealed(path):
+    click.echo(f"re-sealed {path}" if path else "unchanged bundle.dbrs: it holds this spec and these secrets already")
+
+
 def _finish(config, store, outcome, out, passphrase):
     from ..replset import users
 
@@ -81,7 +85,7 @@ def _finish(config, store, outcome, out, passphrase):
     if outcome.action == "unchanged":
         return
     if passphrase:
-        click.echo(f"re-sealed {users.reseal(config, store.sec, passphrase)}")
+        _sealed(users.reseal(config, store.sec, passphrase))
     else:
         click.echo("note: bundle.dbrs still holds the secrets from before; re-seal it with "
                    "`sudo dbrs user seal --passphrase-file FILE` before installing a host from it", err=True)
@@ -192,4 +196,4 @@ def seal(passphrase_file, config):
 
     with users.secrets_lock():
         _, sec, _, passphrase = _prepare(config, None, passphrase_file)
-        click.echo(f"re-sealed {users.reseal(config, sec, passphrase)}")
+        _sealed(users.reseal(config, sec, passphrase))

@@ -102,7 +102,7 @@ def plan_reconfig(config, member, action, *, primary=None, up=()):
     members = [dict(m) for m in config["members"]]
     target = next((m for m in members if m["host"] == member.address), None)
     if target is None:
-        raise DbrsError(f"{member.name} ({member.address}) is not in the set's config; run `dbrs bootstrap` first")
+        raise DbrsError(f"{member.name} ({member.address}) is not in the set's config; run `dbrs reconfigure` first")
     if target.get("arbiterOnly") or member.arbiter:
         raise InputError(member.name, "is the arbiter", "degrade/recover apply to a data-bearing secondary")
     votes, priority = target.get("votes", 1), target.get("priority", 1)

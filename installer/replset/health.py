@@ -21,14 +21,17 @@ LAG_WARN_S = 30          # a secondary further behind than this is worth a page
 # ------------------------------------------------------------ connection failures
 
 def failure_kind(error_text):
-    """refused | timeout | dns | auth | other, from a pymongo error message."""
+    """refused | timeout | dns | auth | other, from a pymongo error message.
+
+    DNS first: pymongo's server-selection error after a failed lookup also says "Timeout: 2.0s"."""
     t = error_text.lower()
+    if any(s in t for s in ("name or service not known", "nodename nor servname", "temporary failure in name",
+                            "no address associated with hostname")):
+        return "dns"
     if "refused" in t:
         return "refused"
     if "timed out" in t or "timeout" in t:
         return "timeout"
-    if "name or service not known" in t or "nodename nor servname" in t or "temporary failure in name" in t:
-        return "dns"
     if "authentication failed" in t or "auth" in t and "fail" in t:
         return "auth"
     return "other"
@@ -37,7 +40,7 @@ def failure_kind(error_text):
 _CAUSE = {
     "refused": "connection refused: nothing listens there; is dbrs-mongod@{name} running on {host}?",
     "timeout": "timed out: a firewall drops the traffic or the host is down",
-    "dns": "the host name does not resolve",
+    "dns": "{host} does not resolve (no DNS or /etc/hosts entry here); fix the name or the spec's host",
     "auth": "authentication between members failed: the keyfiles differ; copy the cluster with `dbrs-install --bundle`",
     "other": "{error}",
 }
@@ -239,10 +242,13 @@ def _judge(status, spec, rw, cfg_members):
     if status.commit_lag_s is not None and status.commit_lag_s > LAG_WARN_S:
         problems.append(f"the majority commit point is {status.commit_lag_s:.0f} s behind the primary: majority "
                         "writes are not confirmed and the primary keeps their history in memory until it catches up")
-    names_in_config = {c for c in cfg_members}
+    in_spec = {m.address for m in spec.members}
     for m in spec.members:
-        if cfg_members and m.address not in names_in_config:
-            problems.append(f"{m.name} ({m.address}) is in the spec but not in the set's config; run `dbrs bootstrap`")
+        if cfg_members and m.address not in cfg_members:
+            problems.append(f"{m.name} ({m.address}) is in the spec but not in the set's config; run `dbrs reconfigure`")
+    for address in cfg_members:
+        if address not in in_spec:
+            problems.append(f"{address} is in the set's config but not in the spec; run `dbrs reconfigure`")
     if rw is not None and not concern_matches(rw, spec.cluster):
         problems.append(f"the cluster default write concern is {concern_text(status.write_concern)}"
                         f"{' (implicit)' if rw.get('defaultWriteConcernSource') == 'implicit' else ''}, "

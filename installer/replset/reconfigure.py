@@ -142,3 +142,43 @@ def run(spec, secrets, wait_s=600, dry_run=False, progress=None):
             config, status = _read(c)
         result.concern = concern_words(config, spec.cluster)
     return result
+
+
+def _unanswered(spec, config):
+    """The spec's members the config lacks whose mongod does not answer yet, each in the operator's words."""
+    known = {c["host"] for c in config["members"]}
+    out = []
+    for m in spec.members:
+        if m.address in known:
+            continue
+        try:
+            connection.hello(m.host, m.port)
+        except connection.errors().PyMongoError as e:
+            out.append(health.explain_missing(m, str(e)))
+    return out
+
+
+def converge(spec, secrets, wait_s=600, progress=None):
+    """What `dbrs-install --role primary` does after its bootstrap, as one (step, status, detail).
+
+    A new member whose host is not installed yet is not waited for: the set is
+    left as it is ("waiting") and the detail says that `dbrs reconfigure` (or
+    the next install here) finishes it. Otherwise the safe steps run as in
+    `dbrs reconfigure`, with the same wait and the same resumption.
+    """
+    _leaving_primary(spec)
+    _, client = connection.connect_any(spec, secrets, "admin", need_primary=True)
+    with client as c:
+        config, status = _read(c)
+    nxt = membership.next_step(config, status, spec)
+    if isinstance(nxt, membership.Done):
+        return "replica set members", "unchanged", "the set's members match the spec"
+    missing = _unanswered(spec, config)
+    if missing:
+        return ("replica set members", "waiting", "; ".join(missing) + ": the set was not changed; install that "
+                "host (`sudo dbrs-install --bundle bundle.dbrs --member NAME` there), then `sudo dbrs reconfigure` "
+                "here finishes it")
+    result = run(spec, secrets, wait_s=wait_s, progress=progress)
+    return ("replica set members", "changed" if result.steps else "unchanged",
+            f"{len(result.steps)} reconfig step(s); {result.concern}" if result.steps
+            else "the set's members match the spec")

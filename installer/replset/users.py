@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from .. import locks, secrets as secretsmod
+from .. import generation, locks, secrets as secretsmod
 from ..errors import DbrsError, InputError
 from ..fsutil import write_file
 from ..paths import INSTALL_LOCK, siblings
@@ -234,20 +234,7 @@ def list_users(client, sec):
 
 def reseal(spec_path, sec, passphrase):
     """Seal bundle.dbrs again with today's secrets; the passphrase must open the bundle that is there."""
-    from pathlib import Path
-
-    path = siblings(spec_path)["bundle"]
-    try:
-        old = Path(path).read_bytes()
-    except OSError as e:
-        raise InputError("--passphrase-file", f"{path}: {e.strerror}", "re-seal on the host where `dbrs init` ran") from None
-    bundle = secretsmod.open_bundle(old, passphrase, where=str(path))
-    try:
-        write_file("/", str(path), secretsmod.seal_bundle(bundle.spec_text, sec, passphrase), 0o600, chown=False)
-    except OSError as e:
-        raise DbrsError(f"re-sealing {path}: {e.strerror}; secrets.toml has the change: run "
-                        "`dbrs user seal --passphrase-file FILE` again") from None
-    return str(path)
+    return generation.reseal(spec_path, passphrase, sec)
 
 
 def write_password_file(path, password):

@@ -231,3 +231,27 @@ def infra_checks():
         sys.modules[name] = mod
         spec.loader.exec_module(mod)
     return sys.modules[name]
+
+
+def standin_packages(host, version: str, dest: str) -> str:
+    """MongoDB's three packages at `version` as stand-in .debs in `dest` inside the host, for
+    `--packages-from` (issue 13's upgrade flow). The server's ships the version file the stand-in mongod
+    reports (buildInfo, serverStatus), so installing it moves the "binary" as a real package would, and a
+    restarted member answers with the new version. Test-bed only, named as stand-ins."""
+    full = PATCH.get(version, version + ".0")
+    host.run(["mkdir", "-p", dest])
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("mongodb-org-server", "mongodb-mongosh", "mongodb-database-tools"):
+            d = Path(tmp) / name
+            (d / "DEBIAN").mkdir(parents=True)
+            (d / "DEBIAN" / "control").write_text(
+                f"Package: {name}\nVersion: {full}-standin\nArchitecture: all\n"
+                "Maintainer: dbrs tests <tests@dbrs.invalid>\n"
+                f"Description: dbrs test-bed stand-in for MongoDB's package ({version})\n")
+            if name == "mongodb-org-server":
+                (d / STANDIN_DIR.lstrip("/")).mkdir(parents=True)
+                (d / STANDIN_DIR.lstrip("/") / "version").write_text(full + "\n")
+            deb = f"{tmp}/{name}_{full}-standin_all.deb"
+            subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(d), deb], check=True, capture_output=True)
+            host.write_file(f"{dest}/{Path(deb).name}", Path(deb).read_bytes(), 0o644)
+    return full

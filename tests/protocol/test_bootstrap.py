@@ -160,8 +160,9 @@ def test_dbrs_install_bootstrap_step_reports_changed_then_unchanged(standin, spe
     spec = specmod.load(path)
     target = Target(spec=spec, members=(spec.primary,), host_members=spec.members, spec_path=path)
     step = _bootstrap(5, None)
-    first = step(target)
-    second = step(target)
+    first, members = step(target)
+    second, _ = step(target)
+    assert members[:2] == ("replica set members", "unchanged")
     assert first[0] == second[0] == "replica set"
     assert (first[1], second[1]) == ("changed", "unchanged")
     assert "initiate" in first[2] and second[2].startswith("mongodb://")
@@ -183,7 +184,7 @@ def test_rerun_with_a_member_down_returns_at_once_and_names_it(standin, spec_for
     assert not {s.name for s in rs.log} & {"replSetInitiate", "createUser", "setDefaultRWConcern"}
     spec = specmod.load(path)
     target = Target(spec=spec, members=(spec.primary,), host_members=spec.members, spec_path=path)
-    name, status, detail = _bootstrap(600, None)(target)
+    (name, status, detail), _ = _bootstrap(600, None)(target)
     assert (name, status) == ("replica set", "waiting") and "mongod2 is down" in detail
 
 

@@ -286,3 +286,56 @@ def test_the_primary_leaving_the_spec_is_refused_with_what_to_do(tmp_path):
         assert not rs.sent("replSetReconfig")
     finally:
         rs.stop()
+
+
+def test_dbrs_install_on_the_primary_host_reconfigures_after_its_bootstrap(psa, tmp_path):
+    """Issue 13: `dbrs reconfigure` is also run by `dbrs-install --role primary`: a new member that does not answer
+    yet leaves the set as it is and says who finishes it; once it answers, the safe steps run, streamed; then no-op."""
+    from installer import spec as specmod
+    from installer.cli.install import _bootstrap
+    from installer.host.target import Target
+
+    rs = psa.initiated().start()
+    before = dict(rs.config)
+    new = rs.spare("mongod4")
+    path = write_spec(tmp_path, rs, [("mongod1", "mongod1", "primary"), ("mongod2", "mongod2", "secondary"),
+                                     ("mongod4", "mongod4", "secondary")])
+    spec = specmod.load(path)
+    target = Target(spec=spec, members=(spec.primary,), host_members=(spec.primary,), spec_path=path)
+    heard = []
+    steps = _bootstrap(30, heard.append)(target)
+    assert [s[:2] for s in steps] == [("replica set", "unchanged"), ("replica set members", "waiting")]
+    detail = steps[1][2]
+    assert "mongod4 (127.0.0.1:" in detail and "connection refused" in detail and "`sudo dbrs reconfigure`" in detail
+    assert not rs.sent("replSetReconfig")
+    new.start()
+    rs.sync_s["mongod4"] = 1.0
+    heard.clear()
+    steps = _bootstrap(30, heard.append)(target)
+    assert steps[1][:2] == ("replica set members", "changed") and "4 reconfig step(s)" in steps[1][2], steps
+    assert_sequence_safe(rs, before)
+    final_is(rs, {"mongod1": (1, 2, False), "mongod2": (1, 1, False), "mongod4": (1, 1, False)})
+    said = "\n".join(map(str, heard))
+    assert "reconfig: changed (config version 2:" in said and "STARTUP2" in said   # streamed, with what it waits for
+    sent = len(rs.sent("replSetReconfig"))
+    steps = _bootstrap(30, heard.append)(target)
+    assert [s[:2] for s in steps] == [("replica set", "unchanged"), ("replica set members", "unchanged")]
+    assert len(rs.sent("replSetReconfig")) == sent
+
+
+def test_dbrs_install_dry_run_on_the_primary_host_lists_the_reconfig_steps(psa, tmp_path):
+    from installer import secrets as secretsmod
+    from installer import spec as specmod
+    from installer.cli.install import _preview
+    from installer.host.target import Target
+
+    rs = psa.initiated().start()
+    rs.spare("mongod4").start()
+    path = write_spec(tmp_path, rs, [("mongod1", "mongod1", "primary"), ("mongod2", "mongod2", "secondary"),
+                                     ("mongod4", "mongod4", "secondary")])
+    spec = specmod.load(path)
+    target = Target(spec=spec, members=(spec.primary,), host_members=(spec.primary,), spec_path=path,
+                    secrets=secretsmod.load(path, keyfile=True))
+    name, status, detail = _preview(target)[-1]
+    assert (name, status) == ("replica set members", "would change") and "mongod4" in detail
+    assert not rs.sent("replSetReconfig")

@@ -196,3 +196,19 @@ def test_cli_refuses_a_downgrade_from_the_specs_series_before_connecting(standin
     assert r.exit_code == 2, r.output
     assert r.stderr.startswith("error: --to: 8.0 -> 7.0 is a downgrade") and r.stderr.count("\n") == 1
     assert not rs.sent("hello") and not rs.sent("isMaster") and not rs.sent("replSetGetStatus")
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["--to", ""], "--to"), (["--to", "  "], "--to"), (["--set-fcv", ""], "--set-fcv"),
+    (["--to", "x" * 100_000], "--to"), (["--set-fcv", "9" * 100_000, "--yes"], "--set-fcv"),
+    ([], "--to"), (["--to", "8.0", "--set-fcv", "8.0"], "--set-fcv"),
+])
+def test_a_bad_version_argument_is_one_short_line_naming_the_flag_and_the_versions(tmp_path, args, flag):
+    """Black-box attack F5: `--to ""` said `error: --to: or --set-fcv is needed, and only one of them`."""
+    from ..conftest import PSA, write_cluster
+
+    path = write_cluster(tmp_path, PSA)
+    r = _cli(*args, "--dry-run", "--config", str(path))
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"error: {flag}") and r.output.count("\n") == 1 and len(r.output) < 300, r.output
+    assert "7.0" in r.output and "8.0" in r.output and ": or " not in r.output

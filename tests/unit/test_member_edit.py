@@ -141,3 +141,18 @@ def test_raw_arguments_are_checked_before_they_touch_the_text(tmp_path, run_dbrs
     assert len(lines) == 1 and lines[0].startswith(f"error: {named}:"), r.output
     assert "TOML" not in r.output and "by hand" not in r.output
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv", [
+    ["replace", "mongod2", "--host", "db4.nosuch.invalid"],
+    ["add", "mongod4", "--host", "db4.nosuch.invalid:27018", "--remove", "mongod3"],
+])
+def test_a_host_that_does_not_resolve_is_refused_before_the_spec_changes(tmp_path, run_dbrs, argv):
+    """Black-box attack F4: it went silently into the spec, the generation rose, and every host then refused it."""
+    path = write_cluster(tmp_path, PSA)
+    before = snapshot(tmp_path)
+    r = run_dbrs("member", *argv, "--config", str(path))
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith("error: --host: db4.nosuch.invalid does not resolve") and r.output.count("\n") == 1
+    assert "/etc/hosts" in r.output
+    assert snapshot(tmp_path) == before

@@ -69,11 +69,23 @@ def test_connection_strings_skip_the_arbiter_and_never_hold_a_password():
     ("10.0.0.12:27017: [Errno 111] Connection refused (configured timeouts: ...)", "refused"),
     ("10.0.0.12:27017: timed out (configured timeouts: socketTimeoutMS: 2000.0ms)", "timeout"),
     ("db2.example: [Errno -2] Name or service not known", "dns"),
+    # pymongo's server-selection error after a DNS failure also says "Timeout: 2.0s" (black-box attack F3)
+    ("db4.nosuch.invalid:27017: [Errno -2] Name or service not known (configured timeouts: socketTimeoutMS: 2000.0ms,"
+     " connectTimeoutMS: 2000.0ms), Timeout: 2.0s, Topology Description: <...>", "dns"),
+    ("db4:27017: [Errno -3] Temporary failure in name resolution (configured timeouts: ...), Timeout: 2.0s", "dns"),
+    ("db4:27017: [Errno -5] No address associated with hostname, Timeout: 2.0s", "dns"),
     ("Authentication failed.", "auth"),
     ("something else", "other"),
 ])
 def test_failure_kinds(text, kind):
     assert health.failure_kind(text) == kind
+
+
+def test_a_host_that_does_not_resolve_is_named():
+    m4 = specmod.Member("mongod4", "db4.nosuch.invalid", 27017, "secondary")
+    said = health.explain_missing(m4, "db4.nosuch.invalid:27017: [Errno -2] Name or service not known, Timeout: 2.0s")
+    assert said.startswith("mongod4 (db4.nosuch.invalid:27017): db4.nosuch.invalid does not resolve")
+    assert "firewall" not in said
 
 
 def test_initiate_quorum_error_names_the_member_and_the_keyfile():
@@ -176,7 +188,7 @@ def test_refusals(who, action, cfg, up, message):
 
 def test_a_member_missing_from_the_config_is_a_runtime_error():
     other = specmod.Member("mongod4", "10.0.0.14", 27017, "secondary")
-    with pytest.raises(DbrsError, match="not in the set's config; run `dbrs bootstrap`"):
+    with pytest.raises(DbrsError, match="not in the set's config; run `dbrs reconfigure`"):
         documents.plan_reconfig(config(), other, "degrade", primary=M1.address, up=set())
 
 
@@ -191,3 +203,16 @@ def test_uri_escapes_the_user_name():
     """`dbrs uri --user 'a@evil:1/x?y'` printed an invalid URI whose host part was the user's (black-box attack)."""
     plain, read = documents.connection_strings(SPEC, "a@evil:1/x?y")
     assert plain.startswith("mongodb://a%40evil%3A1%2Fx%3Fy@10.0.0.11:27017,10.0.0.12:27017/?replicaSet=dbrs")
+
+
+def test_spec_and_config_that_differ_name_dbrs_reconfigure():
+    """A member added to (or removed from) the spec is `dbrs reconfigure`'s job; `dbrs bootstrap` only initiates."""
+    spec = specmod.loads(PSA.replace('"10.0.0.13"', '"10.0.0.23"'))
+    st = health.interpret_status(rs_status(member(M1.address, 1, self=True), member(M2.address, 2),
+                                            member(M3.address, 7)), spec, config(), RW_MAJORITY, 3600.0)
+    assert "mongod3 (10.0.0.23:27017) is in the spec but not in the set's config; run `dbrs reconfigure`" in st.problems
+    assert "10.0.0.13:27017 is in the set's config but not in the spec; run `dbrs reconfigure`" in st.problems
+    assert not any("bootstrap" in p for p in st.problems)
+    other = specmod.Member("mongod4", "10.0.0.14", 27017, "secondary")
+    with pytest.raises(DbrsError, match="not in the set's config; run `dbrs reconfigure`"):
+        documents.plan_reconfig(config(), other, "degrade", primary=M1.address, up=set())
