@@ -19,7 +19,7 @@ from . import spec as specmod
 from .cluster import parse_member_flag
 from .errors import DbrsError, InputError, SpecErrors
 from .fsutil import write_file
-from .paths import siblings
+from .paths import CA_CERT, CA_KEY, siblings
 from .spec_checks import check_host, check_member_name, check_port
 from .spec_fields import DEFAULT_PORT
 
@@ -236,7 +236,8 @@ def change(config, passphrase_file, edit):
     if passphrase is not None:
         bundle = str(siblings(config)["bundle"])
         try:
-            write_file("/", bundle, secretsmod.seal_bundle(new_text, sec, passphrase), 0o600, chown=False)
+            write_file("/", bundle, secretsmod.seal_bundle(new_text, sec, passphrase, ca_files(config)), 0o600,
+                       chown=False)
         except OSError as e:
             raise DbrsError(f"re-sealing {bundle}: {e.strerror}; the spec has the change: run "
                             "`dbrs member seal --passphrase-file FILE`") from None
@@ -257,5 +258,18 @@ def reseal(config, passphrase_file):
     sec = secretsmod.load(config, keyfile=True)
     passphrase = _passphrase(config, passphrase_file)
     bundle = str(siblings(config)["bundle"])
-    write_file("/", bundle, secretsmod.seal_bundle(Path(config).read_text(), sec, passphrase), 0o600, chown=False)
+    write_file("/", bundle, secretsmod.seal_bundle(Path(config).read_text(), sec, passphrase, ca_files(config)), 0o600,
+               chown=False)
     return bundle
+
+
+def ca_files(config):
+    """The cluster CA next to the spec, for the bundle (a new host of a TLS cluster issues its member
+    certificate with it); None where this host has none (a cluster sealed before dbrs made one)."""
+    etc = Path(config).parent
+    try:
+        return {name: (etc / name).read_bytes() for name in (CA_KEY.name, CA_CERT.name)}
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise InputError(str(etc / CA_KEY.name), f"cannot be read: {e.strerror}", "run as root") from None
