@@ -255,6 +255,8 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     files = load_cluster(opts)
     if files.origin != "default":
         generation.check(files.spec, fsutil.under(opts.root, paths.SPEC), "--bundle" if opts.bundle else "--config")
+    if leaves_host(opts, files):
+        return _leave(opts, files, on_plan, on_item)
     target = build_target(opts, files)
     if target.live:
         connection.use_tls(files.spec, paths.ETC)   # the bootstrap and oplog steps below talk to the members
@@ -288,6 +290,39 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     if bootstrap and target.live and target.start and target.has_primary:
         result.steps.append(bootstrap(target))
     result.steps += oplog_size.install_steps(target, files.secrets)
+    return result
+
+
+def leaves_host(opts, files):
+    """True on a host whose every member left the spec (the arbiter's host after PSA -> PSS) while dbrs
+    members are still installed on it: the run prunes them instead of refusing "no member lives here"."""
+    if opts.root is not None or opts.member or opts.role or files.origin == "default":
+        return False
+    local = machine.this_host()
+    if any(machine.is_local(m.host, local) for m in files.spec.members):
+        return False
+    return any(f.conf or f.enabled or f.active for f in departed.found(None, True, facts.running_members()))
+
+
+def _leave(opts, files, on_plan=None, on_item=None):
+    """Prune this host's departed members and record the new spec (its generation refuses a stale bundle
+    later, and a plain re-run no longer reinstalls the members that left)."""
+    from dataclasses import replace
+
+    target = Target(spec=files.spec, members=(), host_members=(), start=opts.start)
+    target = replace(target, secret_files=tuple(cluster.secret_items(paths.ETC, files, True)), secrets=files.secrets)
+    result = Result(target, files.origin)
+    items = list(target.secret_files)
+    result.changes = compare(items, facts.gather(items, None, True), chown=True)
+    result.changes = cluster.guard_replacement(result.changes, facts.running_members(), opts.replace_secrets,
+                                               cluster.utc_stamp(), "--bundle" if opts.bundle else "--config")
+    if on_plan:
+        on_plan(result)
+    result.steps += departed.run(target, None, opts.dry_run, opts.purge_data, facts.running_members())
+    if opts.dry_run:
+        result.diffs = diffs(result.changes)
+        return result
+    apply(result.changes, root=None, live=True, done=on_item)
     return result
 
 
