@@ -113,8 +113,16 @@ def parse_instances(names):
 PORT = re.compile(rb"^\s+port:\s*(\d+)\s*$", re.M)
 
 
+def _lists(hello):
+    return bool(hello.get("me")) and hello["me"] in (hello.get("hosts", []) + hello.get("arbiters", [])
+                                                      + hello.get("passives", []))
+
+
 def listed_in_set(conf_path):
-    """Whether the mongod of this conf answers hello on loopback and its set's config lists it."""
+    """Whether the mongod of this conf is a member the set counts on: its own config lists it (hello on
+    loopback) and another member of that config answers and lists it too. A removed member whose
+    removal never reached it (the others' firewalls drop it) lists itself forever; no other member
+    can hear it, so stopping it takes nothing from the set."""
     try:
         m = PORT.search(conf_path.read_bytes())
     except OSError:
@@ -126,7 +134,20 @@ def listed_in_set(conf_path):
             h = c.admin.command("hello")
     except connection.errors().PyMongoError:
         return False
-    return bool(h.get("me")) and h["me"] in (h.get("hosts", []) + h.get("arbiters", []) + h.get("passives", []))
+    if not _lists(h):
+        return False
+    for other in h.get("hosts", []) + h.get("arbiters", []) + h.get("passives", []):
+        if other == h["me"]:
+            continue
+        host, _, port = other.rpartition(":")
+        try:
+            with connection.client(host, int(port), timeout_ms=1500) as c:
+                theirs = c.admin.command("hello")
+        except (connection.errors().PyMongoError, ValueError):
+            continue
+        if h["me"] in theirs.get("hosts", []) + theirs.get("arbiters", []) + theirs.get("passives", []):
+            return True
+    return False
 
 
 def found(root=None, live=True, running=()):

@@ -318,6 +318,7 @@ def _leave(opts, files, on_plan=None, on_item=None):
                                                cluster.utc_stamp(), "--bundle" if opts.bundle else "--config")
     if on_plan:
         on_plan(result)
+    connection.use_tls(files.spec, paths.ETC)   # departed asks the set whether it still counts on a member
     result.steps += departed.run(target, None, opts.dry_run, opts.purge_data, facts.running_members())
     if opts.dry_run:
         result.diffs = diffs(result.changes)
