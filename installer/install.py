@@ -295,13 +295,13 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
 
 def leaves_host(opts, files):
     """True on a host whose every member left the spec (the arbiter's host after PSA -> PSS) while dbrs
-    members are still installed on it: the run prunes them instead of refusing "no member lives here"."""
+    members, or their kept data, are still on it: the run prunes them instead of refusing "no member lives here"."""
     if opts.root is not None or opts.member or opts.role or files.origin == "default":
         return False
     local = machine.this_host()
     if any(machine.is_local(m.host, local) for m in files.spec.members):
         return False
-    return any(f.conf or f.enabled or f.active for f in departed.found(None, True, facts.running_members()))
+    return bool(departed.found(None, True, facts.running_members()))   # a re-run after the pruning: 0 changed
 
 
 def _leave(opts, files, on_plan=None, on_item=None):
