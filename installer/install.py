@@ -265,6 +265,8 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None, th
     if files.origin != "default":
         flag = "--bundle" if opts.bundle else "--config" if opts.config else "cluster.generation"
         generation.check(files.spec, fsutil.under(opts.root, paths.SPEC), flag, fsutil.under(opts.root, paths.GENERATION))
+    if leaves_host(opts, files):
+        return _leave(opts, files, on_plan, on_item, the_set)
     target = build_target(opts, files)
     if target.live and the_set:
         the_set.use_tls(files.spec, paths.ETC)   # the bootstrap and oplog steps below talk to the members
@@ -301,6 +303,44 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None, th
         result.steps += bootstrap(target)
     if the_set:
         result.steps += the_set.oplog_steps(target, files.secrets)
+    return result
+
+
+def leaves_host(opts, files):
+    """True on a host whose every member left the spec (the arbiter's host after PSA -> PSS) while dbrs
+    members, or their kept data, are still on it: the run prunes them instead of refusing "no member lives here"."""
+    if opts.root is not None or opts.member or opts.role or files.origin == "default":
+        return False
+    local = machine.this_host()
+    if any(machine.is_local(m.host, local) for m in files.spec.members):
+        return False
+    return bool(departed.found(None, True, facts.running_members()))   # a re-run after the pruning: 0 changed
+
+
+def _leave(opts, files, on_plan=None, on_item=None, the_set=None):
+    """Prune this host's departed members and record the new spec (its generation refuses a stale bundle
+    later, and a plain re-run no longer reinstalls the members that left)."""
+    from dataclasses import replace
+
+    target = Target(spec=files.spec, members=(), host_members=(), start=opts.start)
+    target = replace(target, secret_files=tuple(cluster.secret_items(paths.ETC, files, True)), secrets=files.secrets)
+    result = Result(target, files.origin)
+    items = list(target.secret_files)
+    result.changes = registry.compare(items, registry.gather(items, None, True), chown=True)
+    result.changes = cluster.guard_replacement(result.changes, facts.running_members(), opts.replace_secrets,
+                                               cluster.utc_stamp(), "--bundle" if opts.bundle else "--config")
+    if on_plan:
+        on_plan(result)
+    listed = {}
+    if the_set:
+        the_set.use_tls(files.spec, paths.ETC)   # departed asks the set whether it still counts on a member
+        listed = {"listed": the_set.listed}
+    result.steps += departed.run(target, None, opts.dry_run, opts.purge_data, facts.running_members(), **listed)
+    if opts.dry_run:
+        result.diffs = diffs(result.changes)
+        return result
+    apply(result.changes, root=None, live=True, done=on_item)
+    generation.record(None, paths.GENERATION, files.spec.cluster.generation)
     return result
 
 

@@ -91,7 +91,7 @@ def _head(dry_run):
     """The members and the preflight, printed before anything changes."""
 
     def show(result):
-        names = ", ".join(m.name for m in result.target.members)
+        names = ", ".join(m.name for m in result.target.members) or "none on this host (its members left the spec)"
         where = {"default": "no spec found: the single-host default",
                  "bundle": "spec and secrets from the bundle"}.get(result.origin, f"spec {result.origin}")
         if result.copied_from:

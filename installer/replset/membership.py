@@ -170,6 +170,11 @@ def next_step(config, status, spec):
             continue
         s = seen.get(c["host"])
         if s is None or not s.healthy:
+            if leaving:  # removing a voter now would leave the set short of the vote this member is to bring
+                waits.append(Wait(f"{m.name} is not reachable from the primary yet (votes 0): it gets its vote once "
+                                  f"it is a SECONDARY within {VOTE_LAG_S} s of the primary, and only then does "
+                                  f"{', '.join(c['host'] for c in leaving)} leave", m.name))
+                continue
             notes.append(f"{m.name} is down with votes 0: once it is up, `dbrs reconfigure` (or `dbrs recover "
                          f"{m.name}`) gives its vote back after it has caught up")
             continue

@@ -687,6 +687,31 @@ class Testbed:
                 h.wait_running()
         return new
 
+    def capture(self, seconds: float, bpf: str = "tcp") -> bytes:
+        """What crossed the bridge for ``seconds`` (tcpdump on br0, full packets), as pcap bytes."""
+        if not shutil.which("tcpdump"):
+            raise TestbedError("tcpdump is missing (apt install tcpdump)")
+        out = self.dir / f"capture-{time.monotonic_ns()}.pcap"
+        p = subprocess.Popen(["ip", "netns", "exec", self.switch, "tcpdump", "-i", "br0", "-s", "0", "-U", "-n",
+                              "-w", str(out), bpf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            time.sleep(seconds)
+        finally:
+            p.terminate()
+            err = p.communicate(timeout=10)[1].decode(errors="replace")
+        if not out.exists():
+            raise TestbedError(f"tcpdump wrote nothing: {err[-500:]}")
+        data = out.read_bytes()
+        out.unlink()
+        return data
+
+    @staticmethod
+    def plaintext_markers(pcap: bytes) -> list[str]:
+        """Command names of MongoDB's member and client traffic that appear readable in a capture."""
+        names = ("_standinHeartbeat", "_standinJoin", "replSetHeartbeat", "isWritablePrimary", "saslStart",
+                 "saslContinue", "hello", "admin")
+        return [n for n in names if n.encode() in pcap]
+
     def close(self) -> None:
         """Power off every host (in parallel), then remove mounts, netns, cgroups, processes, dirs."""
         if self._closed:

@@ -20,3 +20,13 @@ def test_not_listed_before_initiate_or_when_down(standin, tmp_path):
     assert departed.listed_in_set(_conf(tmp_path, rs.member("mongod2").port), local.listed) is False
     rs.member("mongod2").stop()
     assert departed.listed_in_set(_conf(tmp_path, rs.member("mongod2").port), local.listed) is False
+
+
+def test_a_member_no_other_member_answers_for_is_not_counted(standin, tmp_path):
+    """Found on real hosts: the arbiter removed by `dbrs reconfigure` never hears of it (the other hosts'
+    firewalls already drop it), so its own hello lists it forever; the set cannot hear it either, so
+    stopping it takes nothing from the set and dbrs-install on its host must prune it."""
+    rs = standin.initiated().start()
+    rs.member("mongod1").stop()
+    rs.member("mongod2").stop()
+    assert departed.listed_in_set(_conf(tmp_path, rs.member("mongod3").port), local.listed) is False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from installer import secrets
+from installer import cluster, pki, secrets
 from installer import secrets as secretsmod
 from installer import spec as specmod
 
@@ -93,6 +93,9 @@ def test_the_passphrase_reseals_the_bundle_with_the_new_spec(tmp_path, run_dbrs)
     assert bundle.spec_text == path.read_text()
     assert specmod.loads(bundle.spec_text).cluster.generation == 2
     assert bundle.secrets.password("admin") == secretsmod.load(path, keyfile=True).password("admin")
+    # the cluster CA travels on: without it a new host of a TLS cluster cannot get its certificate
+    assert cluster.ca_from_bundle(bundle) == pki.Issued((root / "etc/dbrs/ca.key").read_bytes(),
+                                                        (root / "etc/dbrs/ca.pem").read_bytes())
     wrong = tmp_path / "wrong"
     wrong.write_text("not the passphrase at all\n")
     before = snapshot(root)
@@ -115,6 +118,8 @@ def test_member_seal_puts_the_changed_spec_in_the_bundle(tmp_path, run_dbrs):
     assert r.exit_code == 0, r.output
     fresh = secrets.open_bundle((root / "etc/dbrs/bundle.dbrs").read_bytes(), "correct horse battery staple")
     assert fresh.spec_text == path.read_text()
+    assert cluster.ca_from_bundle(fresh) == pki.Issued((root / "etc/dbrs/ca.key").read_bytes(),
+                                                       (root / "etc/dbrs/ca.pem").read_bytes())
 
 
 

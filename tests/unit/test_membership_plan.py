@@ -178,6 +178,18 @@ def test_a_down_degraded_member_is_left_alone_and_said():
                             "mongod2`) gives its vote back after it has caught up",))
 
 
+def test_the_arbiter_stays_while_the_new_secondary_is_not_heard_from_yet():
+    """Found on real hosts: right after the add, the primary has not heard mongod4 yet (health 0). Removing
+    the arbiter then would leave two voters and a run that says the set matches the spec."""
+    spec = spec_of(("mongod1", "primary"), ("mongod2", "secondary"), ("mongod4", "secondary"))
+    config = config_of(*PSA)
+    config["members"].append({"_id": 3, "host": addr("mongod4"), "votes": 0, "priority": 0})
+    config["version"] = 2
+    nxt = mb.next_step(config, status_of(config, down=("mongod4",)), spec)
+    assert isinstance(nxt, mb.Wait) and nxt.member == "mongod4", nxt
+    assert "mongod4" in nxt.says and "not reachable" in nxt.says, nxt.says
+
+
 def test_nothing_to_do_is_done_and_newly_added_is_not_sent_back():
     config = config_of(*PSA)
     assert mb.next_step(config, status_of(config), spec_of(*PSA)) == mb.Done(())
