@@ -197,15 +197,24 @@ def build_target(opts, files):
 
 
 def cluster_ca(opts, files):
-    """The CA that signs this host's member certificates: the bundle's, else the init host's ca.key."""
+    """The CA that signs this host's member certificates: the bundle's, else the one next to the spec.
+
+    Only the init host keeps ca.key; a host installed from the bundle has ca.pem alone, which is all a re-run
+    needs while its certificates are good (the key is asked for when one must be issued)."""
     if files.ca is not None:
         return files.ca
     key, cert = fsutil.under(opts.root, paths.CA_KEY), fsutil.under(opts.root, paths.CA_CERT)
     try:
-        return pki.Issued(key.read_bytes(), cert.read_bytes())
+        cert_pem = cert.read_bytes()
     except FileNotFoundError:
-        raise InputError("cluster.tls", f'is "{files.spec.cluster.tls}" but this host has no cluster CA ({paths.CA_KEY})',
+        raise InputError("cluster.tls", f'is "{files.spec.cluster.tls}" but this host has no cluster CA ({paths.CA_CERT}, {paths.CA_KEY})',
                          "install with --bundle from `dbrs init` (it carries the CA), or set tls = \"off\"") from None
+    except OSError as e:
+        raise InputError(str(cert), f"cannot be read: {e.strerror}", "run as root") from None
+    try:
+        return pki.Issued(key.read_bytes(), cert_pem)
+    except FileNotFoundError:
+        return pki.Issued(b"", cert_pem)
     except OSError as e:
         raise InputError(str(key), f"cannot be read: {e.strerror}", "run as root") from None
 
@@ -231,6 +240,9 @@ def member_tls_items(opts, files, members, addresses, live, now=None):
         try:
             new, _why = tls.member_certificate(ca, files.spec.cluster.name, m.host, addresses.get(m.host, ()), current, now)
         except pki.CAError as e:
+            if not ca.key_pem:
+                raise InputError(f"member {m.name}", f"needs a new certificate and this host has no {paths.CA_KEY}",
+                                 "install with --bundle from `dbrs init` (it carries the CA); nothing was changed") from None
             raise InputError("cluster CA", str(e), "install with --bundle from `dbrs init` (it carries the CA); "
                              "nothing was changed") from None
         if new is not None:

@@ -49,6 +49,23 @@ def test_required_without_ca_exits_2_and_writes_nothing(staging, run_install):
     assert not (staging / "etc/dbrs/mongod2").exists()
 
 
+def test_a_host_without_ca_key_reruns_while_its_certificates_are_good(staging, run_install):
+    """Only the init host keeps ca.key: the documented re-run on the other hosts (edit cluster.toml,
+    dbrs-install) stopped with 'no cluster CA' once new clusters turned TLS on (found by the hosts tier)."""
+    _with_ca(staging)
+    assert run_install("--root", str(staging), "--role", "secondary").exit_code == 0
+    (staging / "etc/dbrs/ca.key").unlink()
+    r = run_install("--root", str(staging), "--role", "secondary")
+    assert r.exit_code == 0, r.output
+    assert "\n0 changed, " in r.output
+    (staging / "etc/dbrs/mongod2/member.pem").unlink()
+    before = snapshot(staging)
+    r = run_install("--root", str(staging), "--role", "secondary")
+    assert r.exit_code == 2, r.output
+    assert "member mongod2: needs a new certificate and this host has no /etc/dbrs/ca.key" in r.output
+    assert snapshot(staging) == before
+
+
 def test_a_ca_key_that_is_not_the_cas_is_refused_before_anything_changes(staging, run_install):
     """A member certificate signed by a stray key verifies nowhere: at its restart the member would leave the set."""
     _with_ca(staging)
