@@ -79,13 +79,17 @@ def bed(request):
 
 @pytest.fixture(scope="module")
 def psa(bed):
-    """`dbrs init` on m1 (PSA on m1/m2/m3), the bundle to m2/m3, `dbrs-install --role …` primary first."""
+    """`dbrs init` on m1 (PSA on m1/m2/m3, TLS off), the bundle to m2/m3, `dbrs-install --role …` primary first."""
     tb, hosts = bed
     m1 = hosts["m1"]
     for h in hosts.values():
         h.write_file(PASS, "correct horse battery staple\n", 0o600)
     m1.run(["dbrs", "init", "--primary", NET["m1"], "--secondary", NET["m2"], "--arbiter", NET["m3"],
             "--passphrase-file", PASS])
+    # plaintext, so that the capture below is the control of test_tls_hosts.py (dbrs init turns TLS on)
+    m1.run(["sed", "-i", r's/^tls = "required"/tls = "off"/', "/etc/dbrs/cluster.toml"])
+    assert 'tls = "off"' in m1.read_file("/etc/dbrs/cluster.toml").decode()
+    m1.run(["dbrs", "member", "seal", "--passphrase-file", PASS])
     bundle = m1.read_file("/etc/dbrs/bundle.dbrs")
     for n in ("m2", "m3"):
         hosts[n].write_file(BUNDLE, bundle, 0o600)

@@ -96,16 +96,14 @@ def bed(request):
 
 @pytest.fixture(scope="module")
 def tls_set(bed):
-    """`dbrs init`, `tls = "required"` in cluster.toml, the bundle re-sealed and installed, primary first."""
+    """`dbrs init` (it writes `tls = "required"` for a new cluster), the bundle installed, primary first."""
     tb, hosts = bed
     m1 = hosts["m1"]
     for n in ("m1", "m2", "m3"):
         hosts[n].write_file(PASS, "correct horse battery staple\n", 0o600)
     m1.run(["dbrs", "init", "--primary", NET["m1"], "--secondary", NET["m2"], "--arbiter", NET["m3"],
             "--allow", NET["client"] + "/32", "--passphrase-file", PASS])
-    m1.run(["sed", "-i", r's/^\[cluster\]$/[cluster]\ntls = "required"/', "/etc/dbrs/cluster.toml"])
-    assert 'tls = "required"' in m1.read_file("/etc/dbrs/cluster.toml").decode()
-    m1.run(["dbrs", "member", "seal", "--passphrase-file", PASS])
+    assert 'tls = "required"' in m1.read_file("/etc/dbrs/cluster.toml").decode(), "dbrs init turns TLS on"
     bundle = m1.read_file("/etc/dbrs/bundle.dbrs")
     for n in ("m2", "m3"):
         hosts[n].write_file(BUNDLE, bundle, 0o600)
