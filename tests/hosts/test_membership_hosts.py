@@ -8,41 +8,19 @@ tests/standins (it enforces the keyfile, the firewall path between members and t
 
 from __future__ import annotations
 
-import concurrent.futures
-import json
 import re
 import time
 
 import pytest
 
 from . import product
-from .testbed import Testbed, TestbedError, cleanup_stale, wait_until
+from .beds import BUNDLE, PASS, booted, healthy_status as _status, install_psa, out as _out
+from .testbed import wait_until
 
 pytestmark = pytest.mark.hosts
 
 NET = {"m1": "10.77.0.11", "m2": "10.77.0.12", "m3": "10.77.0.13", "m4": "10.77.0.14"}
-ROLES = {"m1": "primary", "m2": "secondary", "m3": "arbiter"}
-PASS = "/root/bundle.pass"
-BUNDLE = "/root/bundle.dbrs"
 STALE = "/root/stale.dbrs"
-
-
-def _parallel(fn, items):
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(items)) as ex:
-        return dict(zip(items, ex.map(fn, items)))
-
-
-def _out(r):
-    return f"exit {r.returncode}\n--- stdout\n{r.stdout[-3000:]}\n--- stderr\n{r.stderr[-3000:]}"
-
-
-def _status(h):
-    """`dbrs status --json` when it says the set is healthy, else None (for wait_until)."""
-    r = h.run(["dbrs", "status", "--json"], check=False, timeout=60)
-    if r.returncode != 0:
-        return None
-    st = json.loads(r.stdout)
-    return st if st["ok"] else None
 
 
 def _states(st):
@@ -60,21 +38,8 @@ def _install(h, *extra):
 
 @pytest.fixture(scope="module")
 def bed(request):
-    cleanup_stale()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    log = (lambda m: reporter.write_line(m)) if reporter else None
-    try:
-        rootfs = product.member_rootfs(log=log)
-    except (TestbedError, OSError) as e:
-        pytest.skip(f"tier-3 member rootfs cannot be built: {e}")
-    wheels = product.wheelhouse(log=log)
-    tb = Testbed(rootfs=rootfs)
-    try:
-        hosts = tb.boot(NET)
-        _parallel(lambda n: product.install_product(hosts[n], wheels, "8.0", NET), list(NET))
-        yield tb, hosts
-    finally:
-        tb.close()
+    with booted(request, NET, lambda n, h, wheels: product.install_product(h, wheels, "8.0", NET)) as b:
+        yield b
 
 
 @pytest.fixture(scope="module")
@@ -94,17 +59,7 @@ def psa(bed):
     for n in ("m2", "m3"):
         hosts[n].write_file(BUNDLE, bundle, 0o600)
 
-    def install(n):
-        args = ["dbrs-install", "--no-packages", "--role", ROLES[n]]
-        if n != "m1":
-            args += ["--bundle", BUNDLE, "--passphrase-file", PASS]
-        return hosts[n].run(args, check=False, timeout=300)
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as ex:
-        first = ex.submit(install, "m1")
-        time.sleep(1)
-        rest = {n: ex.submit(install, n) for n in ("m2", "m3")}
-        results = {"m1": first.result(), **{n: f.result() for n, f in rest.items()}}
+    results = install_psa(hosts, ["--no-packages"])
     for n, r in results.items():
         assert r.returncode == 0, f"PSA install on {n}: {_out(r)}"
     st = wait_until(lambda: _status(m1), 60, 0.5, "a healthy PSA set")

@@ -10,21 +10,17 @@ their certificates by the CA and their host name, as mongod does.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import time
 
 import pytest
 
 from . import product
-from .testbed import Testbed, TestbedError, cleanup_stale, wait_until
+from .beds import BUNDLE, PASS, booted, healthy_status as _status, install_psa, out as _out
+from .testbed import wait_until
 
 pytestmark = pytest.mark.hosts
 
 NET = {"m1": "10.77.0.11", "m2": "10.77.0.12", "m3": "10.77.0.13", "client": "10.77.0.20"}
-ROLES = {"m1": "primary", "m2": "secondary", "m3": "arbiter"}
-PASS = "/root/bundle.pass"
-BUNDLE = "/root/bundle.dbrs"
 CA = "/root/ca.pem"
 
 # A raw OP_MSG hello, over plain TCP or (with --tls) TLS verified by the CA; prints what came back.
@@ -57,41 +53,17 @@ print(json.dumps(out))
 '''
 
 
-def _parallel(fn, items):
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(items)) as ex:
-        return dict(zip(items, ex.map(fn, items)))
-
-
-def _out(r):
-    return f"exit {r.returncode}\n--- stdout\n{r.stdout[-3000:]}\n--- stderr\n{r.stderr[-3000:]}"
-
-
-def _status(h):
-    r = h.run(["dbrs", "status", "--json"], check=False, timeout=60)
-    if r.returncode != 0:
-        return None
-    st = json.loads(r.stdout)
-    return st if st["ok"] else None
+def _ready(n, h, wheels):
+    if n != "client":
+        product.install_product(h, wheels, "8.0", NET)
+    else:
+        h.run(["sh", "-c", "cat >> /etc/hosts"], input="".join(f"{ip}\t{name}\n" for name, ip in NET.items()))
 
 
 @pytest.fixture(scope="module")
 def bed(request):
-    cleanup_stale()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    log = (lambda m: reporter.write_line(m)) if reporter else None
-    try:
-        rootfs = product.member_rootfs(log=log)
-    except (TestbedError, OSError) as e:
-        pytest.skip(f"tier-3 member rootfs cannot be built: {e}")
-    wheels = product.wheelhouse(log=log)
-    tb = Testbed(rootfs=rootfs)
-    try:
-        hosts = tb.boot(NET)
-        _parallel(lambda n: product.install_product(hosts[n], wheels, "8.0", NET), ["m1", "m2", "m3"])
-        hosts["client"].run(["sh", "-c", "cat >> /etc/hosts"], input="".join(f"{ip}\t{h}\n" for h, ip in NET.items()))
-        yield tb, hosts
-    finally:
-        tb.close()
+    with booted(request, NET, _ready) as b:
+        yield b
 
 
 @pytest.fixture(scope="module")
@@ -108,17 +80,7 @@ def tls_set(bed):
     for n in ("m2", "m3"):
         hosts[n].write_file(BUNDLE, bundle, 0o600)
 
-    def install(n):
-        args = ["dbrs-install", "--no-packages", "--role", ROLES[n]]
-        if n != "m1":
-            args += ["--bundle", BUNDLE, "--passphrase-file", PASS]
-        return hosts[n].run(args, check=False, timeout=300)
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as ex:
-        first = ex.submit(install, "m1")
-        time.sleep(1)
-        rest = {n: ex.submit(install, n) for n in ("m2", "m3")}
-        results = {"m1": first.result(), **{n: f.result() for n, f in rest.items()}}
+    results = install_psa(hosts, ["--no-packages"])
     hosts["client"].write_file(CA, m1.read_file("/etc/dbrs/ca.pem"), 0o644)
     return tb, hosts, results
 

@@ -7,81 +7,45 @@ installed package on every host at 8.0 after, and `--set-fcv 8.0` (one-way: refu
 
 from __future__ import annotations
 
-import concurrent.futures
 import re
 import time
 
 import pytest
 
 from . import product
-from .testbed import Testbed, TestbedError, cleanup_stale
+from .beds import BUNDLE, PASS, booted, install_psa, out as _out
 
 pytestmark = pytest.mark.hosts
 
 NET = {"m1": "10.77.0.61", "m2": "10.77.0.62", "m3": "10.77.0.63"}
-ROLES = {"m1": "primary", "m2": "secondary", "m3": "arbiter"}
 MEMBER = {"m1": "mongod1", "m2": "mongod2", "m3": "mongod3"}
-PASS = "/root/bundle.pass"
 DEBS = {"7.0": "/var/tmp/debs-7.0", "8.0": "/var/tmp/debs-8.0"}
 
 
-def _parallel(fn, items):
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(items)) as ex:
-        return dict(zip(items, ex.map(fn, items)))
-
-
-def _out(r):
-    return f"exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+def _prepare(n, h, wheels):
+    product.install_product(h, wheels, "7.0", NET)
+    for version, where in DEBS.items():
+        product.standin_packages(h, version, where)
 
 
 @pytest.fixture(scope="module")
 def lab(request):
     """A PSA set on m1/m2/m3 installed from the 7.0 stand-in packages (pinned to 7.0)."""
-    cleanup_stale()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    log = (lambda m: reporter.write_line(m)) if reporter else None
-    try:
-        rootfs = product.member_rootfs(log=log)
-    except (TestbedError, OSError) as e:
-        pytest.skip(f"tier-3 member rootfs cannot be built: {e}")
-    wheels = product.wheelhouse(log=log)
-    tb = Testbed(rootfs=rootfs)
     t0 = time.monotonic()
-    try:
-        hosts = tb.boot(NET)
-
-        def prepare(n):
-            product.install_product(hosts[n], wheels, "7.0", NET)
-            for version, where in DEBS.items():
-                product.standin_packages(hosts[n], version, where)
-
-        _parallel(prepare, list(NET))
+    with booted(request, NET, _prepare) as (_, hosts):
         m1 = hosts["m1"]
         m1.write_file(PASS, "correct horse battery staple\n", 0o600)
         m1.run(["dbrs", "init", "--mongodb-version", "7.0", "--primary", NET["m1"], "--secondary", NET["m2"],
                 "--arbiter", NET["m3"], "--passphrase-file", PASS])
         for n in ("m2", "m3"):
-            hosts[n].write_file("/root/bundle.dbrs", m1.read_file("/etc/dbrs/bundle.dbrs"), 0o600)
+            hosts[n].write_file(BUNDLE, m1.read_file("/etc/dbrs/bundle.dbrs"), 0o600)
             hosts[n].write_file(PASS, m1.read_file(PASS), 0o600)
-
-        def install(n):
-            args = ["dbrs-install", "--packages-from", DEBS["7.0"], "--role", ROLES[n]]
-            if n != "m1":
-                args += ["--bundle", "/root/bundle.dbrs", "--passphrase-file", PASS]
-            return hosts[n].run(args, check=False, timeout=300)
-
-        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as ex:
-            primary = ex.submit(install, "m1")      # its bootstrap waits for the other two
-            time.sleep(1)
-            rest = {n: ex.submit(install, n) for n in ("m2", "m3")}
-            results = {"m1": primary.result(), **{n: f.result() for n, f in rest.items()}}
-        for n, r in results.items():
+        for n, r in install_psa(hosts, ["--packages-from", DEBS["7.0"]]).items():
             assert r.returncode == 0, f"dbrs-install on {n}: {_out(r)}"
-        if log:
-            log(f"dbrs-hosts: 7.0 PSA set installed from stand-in .debs in {time.monotonic() - t0:.1f} s")
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter:
+            reporter.write_line(f"dbrs-hosts: 7.0 PSA set installed from stand-in .debs in {time.monotonic() - t0:.1f} s")
         yield hosts
-    finally:
-        tb.close()
 
 
 def installed(host):
