@@ -166,6 +166,11 @@ def check_units_can_run(dbrs_bin, package_dir):
                          "nothing was changed")
 
 
+def running_members(target):
+    """This host's members whose mongod runs now (none under --root: nothing runs in a staging tree)."""
+    return facts.running_members() if target.live else []
+
+
 def build_target(opts, files):
     live = opts.root is None
     local = machine.this_host() if live else (set(), {"localhost"})
@@ -276,13 +281,16 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
     items = plan.desired(target)
     current = facts.gather(items, opts.root, target.live)
     result.changes = compare(items, current, chown=target.live)
-    result.changes = cluster.guard_replacement(result.changes, facts.running_members() if target.live else [],
+    running = running_members(target)
+    tls.guard_transitions(result.changes, running, {str(target.etc / m.name / "mongod.conf"): m.name
+                                                    for m in target.members})
+    result.changes = cluster.guard_replacement(result.changes, running,
                                                opts.replace_secrets, cluster.utc_stamp(), "--bundle" if opts.bundle else "--config")
 
     if on_plan:
         on_plan(result)
     result.steps += departed.run(target, opts.root, opts.dry_run or preflight.failed(result.checks), opts.purge_data,
-                                 facts.running_members() if target.live else ())
+                                 running)
     if preflight.failed(result.checks) or opts.dry_run:
         result.diffs = diffs(result.changes)
         if opts.dry_run and preview and target.live and target.start and target.has_primary:
