@@ -195,10 +195,12 @@ def build_target(opts, files):
         live=live,
         memory_bytes=facts.memory_total() if live else None,
         dbrs_bin=facts.dbrs_bin() if live else None,
+        tls_step=tls.read_step(fsutil.under(opts.root, paths.TLS_STEP)),
     )
     from dataclasses import replace
 
-    secret_files = [*cluster.secret_items(paths.ETC, files, live)] + member_tls_items(opts, files, members, addresses, live)
+    secret_files = [*cluster.secret_items(paths.ETC, files, live)] + member_tls_items(opts, files, members, addresses, live,
+                                                                                      mode=target.tls_mode)
     return replace(target, secret_files=tuple(secret_files), secrets=files.secrets)
 
 
@@ -216,12 +218,13 @@ def cluster_ca(opts, files):
         raise InputError(str(key), f"cannot be read: {e.strerror}", "run as root") from None
 
 
-def member_tls_items(opts, files, members, addresses, live, now=None):
+def member_tls_items(opts, files, members, addresses, live, now=None, mode=None):
     """Certificate files for this host's members when the spec turns TLS on; a certificate is re-issued
     only when `tls.member_certificate` says the one on disk will not do (so a re-run changes nothing)."""
     import time
 
-    if files.spec.cluster.tls == "off":
+    mode = tls.server_mode(files.spec.cluster.tls) if mode is None else mode
+    if mode == "disabled":
         return []
     ca = cluster_ca(opts, files)
     now = time.time() if now is None else now
@@ -267,7 +270,7 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
         generation.check(files.spec, fsutil.under(opts.root, paths.SPEC), flag, fsutil.under(opts.root, paths.GENERATION))
     target = build_target(opts, files)
     if target.live:
-        connection.use_tls(files.spec, paths.ETC)   # the bootstrap and oplog steps below talk to the members
+        connection.use_tls(files.spec, paths.ETC, fsutil.under(opts.root, paths.TLS_STEP))   # the bootstrap and oplog steps below talk to the members
     result = Result(target, files.origin)
     if opts.config and Path(opts.config).resolve() != fsutil.under(opts.root, paths.SPEC).resolve():
         result.copied_from = opts.config
@@ -299,6 +302,10 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None):
 
     apply(result.changes, root=opts.root, live=target.live, progress=progress, done=on_item)
     generation.record(opts.root, paths.GENERATION, files.spec.cluster.generation)
+    if target.tls_step is not None and target.tls_step == tls.server_mode(files.spec.cluster.tls):
+        # The roll has arrived where the spec is: from now on the spec alone decides, so a later edit of cluster.tls
+        # is not silently overridden by a left-over step.
+        fsutil.under(opts.root, paths.TLS_STEP).unlink(missing_ok=True)
     if bootstrap and target.live and target.start and target.has_primary:
         result.steps.append(bootstrap(target))
     result.steps += oplog_size.install_steps(target, files.secrets)

@@ -63,6 +63,37 @@ def rolling_steps(current, target):
     return list(reversed(SERVER_MODES[j:i]))
 
 
+def parse_step(text, where=None):
+    """The mode a step file holds; InputError naming the file when it holds something else."""
+    mode = text.strip()
+    if mode not in SERVER_MODES:
+        where = where or str(paths.TLS_STEP)
+        raise InputError(where, f"holds {mode[:40]!r}, not a TLS mode",
+                         f"write one of {', '.join(SERVER_MODES)} there, or remove it when no `dbrs tls enable` "
+                         "is under way")
+    return mode
+
+
+def read_step(path=None):
+    """This host's rolling TLS step (`dbrs tls enable`), or None when no roll is under way here."""
+    from pathlib import Path
+
+    path = Path(path or paths.TLS_STEP)
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise InputError(str(path), f"cannot be read: {e.strerror}", "run as root") from None
+    return parse_step(text, str(path))
+
+
+def client_mode(spec, step_path=None):
+    """The mode dbrs' clients on this host plan for: this host's rolling step, else the spec's.
+    A step at preferTLS or above here means every member already accepts TLS (enable_step moves one at a time)."""
+    return server_mode(spec.cluster.tls, read_step(step_path))
+
+
 def clients_use_tls(mode):
     """Do dbrs' own clients dial TLS? Only once every member accepts it and prefers it:
     under allowTLS a member that has not restarted yet may still be plaintext-only."""

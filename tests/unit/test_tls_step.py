@@ -1,0 +1,104 @@
+"""The host-local rolling TLS step (/var/lib/dbrs/tls-mode): mongod.conf and every client follow it, not cluster.tls,
+while `dbrs tls enable` is under way; it goes once the spec says the same."""
+
+import pymongo
+import pytest
+
+from installer import paths, spec as specmod, tls
+from installer.replset import connection
+
+from ..conftest import PSA, snapshot, write_cluster
+from .test_install_tls import TLS_PSA, _with_ca
+
+
+def _step(root, mode):
+    p = root / str(paths.TLS_STEP).lstrip("/")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(mode + "\n")
+    return p
+
+
+@pytest.fixture
+def dialed(monkeypatch):
+    seen = []
+    monkeypatch.setattr(pymongo, "MongoClient", lambda hosts, **kw: seen.append(kw) or kw)
+    yield seen
+    connection._tls_options.clear()
+
+
+def test_install_renders_the_step_and_issues_the_certificate_under_an_off_spec(staging, run_install):
+    _with_ca(staging, PSA)
+    _step(staging, "allowTLS")
+    r = run_install("--root", str(staging), "--role", "secondary")
+    assert r.exit_code == 0, r.output
+    conf = (staging / "etc/dbrs/mongod2/mongod.conf").read_text()
+    assert "mode: allowTLS" in conf
+    assert (staging / "etc/dbrs/mongod2/member.pem").exists()
+    assert (staging / str(paths.TLS_STEP).lstrip("/")).exists()
+
+
+def test_the_step_goes_once_the_spec_says_the_same(staging, run_install):
+    _with_ca(staging, TLS_PSA)
+    step = _step(staging, "requireTLS")
+    r = run_install("--root", str(staging), "--role", "secondary")
+    assert r.exit_code == 0, r.output
+    assert not step.exists()
+    assert "mode: requireTLS" in (staging / "etc/dbrs/mongod2/mongod.conf").read_text()
+
+
+def test_a_step_file_with_garbage_is_refused_naming_it(staging, run_install):
+    _with_ca(staging, PSA)
+    _step(staging, "x" * 5000)
+    before = snapshot(staging)
+    r = run_install("--root", str(staging), "--role", "secondary")
+    assert r.exit_code == 2, r.output
+    assert "tls-mode: holds" in r.output and len(r.output) < 600
+    assert snapshot(staging) == before
+
+
+@pytest.mark.parametrize("spec_tls,step,dials_tls", [
+    ("off", None, False), ("off", "allowTLS", False), ("off", "preferTLS", True), ("off", "requireTLS", True),
+    ("required", "allowTLS", False), ("required", None, True)])
+def test_clients_dial_tls_only_from_prefer(dialed, tmp_path, spec_tls, step, dials_tls):
+    text = PSA.replace('write_concern = "majority"\n', f'write_concern = "majority"\ntls = "{spec_tls}"\n', 1)
+    step_path = tmp_path / "tls-mode"
+    if step:
+        step_path.write_text(step)
+    connection.use_tls(specmod.loads(text), tmp_path, step_path)
+    connection.client("127.0.0.1", 27017)
+    assert ("tls" in dialed[-1]) is dials_tls
+
+
+def test_backup_tools_follow_the_step(tmp_path, monkeypatch):
+    from installer.backup import full
+
+    step_path = tmp_path / "tls-mode"
+    step_path.write_text("preferTLS\n")
+    monkeypatch.setattr(paths, "TLS_STEP", step_path)
+    assert full.tls_args(specmod.loads(PSA), tmp_path / "cluster.toml") == ["--ssl", f"--sslCAFile={tmp_path / 'ca.pem'}"]
+    step_path.write_text("allowTLS\n")
+    assert full.tls_args(specmod.loads(PSA), tmp_path / "cluster.toml") == []
+
+
+def test_setting_tls_edits_the_spec_in_place_and_raises_the_generation(tmp_path):
+    from installer import spec_edit
+
+    path = write_cluster(tmp_path, PSA.replace("[cluster]\n", "[cluster]\n# our cluster\n", 1))
+    out = spec_edit.change(str(path), None, spec_edit.setting_tls("required"))
+    text = path.read_text()
+    assert "# our cluster" in text and text.count("tls =") == 1
+    got = specmod.load(path)
+    assert got.cluster.tls == "required" and got.cluster.generation == out.generation == 2
+    spec_edit.change(str(path), None, spec_edit.setting_tls("off"))
+    assert specmod.load(path).cluster.tls == "off" and path.read_text().count("tls =") == 1
+
+
+def test_enable_refuses_bundle_without_passphrase_and_non_root(tmp_path, run_dbrs, monkeypatch):
+    path = write_cluster(tmp_path, PSA)
+    r = run_dbrs("tls", "enable", "--bundle", "b.dbrs", "--config", str(path))
+    assert r.exit_code == 2 and "--bundle: needs --passphrase-file" in r.output
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    r = run_dbrs("tls", "enable", "--config", str(path))
+    assert r.exit_code == 2 and "must run as root" in r.output
+    r = run_dbrs("tls", "enable", "--to", "sideways", "--config", str(path))
+    assert r.exit_code == 2 and "--to" in r.output
