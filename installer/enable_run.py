@@ -37,6 +37,17 @@ class Host(RotateHost):
     def write_step(self, mode):
         write_file(None, str(self.step_path), f"{mode}\n".encode(), 0o644, chown=True)
 
+    def local_mode(self, name):
+        """The mode this host's member started with (its mongod.conf), None when the file changed since."""
+        conf = self.etc / name / "mongod.conf"
+        started = self.started_at(name)
+        if not started or self.changed_at(conf) > started:
+            return None
+        try:
+            return tls.conf_modes(conf.read_text())[0]
+        except OSError:
+            return None
+
     def clear_step(self):
         self.step_path.unlink(missing_ok=True)
 
@@ -59,24 +70,61 @@ class Host(RotateHost):
               root=opts.root, live=target.live)
 
 
-def member_mode(spec, secrets_, m):
-    """net.tls.mode the member runs, from getParameter tlsMode (authenticated as dbrs' admin)."""
-    with connection.connect_member(m, "admin", secrets_.password("admin")) as c:
-        got = c.command({"getParameter": 1, "tlsMode": 1})
+def member_mode(spec, secrets_, m, host=None, up=True):
+    """net.tls.mode the member runs, from getParameter tlsMode (authenticated as dbrs' admin). An arbiter holds no
+    users, so real mongod refuses it the command: this host's arbiter is read from the mongod.conf it started with,
+    another host's from the wire (tls.mode_from_probe)."""
+    try:
+        with connection.connect_member(m, "admin", secrets_.password("admin")) as c:
+            got = c.command({"getParameter": 1, "tlsMode": 1})
+    except DbrsError:
+        if not m.arbiter:
+            raise
+        mode = host.local_mode(m.name) if host is not None and host.is_local(m.name) else None
+        mode = mode or tls.mode_from_probe(*probe(m), up=up)
+        if mode is None:
+            raise DbrsError(f"{m.name} ({m.address}) answers neither plaintext nor TLS; see `dbrs status`, "
+                            "then run `dbrs tls enable` again") from None
+        return mode
     mode = got.get("tlsMode")
     if mode not in tls.SERVER_MODES:
         raise DbrsError(f"{m.name} answers tlsMode {str(mode)[:40]!r}; dbrs knows {', '.join(tls.SERVER_MODES)}")
     return mode
 
 
-def gather(spec, secrets_, host):
+def probe(m):
+    """(takes a plaintext hello, takes a TLS handshake) of member `m`."""
+    import socket
+    import ssl
+
+    try:
+        _plain_hello(m)
+        plain = True
+    except (connection.errors().PyMongoError, DbrsError):
+        plain = False
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE   # is TLS spoken at all; trust is not the question
+    try:
+        with socket.create_connection((m.host, m.port), timeout=3) as s, ctx.wrap_socket(s):
+            tls_ok = True
+    except (OSError, ssl.SSLError):
+        tls_ok = False
+    return plain, tls_ok
+
+
+def _plain_hello(m):
+    with connection.client(m.host, m.port, timeout_ms=3000, tls_options={}) as c:
+        return c.admin.command("hello")
+
+
+def gather(spec, secrets_, host, up=True):
     states = member_states(spec, secrets_)
     members = [rotation.MemberCert(m.name, m.host, states.get(m.name, "UNKNOWN"), host.is_local(m.name))
                for m in spec.members]
     problem = rotation.check_healthy(members)
     if problem:
         raise DbrsError(problem.replace("a rotation", "the enable"))
-    return members, {m.name: member_mode(spec, secrets_, m) for m in spec.members}
+    return members, {m.name: member_mode(spec, secrets_, m, host, up) for m in spec.members}
 
 
 def run(spec, secrets_, spec_path, host, to="required", dry_run=False, progress=None, wait_s=600,
@@ -89,7 +137,7 @@ def run(spec, secrets_, spec_path, host, to="required", dry_run=False, progress=
                          'set cluster_auth = "keyfile" first (with every member stopped), or stay at required')
     target = TARGETS[to]
     say = progress or (lambda text: None)
-    members, modes = gather(spec, secrets_, host)
+    members, modes = gather(spec, secrets_, host, up=target != "disabled")
     step, plan = rotation.enable_step(members, modes, target)
     notes = []
     if step is None:

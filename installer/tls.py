@@ -94,6 +94,23 @@ def client_mode(spec, step_path=None):
     return server_mode(spec.cluster.tls, read_step(step_path))
 
 
+def mode_from_probe(plaintext_ok, tls_ok, up=True):
+    """The TLS mode of a member that cannot be asked (a remote arbiter holds no users), from whether it took a
+    plaintext hello and a TLS handshake; None when it took neither.
+
+    allowTLS and preferTLS both take both: the answer is then the one that
+    holds the roll back (allowTLS going up, preferTLS going down), so no step
+    is taken on a guess; the arbiter's own host reads it from its files.
+    """
+    if plaintext_ok and tls_ok:
+        return "allowTLS" if up else "preferTLS"
+    if plaintext_ok:
+        return "disabled"
+    if tls_ok:
+        return "requireTLS"
+    return None
+
+
 def clients_use_tls(mode):
     """Do dbrs' own clients dial TLS? Only once every member accepts it and prefers it:
     under allowTLS a member that has not restarted yet may still be plaintext-only."""

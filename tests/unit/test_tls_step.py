@@ -102,3 +102,58 @@ def test_enable_refuses_bundle_without_passphrase_and_non_root(tmp_path, run_dbr
     assert r.exit_code == 2 and "must run as root" in r.output
     r = run_dbrs("tls", "enable", "--to", "sideways", "--config", str(path))
     assert r.exit_code == 2 and "--to" in r.output
+
+
+def test_enable_prepares_one_member_conf_and_certificate_at_the_step(staging):
+    """What the restart of one member loads: its mongod.conf at the step and its certificate; the other members'
+    files stay as they are (they restart later, one at a time)."""
+    from installer import enable_run, install
+
+    _with_ca(staging, PSA)
+    step = _step(staging, "allowTLS")
+    host = enable_run.Host(staging / "etc/dbrs", step, install.Options(root=str(staging)))
+    host.prepare("mongod2")
+    assert "mode: allowTLS" in (staging / "etc/dbrs/mongod2/mongod.conf").read_text()
+    assert (staging / "etc/dbrs/mongod2/member.pem").exists()
+    assert not (staging / "etc/dbrs/mongod1/mongod.conf").exists()
+    assert not (staging / "etc/dbrs/mongod1/member.pem").exists()
+
+
+@pytest.mark.parametrize("plain,tls_ok,up,want", [
+    (True, False, True, "disabled"), (False, True, True, "requireTLS"), (False, False, True, None),
+    (True, True, True, "allowTLS"), (True, True, False, "preferTLS")])
+def test_an_arbiter_read_from_the_wire_never_lets_the_roll_guess(plain, tls_ok, up, want):
+    assert tls.mode_from_probe(plain, tls_ok, up) == want
+
+
+def test_an_arbiter_that_refuses_getparameter_is_read_from_its_conf_here_or_the_wire_elsewhere(monkeypatch, tmp_path):
+    """Real mongod: an arbiter holds no users, so getParameter is refused; the roll still needs its mode."""
+    from installer import enable_run
+    from installer.errors import DbrsError
+
+    spec = specmod.loads(PSA)
+    arb = next(m for m in spec.members if m.arbiter)
+
+    def refused(*a, **kw):
+        raise DbrsError("Authentication failed")
+
+    monkeypatch.setattr(connection, "connect_member", refused)
+    monkeypatch.setattr(enable_run, "probe", lambda m: (True, True))
+    (tmp_path / arb.name).mkdir()
+    (tmp_path / arb.name / "mongod.conf").write_text("net:\n  tls:\n    mode: preferTLS\n")
+
+    class Pw:
+        def password(self, user):
+            return "pw"
+
+    class Here(enable_run.Host):
+        def is_local(self, name):
+            return True
+
+        def started_at(self, name):
+            return 4e9
+
+    assert enable_run.member_mode(spec, Pw(), arb, Here(tmp_path), up=True) == "preferTLS"
+    assert enable_run.member_mode(spec, Pw(), arb, enable_run.Host(tmp_path / "elsewhere"), up=True) == "allowTLS"
+    with pytest.raises(DbrsError):
+        enable_run.member_mode(spec, Pw(), spec.members[0], Here(tmp_path))
