@@ -212,7 +212,9 @@ def cluster_ca(opts, files):
     try:
         return pki.Issued(key.read_bytes(), cert.read_bytes())
     except FileNotFoundError:
-        raise InputError("cluster.tls", f'is "{files.spec.cluster.tls}" but this host has no cluster CA ({paths.CA_KEY})',
+        step = tls.read_step(fsutil.under(opts.root, paths.TLS_STEP))
+        said = f'the rolling step is {step}' if step else f'is "{files.spec.cluster.tls}"'
+        raise InputError("cluster.tls", f"{said} but this host has no cluster CA ({paths.CA_KEY})",
                          "install with --bundle from `dbrs init` (it carries the CA), or set tls = \"off\"") from None
     except OSError as e:
         raise InputError(str(key), f"cannot be read: {e.strerror}", "run as root") from None

@@ -174,11 +174,16 @@ def enable(to, bundle, passphrase_file, dry_run, wait_s, config):
         raise InputError("dbrs tls enable", "changes the host and must run as root", "use sudo, or --dry-run")
     spec = load_spec(config)
     secrets = secretsmod.load(config, keyfile=True)
+    etc = os.path.dirname(os.path.abspath(config))
+    if to != "off" and not bundle and not os.path.exists(os.path.join(etc, paths.CA_KEY.name)):
+        raise InputError("--bundle", f"is needed: this host holds no cluster CA ({os.path.join(etc, paths.CA_KEY.name)}) "
+                         "to issue its members' certificates", "add --bundle bundle.dbrs --passphrase-file FILE "
+                         "(the bundle carries the CA); nothing was changed")
     if passphrase_file and not bundle:
         from .. import upgrade_run
 
         upgrade_run.open_bundle(config, secretsmod.read_passphrase(passphrase_file))   # refused before any change
-    host = enable_run.Host(os.path.dirname(os.path.abspath(config)), paths.TLS_STEP,
+    host = enable_run.Host(etc, paths.TLS_STEP,
                            install.Options(bundle=bundle, passphrase_file=passphrase_file) if bundle else None)
     step, plan, done, notes = enable_run.run(spec, secrets, config, host, to=to, dry_run=dry_run, progress=Reporter(),
                                              wait_s=wait_s, passphrase_file=None if bundle else passphrase_file)

@@ -157,3 +157,10 @@ def test_an_arbiter_that_refuses_getparameter_is_read_from_its_conf_here_or_the_
     assert enable_run.member_mode(spec, Pw(), arb, enable_run.Host(tmp_path / "elsewhere"), up=True) == "allowTLS"
     with pytest.raises(DbrsError):
         enable_run.member_mode(spec, Pw(), spec.members[0], Here(tmp_path))
+
+
+def test_enable_without_the_ca_asks_for_the_bundle_before_anything(tmp_path, run_dbrs, monkeypatch):
+    path = write_cluster(tmp_path, PSA)
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    r = run_dbrs("tls", "enable", "--config", str(path))
+    assert r.exit_code == 2 and "--bundle: is needed" in r.output and "ca.key" in r.output
