@@ -10,13 +10,19 @@ running it again (a member already at the step is skipped).
 
 from __future__ import annotations
 
+import socket
+import ssl
 from dataclasses import replace
 from pathlib import Path
 
-from . import paths, rotation, spec_edit, tls
+from . import install, paths, rotation, spec_edit, tls
 from .errors import DbrsError, InputError
 from .fsutil import write_file
-from .replset import connection
+from .host import facts
+from .host.apply import apply
+from .host.items import File, compare
+from .host.mongod import conf
+from .replset import connection, operations
 from .rotate_run import Host as RotateHost, _ready, member_states, wait_healthy
 
 SPEC_OF = {v: k for k, v in tls.SPEC_MODES.items()}
@@ -53,12 +59,6 @@ class Host(RotateHost):
 
     def prepare(self, name):
         """Write the member's certificate (when it needs one) and its mongod.conf at the step: what the restart loads."""
-        from . import install
-        from .host import facts
-        from .host.apply import apply
-        from .host.items import File, compare
-        from .host.mongod import conf
-
         opts = self.install_opts or install.Options(member=name)
         files = install.load_cluster(opts)
         target = install.build_target(install.Options(member=name, root=opts.root), files)
@@ -94,9 +94,6 @@ def member_mode(spec, secrets_, m, host=None, up=True):
 
 def probe(m):
     """(takes a plaintext hello, takes a TLS handshake) of member `m`."""
-    import socket
-    import ssl
-
     try:
         _plain_hello(m)
         plain = True
@@ -153,8 +150,6 @@ def run(spec, secrets_, spec_path, host, to="required", dry_run=False, progress=
     for s in plan.steps:
         say(s.text())
         if s.action == "stepdown":
-            from .replset import operations
-
             sd = operations.stepdown(spec, secrets_, secs=60, wait_s=min(wait_s, 120))
             say(f"{sd.old} stepped down; {sd.new} is primary ({sd.no_primary_s:.1f} s without a primary)")
         else:
