@@ -233,6 +233,14 @@ def _passphrase(config, passphrase_file):
     return passphrase
 
 
+def _riders(config, passphrase):
+    """The files the bundle carries besides spec and secrets (the cluster CA): a re-seal keeps them, or the other
+    hosts could no longer issue their member certificates."""
+    path = siblings(config)["bundle"]
+    bundle = secretsmod.open_bundle(Path(path).read_bytes(), passphrase, where=str(path))
+    return {k: v for k, v in bundle.files.items() if k != "secrets"}
+
+
 def change(config, passphrase_file, edit):
     """Edit the spec at `config` with `edit(text, spec) -> (text, expected spec, what, next steps)`, raise its
     generation, check the result parses to exactly the expected spec, write it, and re-seal the bundle."""
@@ -258,7 +266,8 @@ def change(config, passphrase_file, edit):
     if passphrase is not None:
         bundle = str(siblings(config)["bundle"])
         try:
-            write_file("/", bundle, secretsmod.seal_bundle(new_text, sec, passphrase), 0o600, chown=False)
+            write_file("/", bundle, secretsmod.seal_bundle(new_text, sec, passphrase, _riders(config, passphrase)),
+                       0o600, chown=False)
         except OSError as e:
             raise DbrsError(f"re-sealing {bundle}: {e.strerror}; the spec has the change: run "
                             "`dbrs member seal --passphrase-file FILE`") from None
@@ -279,5 +288,6 @@ def reseal(config, passphrase_file):
     sec = secretsmod.load(config, keyfile=True)
     passphrase = _passphrase(config, passphrase_file)
     bundle = str(siblings(config)["bundle"])
-    write_file("/", bundle, secretsmod.seal_bundle(Path(config).read_text(), sec, passphrase), 0o600, chown=False)
+    write_file("/", bundle, secretsmod.seal_bundle(Path(config).read_text(), sec, passphrase, _riders(config, passphrase)),
+               0o600, chown=False)
     return bundle

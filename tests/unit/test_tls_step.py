@@ -164,3 +164,21 @@ def test_enable_without_the_ca_asks_for_the_bundle_before_anything(tmp_path, run
     monkeypatch.setattr("os.geteuid", lambda: 0)
     r = run_dbrs("tls", "enable", "--config", str(path))
     assert r.exit_code == 2 and "--bundle: is needed" in r.output and "ca.key" in r.output
+
+
+def test_a_spec_edit_re_seal_keeps_the_cluster_ca_in_the_bundle(tmp_path):
+    """The other hosts issue their member certificates with the CA the bundle carries: a re-seal without it
+    (dbrs tls enable's last step, dbrs member) would leave them unable to install a TLS cluster."""
+    from installer import pki, secrets as secretsmod, spec_edit
+
+    path = write_cluster(tmp_path, PSA)
+    sec = secretsmod.load(path, keyfile=True)
+    ca = pki.new_ca("dbrs", 1.8e9)
+    bundle = tmp_path / "etc/dbrs/bundle.dbrs"
+    bundle.write_bytes(secretsmod.seal_bundle(path.read_text(), sec, "correct horse battery",
+                                              {"ca.key": ca.key_pem, "ca.pem": ca.cert_pem}))
+    pw = tmp_path / "pw"
+    pw.write_text("correct horse battery\n")
+    spec_edit.change(str(path), str(pw), spec_edit.setting_tls("required"))
+    opened = secretsmod.open_bundle(bundle.read_bytes(), "correct horse battery")
+    assert opened.files.get("ca.key") == ca.key_pem and 'tls = "required"' in opened.spec_text
