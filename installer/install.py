@@ -165,6 +165,11 @@ def check_units_can_run(dbrs_bin, package_dir):
                          "nothing was changed")
 
 
+def running_members(target):
+    """This host's members whose mongod runs now (none under --root: nothing runs in a staging tree)."""
+    return facts.running_members() if target.live else []
+
+
 def build_target(opts, files):
     live = opts.root is None
     local = machine.this_host() if live else (set(), {"localhost"})
@@ -189,10 +194,12 @@ def build_target(opts, files):
         live=live,
         memory_bytes=facts.memory_total() if live else None,
         dbrs_bin=facts.dbrs_bin() if live else None,
+        tls_step=tls.read_step(fsutil.under(opts.root, paths.TLS_STEP)),
     )
     from dataclasses import replace
 
-    secret_files = [*cluster.secret_items(paths.ETC, files, live)] + member_tls_items(opts, files, members, addresses, live)
+    secret_files = [*cluster.secret_items(paths.ETC, files, live)] + member_tls_items(opts, files, members, addresses, live,
+                                                                                      mode=target.tls_mode)
     return replace(target, secret_files=tuple(secret_files), secrets=files.secrets)
 
 
@@ -207,7 +214,9 @@ def cluster_ca(opts, files):
     try:
         cert_pem = cert.read_bytes()
     except FileNotFoundError:
-        raise InputError("cluster.tls", f'is "{files.spec.cluster.tls}" but this host has no cluster CA ({paths.CA_CERT}, {paths.CA_KEY})',
+        step = tls.read_step(fsutil.under(opts.root, paths.TLS_STEP))
+        said = f'the rolling step is {step}' if step else f'is "{files.spec.cluster.tls}"'
+        raise InputError("cluster.tls", f"{said} but this host has no cluster CA ({paths.CA_CERT}, {paths.CA_KEY})",
                          "install with --bundle from `dbrs init` (it carries the CA), or set tls = \"off\"") from None
     except OSError as e:
         raise InputError(str(cert), f"cannot be read: {e.strerror}", "run as root") from None
@@ -219,12 +228,13 @@ def cluster_ca(opts, files):
         raise InputError(str(key), f"cannot be read: {e.strerror}", "run as root") from None
 
 
-def member_tls_items(opts, files, members, addresses, live, now=None):
+def member_tls_items(opts, files, members, addresses, live, now=None, mode=None):
     """Certificate files for this host's members when the spec turns TLS on; a certificate is re-issued
     only when `tls.member_certificate` says the one on disk will not do (so a re-run changes nothing)."""
     import time
 
-    if files.spec.cluster.tls == "off":
+    mode = tls.server_mode(files.spec.cluster.tls) if mode is None else mode
+    if mode == "disabled":
         return []
     ca = cluster_ca(opts, files)
     now = time.time() if now is None else now
@@ -281,7 +291,7 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None, th
         return _leave(opts, files, on_plan, on_item, the_set)
     target = build_target(opts, files)
     if target.live and the_set:
-        the_set.use_tls(files.spec, paths.ETC)   # the bootstrap and oplog steps below talk to the members
+        the_set.use_tls(files.spec, paths.ETC, fsutil.under(opts.root, paths.TLS_STEP))   # the bootstrap and oplog steps below talk to the members
     result = Result(target, files.origin)
     if opts.config and Path(opts.config).resolve() != fsutil.under(opts.root, paths.SPEC).resolve():
         result.copied_from = opts.config
@@ -295,14 +305,16 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None, th
     items = plan.desired(target)
     current = registry.gather(items, opts.root, target.live)
     result.changes = registry.compare(items, current, chown=target.live)
-    result.changes = cluster.guard_replacement(result.changes, facts.running_members() if target.live else [],
+    running = running_members(target)
+    tls.guard_transitions(result.changes, running, {str(target.etc / m.name / "mongod.conf"): m.name
+                                                    for m in target.members})
+    result.changes = cluster.guard_replacement(result.changes, running,
                                                opts.replace_secrets, cluster.utc_stamp(), "--bundle" if opts.bundle else "--config")
 
     if on_plan:
         on_plan(result)
     result.steps += departed.run(target, opts.root, opts.dry_run or preflight.failed(result.checks), opts.purge_data,
-                                 facts.running_members() if target.live else (),
-                                 *((the_set.listed,) if the_set else ()))
+                                 running, *((the_set.listed,) if the_set else ()))
     if preflight.failed(result.checks) or opts.dry_run:
         result.diffs = diffs(result.changes)
         if opts.dry_run and preview and target.live and target.start and target.has_primary:
@@ -311,6 +323,10 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None, th
 
     apply(result.changes, root=opts.root, live=target.live, progress=progress, done=on_item)
     generation.record(opts.root, paths.GENERATION, files.spec.cluster.generation)
+    if target.tls_step is not None and target.tls_step == tls.server_mode(files.spec.cluster.tls):
+        # The roll has arrived where the spec is: from now on the spec alone decides, so a later edit of cluster.tls
+        # is not silently overridden by a left-over step.
+        fsutil.under(opts.root, paths.TLS_STEP).unlink(missing_ok=True)
     if bootstrap and target.live and target.start and target.has_primary:
         result.steps += bootstrap(target)
     if the_set:

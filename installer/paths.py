@@ -15,6 +15,9 @@ STATE_DIR = DATA / ".backup"
 # The highest spec generation dbrs-install applied here: an old cluster.toml put back over /etc/dbrs (from git,
 # etckeeper, a backup) must not roll a member change back either.
 GENERATION = DATA / "spec-generation"
+# The TLS mode this host's members are rolled to while `dbrs tls enable` is under way (root 0644): every client
+# here and mongod.conf follow it instead of cluster.tls, which changes only once the whole set has arrived.
+TLS_STEP = DATA / "tls-mode"
 LOG = P("/var/log/dbrs")
 UNIT_DIR = P("/etc/systemd/system")
 SYSCTL = P("/etc/sysctl.d/60-dbrs.conf")

@@ -78,6 +78,28 @@ def set_generation(text, n):
     return "".join(lines)
 
 
+_TLS = re.compile(r"^\s*tls\s*=")
+
+
+def setting_tls(value):
+    """The edit that writes [cluster] tls = VALUE (`dbrs tls enable` once the whole set runs that mode)."""
+    def edit(text, spec):
+        lines = text.splitlines(keepends=True)
+        head = next((i for i, line in enumerate(lines) if _CLUSTER_HEADER.match(line)), None)
+        if head is None:
+            raise _by_hand(f'set tls = "{value}" under [cluster]')
+        end = next((i for i in range(head + 1, len(lines)) if _HEADER.match(lines[i])), len(lines))
+        line = f'tls = "{value}"                    # written by dbrs tls enable once every member ran it\n'
+        at = next((i for i in range(head + 1, end) if _TLS.match(lines[i])), None)
+        if at is None:
+            lines.insert(head + 1, line)
+        else:
+            lines[at] = line
+        expected = replace(spec, cluster=replace(spec.cluster, tls=value))
+        return "".join(lines), expected, f'cluster.tls = "{value}"', []
+    return edit
+
+
 def _member_text(m):
     return f'\n[[members]]\nname = "{m.name}"\nhost = "{m.host}"\nport = {m.port}\nrole = "{m.role}"\n'
 

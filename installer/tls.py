@@ -63,6 +63,54 @@ def rolling_steps(current, target):
     return list(reversed(SERVER_MODES[j:i]))
 
 
+def parse_step(text, where=None):
+    """The mode a step file holds; InputError naming the file when it holds something else."""
+    mode = text.strip()
+    if mode not in SERVER_MODES:
+        where = where or str(paths.TLS_STEP)
+        raise InputError(where, f"holds {mode[:40]!r}, not a TLS mode",
+                         f"write one of {', '.join(SERVER_MODES)} there, or remove it when no `dbrs tls enable` "
+                         "is under way")
+    return mode
+
+
+def read_step(path=None):
+    """This host's rolling TLS step (`dbrs tls enable`), or None when no roll is under way here."""
+    from pathlib import Path
+
+    path = Path(path or paths.TLS_STEP)
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise InputError(str(path), f"cannot be read: {e.strerror}", "run as root") from None
+    return parse_step(text, str(path))
+
+
+def client_mode(spec, step_path=None):
+    """The mode dbrs' clients on this host plan for: this host's rolling step, else the spec's.
+    A step at preferTLS or above here means every member already accepts TLS (enable_step moves one at a time)."""
+    return server_mode(spec.cluster.tls, read_step(step_path))
+
+
+def mode_from_probe(plaintext_ok, tls_ok, up=True):
+    """The TLS mode of a member that cannot be asked (a remote arbiter holds no users), from whether it took a
+    plaintext hello and a TLS handshake; None when it took neither.
+
+    allowTLS and preferTLS both take both: the answer is then the one that
+    holds the roll back (allowTLS going up, preferTLS going down), so no step
+    is taken on a guess; the arbiter's own host reads it from its files.
+    """
+    if plaintext_ok and tls_ok:
+        return "allowTLS" if up else "preferTLS"
+    if plaintext_ok:
+        return "disabled"
+    if tls_ok:
+        return "requireTLS"
+    return None
+
+
 def clients_use_tls(mode):
     """Do dbrs' own clients dial TLS? Only once every member accepts it and prefers it:
     under allowTLS a member that has not restarted yet may still be plaintext-only."""
@@ -91,6 +139,66 @@ def server(tls, member_name, etc=paths.ETC, cluster_auth="keyfile", step=None):
         return None
     return ServerTLS(mode=mode, certificateKeyFile=str(paths.member_cert(member_name, etc)),
                      CAFile=str(ca_path(etc)), cluster_auth_mode=CLUSTER_AUTH[cluster_auth])
+
+
+def conf_modes(text):
+    """(net.tls.mode, security.clusterAuthMode) a dbrs-rendered mongod.conf starts its member with;
+    mongod's defaults ("disabled", "keyFile") where the file says nothing."""
+    found, stack = {}, []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].rstrip()
+        if not line.strip() or ":" not in line:
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        key, _, value = line.strip().partition(":")
+        del stack[depth:]
+        stack.append(key)
+        if value.strip():
+            found[".".join(stack)] = value.strip().strip('"')
+    return found.get("net.tls.mode", "disabled"), found.get("security.clusterAuthMode", "keyFile")
+
+
+def transition_problem(member, before_text, after_text):
+    """Why restarting a RUNNING member from `before_text` to `after_text` (its mongod.conf) would cut it off
+    from the set, as InputError, else None.
+
+    Each member must accept what the others send: the TLS mode moves one
+    step of SERVER_MODES per rolling restart (`dbrs tls enable`), and the
+    cluster authentication keyFile -> x509 needs the sendKeyFile/sendX509
+    roll, which dbrs does not do on a running set.
+    """
+    (mode0, auth0), (mode1, auth1) = conf_modes(before_text), conf_modes(after_text)
+    if auth0 != auth1:
+        return InputError("cluster.cluster_auth", f"member {member} runs with clusterAuthMode {auth0}; restarting it "
+                          f"with {auth1} while the others run cut it off from the set (a rolling change goes through "
+                          "sendKeyFile and sendX509, which dbrs does not do)",
+                          "put cluster_auth back, or stop every member of the set (`sudo systemctl stop "
+                          f"'dbrs-mongod@*'` on each host) and run dbrs-install on each host; nothing was changed")
+    if mode0 in SERVER_MODES and mode1 in SERVER_MODES:
+        i, j = SERVER_MODES.index(mode0), SERVER_MODES.index(mode1)
+        if abs(i - j) > 1:
+            was = {v: k for k, v in SPEC_MODES.items()}.get(mode0)
+            back = f'set cluster.tls back to "{was}"' if was else "put cluster.tls back"
+            to = {v: k for k, v in SPEC_MODES.items()}[mode1]
+            return InputError("cluster.tls", f"member {member} runs with net.tls.mode {mode0}; restarting it at {mode1} "
+                              f"skips {' and '.join(rolling_steps(mode0, mode1)[:-1])}, which cuts it off from the "
+                              "members that have not restarted yet",
+                              f"{back} and run `sudo dbrs tls enable --to {to}` on each host (one rolling restart per "
+                              "mode; it writes the spec at the end); nothing was changed")
+    return None
+
+
+def guard_transitions(changes, running, confs):
+    """Before apply: refuse a mongod.conf change that would cut a running member off (transition_problem).
+    `confs` {mongod.conf path: member name} for this run's members; `running` the names whose mongod runs."""
+    for c in changes:
+        member = confs.get(c.item.path)
+        before = c.before
+        if member in running and c.changed and before is not None and before.exists and before.content is not None:
+            problem = transition_problem(member, before.content.decode(errors="replace"),
+                                         c.item.content.decode(errors="replace"))
+            if problem:
+                raise problem
 
 
 def ca_path(etc=paths.ETC):

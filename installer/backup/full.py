@@ -105,4 +105,4 @@ def tls_args(spec, spec_path):
     """mongodump's TLS flags when the spec turns TLS on: the member then refuses (or may refuse) plaintext."""
     from pathlib import Path
 
-    return tls.tool_args(tls.server_mode(spec.cluster.tls), tls.ca_path(Path(spec_path).parent))
+    return tls.tool_args(tls.client_mode(spec), tls.ca_path(Path(spec_path).parent))

@@ -244,7 +244,7 @@ def execute(spec, prepared, password, key, *, spec_path, drop=False, ns_include=
     started = time.monotonic()
     report = Report(plan)
     hosts = hosts_of(spec)
-    tls_args = tls.tool_args(tls.server_mode(spec.cluster.tls), tls.ca_path(Path(spec_path).parent))
+    tls_args = tls.tool_args(tls.client_mode(spec), tls.ca_path(Path(spec_path).parent))
     base = plan.base
     replaying = not ns_include
     redo = redo or "the same `dbrs restore` command"

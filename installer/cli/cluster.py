@@ -112,7 +112,7 @@ def uri(config, user):
     plain, read = documents.connection_strings(spec, user)
     click.echo(plain)
     click.echo(read)
-    if tlsmod.clients_use_tls(tlsmod.server_mode(spec.cluster.tls)):
+    if tlsmod.clients_use_tls(tlsmod.client_mode(spec)):
         click.echo("note: tlsCAFile is where the CA sits on this host; for an application host, "
                    "`sudo dbrs tls client-bundle DIR` writes the CA (and optionally a client certificate) to copy "
                    "there, and prints the parameters with its paths", err=True)

@@ -136,3 +136,69 @@ def rotate(roll_ca, finish, bundle, passphrase_file, renew_days, dry_run, wait_s
                    f"{renew_days} days and loaded")
     for line in plan.waiting:
         click.echo(f"note: {line}", err=True)
+
+
+@tls.command("enable")
+@click.option("--to", "to", type=click.Choice(["off", "preferred", "required"]), default="required", show_default=True,
+              help="Where the set goes: required (refuse plaintext), preferred, or off (the same road back).")
+@click.option("--bundle", metavar="FILE", help="Take the cluster CA from this bundle (hosts other than the init host).")
+@click.option("--passphrase-file", metavar="FILE", help="The bundle's passphrase (to open --bundle, or to re-seal "
+                                                       "bundle.dbrs when the spec is written at the end).")
+@click.option("--dry-run", is_flag=True, help="Print the next step; change nothing.")
+@click.option("--wait", "wait_s", type=click.FloatRange(min=1), default=600, show_default=True, metavar="SECONDS",
+              help="How long to wait for each restarted member to be healthy.")
+@config_option
+@handle_errors
+def enable(to, bundle, passphrase_file, dry_run, wait_s, config):
+    """Turn TLS on (or off) for a RUNNING set without downtime: disabled -> allowTLS -> preferTLS -> requireTLS,
+    one rolling restart per mode, this host's members one at a time (the primary last, after a step-down).
+
+    \b
+    Each run does ONE mode on THIS host's members, and only once every member of the set runs the mode before
+    it. Run it on each host in turn, then again for the next mode; it says which hosts are behind and what to
+    run. A run cut short resumes: run it again. When the whole set runs the target, it writes cluster.tls into
+    the spec (generation raised); re-seal the bundle for the other hosts (or pass --passphrase-file).
+      init host:    sudo dbrs tls enable
+      other hosts:  sudo dbrs tls enable --bundle bundle.dbrs --passphrase-file FILE
+    Switch the applications to TLS (`dbrs uri`) once the set runs preferTLS, before requireTLS.
+    """
+    import os
+
+    from .. import enable_run, install, paths, secrets as secretsmod
+    from ..errors import InputError
+    from .common import Reporter, load_spec
+
+    if bundle and not passphrase_file:
+        raise InputError("--bundle", "needs --passphrase-file", "give the file holding the bundle's passphrase")
+    if not dry_run and os.geteuid() != 0:
+        raise InputError("dbrs tls enable", "changes the host and must run as root", "use sudo, or --dry-run")
+    spec = load_spec(config)
+    secrets = secretsmod.load(config, keyfile=True)
+    etc = os.path.dirname(os.path.abspath(config))
+    if to != "off" and not bundle and not os.path.exists(os.path.join(etc, paths.CA_KEY.name)):
+        raise InputError("--bundle", f"is needed: this host holds no cluster CA ({os.path.join(etc, paths.CA_KEY.name)}) "
+                         "to issue its members' certificates", "add --bundle bundle.dbrs --passphrase-file FILE "
+                         "(the bundle carries the CA); nothing was changed")
+    if passphrase_file and not bundle:
+        from .. import upgrade_run
+
+        upgrade_run.open_bundle(config, secretsmod.read_passphrase(passphrase_file))   # refused before any change
+    host = enable_run.Host(etc, paths.TLS_STEP,
+                           install.Options(bundle=bundle, passphrase_file=passphrase_file) if bundle else None)
+    step, plan, done, notes = enable_run.run(spec, secrets, config, host, to=to, dry_run=dry_run, progress=Reporter(),
+                                             wait_s=wait_s, passphrase_file=None if bundle else passphrase_file)
+    if step is not None:
+        if dry_run:
+            for s in plan.steps:
+                click.echo(f"would     {s.text()}")
+        elif done:
+            click.echo(f"changed   {len(done)} step(s) done; this host's members run {step}")
+        if not plan.steps:
+            click.echo(f"unchanged this host's members already run {step}")
+    for note in notes:
+        click.echo(note)
+    for line in plan.waiting:
+        click.echo(f"note: {line}", err=True)
+    if step is not None and not plan.waiting and not dry_run:
+        click.echo(f"next: run `sudo dbrs tls enable{'' if to == 'required' else ' --to ' + to}` again for the "
+                   "next mode (on each host)")

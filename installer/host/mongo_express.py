@@ -81,7 +81,7 @@ def env(target):
         set_name=target.spec.cluster.name,
         cookie_secret=_derived(password, "cookie"),
         session_secret=_derived(password, "session"),
-        tls_env=tls.express_env(tls.server_mode(target.spec.cluster.tls), tls.ca_path(target.etc)),
+        tls_env=tls.express_env(tls.server_mode(target.spec.cluster.tls, target.tls_step), tls.ca_path(target.etc)),
     )
 
 

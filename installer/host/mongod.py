@@ -89,7 +89,8 @@ def conf(target, member):
         keyfile=target.etc / "keyfile",
         extra=extra,
         notes=notes,
-        tls=tls.server(target.spec.cluster.tls, member.name, target.etc, target.spec.cluster.cluster_auth),
+        tls=tls.server(target.spec.cluster.tls, member.name, target.etc, target.spec.cluster.cluster_auth,
+                       step=target.tls_step),
     )
 
 

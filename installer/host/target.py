@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
-from .. import paths
+from .. import paths, tls
 
 
 class OsRelease(NamedTuple):
@@ -39,6 +39,12 @@ class Target:
     memory_bytes: Optional[int] = None  # RAM of the real host (None under --root)
     dbrs_bin: Optional[str] = None      # this installation's dbrs script (None under --root)
     secrets: Optional[object] = None    # secrets.Secrets, for files that embed a password (mongo-express env)
+    tls_step: Optional[str] = None      # the rolling TLS mode of this host (paths.TLS_STEP), None: cluster.tls
+
+    @property
+    def tls_mode(self):
+        """net.tls.mode this run gives its members."""
+        return tls.server_mode(self.spec.cluster.tls, self.tls_step)
 
     @property
     def etc(self):

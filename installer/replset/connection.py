@@ -28,20 +28,20 @@ SOCKET_TIMEOUT_MIN_MS = 30000   # a command may run longer than connecting may t
 _tls_options = {}               # set once per run from the spec by use_tls; every client below gets it
 
 
-def use_tls(spec, etc):
+def use_tls(spec, etc, step_path=None):
     """Make every client of this run dial TLS verified by the cluster CA when the spec turns TLS on.
 
     Set once where the CLI loads the spec, so no code path (status, bootstrap,
     users, backup, restore, upgrade) can forget it and fall back to plaintext.
     """
     _tls_options.clear()
-    _tls_options.update(tls.client_kwargs(tls.server_mode(spec.cluster.tls), tls.ca_path(etc)))
+    _tls_options.update(tls.client_kwargs(tls.client_mode(spec, step_path), tls.ca_path(etc)))
 
 
-def require_ca(spec, etc):
+def require_ca(spec, etc, step_path=None):
     """A command about to dial a TLS set stops here, in one line, when the CA file is missing (pymongo would
     fail later with a traceback-shaped FileNotFoundError). dbrs-install does not call it: it writes that file."""
-    options = tls.client_kwargs(tls.server_mode(spec.cluster.tls), tls.ca_path(etc))
+    options = tls.client_kwargs(tls.client_mode(spec, step_path), tls.ca_path(etc))
     if options and not os.path.exists(options["tlsCAFile"]):
         raise DbrsError(f"{options['tlsCAFile']} is missing (the cluster CA certificate; cluster.tls is "
                         f'"{spec.cluster.tls}"): {tls.MISSING_CA_FIX}')

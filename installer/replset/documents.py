@@ -86,7 +86,7 @@ def connection_strings(spec, user=None, ca_file=None):
     base = f"mongodb://{who}{hosts}/?replicaSet={spec.cluster.name}"
     if user:
         base += "&authSource=admin"
-    base += tls.uri_params(tls.server_mode(spec.cluster.tls), ca_file or paths.CA_CERT)
+    base += tls.uri_params(tls.client_mode(spec), ca_file or paths.CA_CERT)
     return base, base + "&readPreference=secondaryPreferred"
 
 

@@ -142,8 +142,9 @@ class StandInSet:
         self.fcv = {"version": fcv or series(version)}
         return self
 
-    def restart(self, name, version=None):
-        """Stop a member and start it again (on binary `version`): a primary comes back as a secondary."""
+    def restart(self, name, version=None, tls_mode=None):
+        """Stop a member and start it again (on binary `version`, with net.tls.mode `tls_mode`): a primary comes
+        back as a secondary."""
         m = self.members[name]
         m.stop()
         with self.lock:
@@ -152,6 +153,8 @@ class StandInSet:
                 self.elect_at = time.monotonic() + ELECTION_S
             if version:
                 m.version = version
+            if tls_mode:
+                m.tls_mode = tls_mode
         m.start()
 
     def lag_of(self, name):
@@ -368,6 +371,7 @@ class StandInMember:
         self.auth = {}     # client port -> user
         self.sasl = {}     # client port -> Conversation
         self.last_heard = None   # when the others last got a heartbeat answer (set when it stops)
+        self.tls_mode = "disabled"   # net.tls.mode it started with (getParameter tlsMode); set by restart()
 
     @property
     def address(self):
@@ -651,10 +655,18 @@ class StandInMember:
                               "bits": 64, "maxBsonObjectSize": 16777216, "ok": 1})
 
     def cmd_getparameter(self, request, doc):
-        if doc.get("featureCompatibilityVersion") != 1 or set(doc) - {"getParameter", "featureCompatibilityVersion",
-                                                                       *TRANSPORT_FIELDS}:
-            return request.command_err(code=2, codeName="BadValue", errmsg="stand-in: only featureCompatibilityVersion")
-        return request.reply({"featureCompatibilityVersion": dict(self.rs.fcv), "ok": 1})
+        """featureCompatibilityVersion and tlsMode (the mode this member started with), each asked as NAME: 1;
+        as mongod, a name it does not know is "no option found to get" and nothing asked is refused too."""
+        asked = set(doc) - {"getParameter", *TRANSPORT_FIELDS}
+        unknown = asked - {"featureCompatibilityVersion", "tlsMode"}
+        if unknown or not asked:
+            return request.command_err(code=72, codeName="InvalidOptions", errmsg="no option found to get")
+        reply = {"ok": 1}
+        if "featureCompatibilityVersion" in asked:
+            reply["featureCompatibilityVersion"] = dict(self.rs.fcv)
+        if "tlsMode" in asked:
+            reply["tlsMode"] = self.tls_mode
+        return request.reply(reply)
 
     def cmd_setfeaturecompatibilityversion(self, request, doc):
         """As 7.0+: confirm: true is required; upgrading only one series up and only when every member's

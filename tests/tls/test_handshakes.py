@@ -137,3 +137,18 @@ def test_member_with_a_foreign_certificate_is_not_let_in(members):
     kw = tls.client_kwargs("requireTLS", tls.ca_path(a.etc))
     with pytest.raises(pymongo.errors.OperationFailure, match="quorum check failed"):
         initiate(a, [a, b], **kw)
+
+
+@pytest.mark.parametrize("mode", ["disabled", "allowTLS", "preferTLS", "requireTLS"])
+def test_the_member_tells_its_tls_mode_as_enable_reads_it(members, mode):
+    """`dbrs tls enable` reads each member's mode with getParameter tlsMode; the stand-in answers it from the
+    net.tls.mode of the mongod.conf it started with, and refuses a parameter it does not know."""
+    m = members(mode=mode).start()
+    kw = tls.client_kwargs("requireTLS", tls.ca_path(m.etc)) if mode == "requireTLS" else {}
+    c = pymongo.MongoClient("127.0.0.1", m.port, directConnection=True, serverSelectionTimeoutMS=3000, **kw)
+    try:
+        assert c.admin.command({"getParameter": 1, "tlsMode": 1})["tlsMode"] == mode
+        with pytest.raises(pymongo.errors.OperationFailure, match="no option found to get"):
+            c.admin.command({"getParameter": 1, "noSuchParameter": 1})
+    finally:
+        c.close()
