@@ -173,7 +173,7 @@ def transition_problem(member, before_text, after_text):
                           f"with {auth1} while the others run cut it off from the set (a rolling change goes through "
                           "sendKeyFile and sendX509, which dbrs does not do)",
                           "put cluster_auth back, or stop every member of the set (`sudo systemctl stop "
-                          f"'dbrs-mongod@*'` on each host) and run dbrs-install on each host; nothing was changed")
+                          "'dbrs-mongod@*'` on each host) and run dbrs-install on each host; nothing was changed")
     if mode0 in SERVER_MODES and mode1 in SERVER_MODES:
         i, j = SERVER_MODES.index(mode0), SERVER_MODES.index(mode1)
         if abs(i - j) > 1:
