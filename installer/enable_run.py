@@ -18,9 +18,9 @@ from pathlib import Path
 from . import install, paths, rotation, spec_edit, tls
 from .errors import DbrsError, InputError
 from .fsutil import write_file
-from .host import facts
+from .host import registry
 from .host.apply import apply
-from .host.items import File, compare
+from .host.items import File
 from .host.mongod import conf
 from .replset import connection, operations
 from .rotate_run import Host as RotateHost, _ready, member_states, wait_healthy
@@ -66,7 +66,7 @@ class Host(RotateHost):
         items = [replace(i, notify=()) for i in target.secret_files
                  if i.path.endswith(("/ca.pem", f"/{name}/member.pem"))]
         items.append(File(str(target.etc / name / "mongod.conf"), conf(target, member), 0o644))
-        apply(compare(items, facts.gather(items, opts.root, target.live), chown=target.live),
+        apply(registry.compare(items, registry.gather(items, opts.root, target.live), chown=target.live),
               root=opts.root, live=target.live)
 
 

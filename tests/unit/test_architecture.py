@@ -5,6 +5,8 @@ module of this package; the rules below are the ones ARCHITECTURE.md states.
 """
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "installer"
@@ -149,3 +151,13 @@ def test_the_checks_see_what_they_check():
     assert layer("installer.fsutil") == "leaf" and layer("installer.install") == "action"
     mods, edges, _ = graph()
     assert "installer.replset.connection" in edges["installer.backup.source"]
+
+
+def test_every_module_imports():
+    """A merge that moves a name (compare went from host.items to host.registry) broke a module only its own
+    command loads: every module must import, in a fresh interpreter so no earlier import hides it."""
+    names = sorted(name for name, _ in _modules())
+    code = "import importlib, sys\nbad = []\nfor n in sys.argv[1:]:\n    try:\n        importlib.import_module(n)\n" \
+           "    except Exception as e:\n        bad.append(f'{n}: {type(e).__name__}: {e}')\nprint('\\n'.join(bad))"
+    r = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, cwd=PKG.parent, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "", r.stdout + r.stderr
