@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-from dataclasses import replace
 from pathlib import Path
 
 from . import install, paths, rotation, spec_edit, tls
@@ -63,7 +62,7 @@ class Host(RotateHost):
         files = install.load_cluster(opts)
         target = install.build_target(install.Options(member=name, root=opts.root), files)
         member = files.spec.member(name)
-        items = [replace(i, notify=()) for i in target.secret_files
+        items = [i._replace(notify=()) for i in target.secret_files
                  if i.path.endswith(("/ca.pem", f"/{name}/member.pem"))]
         items.append(File(str(target.etc / name / "mongod.conf"), conf(target, member), 0o644))
         apply(registry.compare(items, registry.gather(items, opts.root, target.live), chown=target.live),
