@@ -67,6 +67,7 @@ def status(spec, spec_path, now):
     base = Path(spec_path).parent
     ca_pem = _read(cert_path, "the cluster CA certificate", tls.MISSING_CA_FIX if required else NO_CA)
     out = [tls.certificate_state("CA", str(cert_path), ca_pem, None, now)]
+    ca_bad = tls.ca_problem(ca_pem)
     for m in spec.members:
         pem_path = Path(paths.member_cert(m.name, base))
         if not pem_path.parent.is_dir():
@@ -77,6 +78,9 @@ def status(spec, spec_path, now):
             pem = None
         except OSError as e:
             raise DbrsError(f"{pem_path}: {e.strerror}; run as root (sudo)") from None
+        if ca_bad:
+            out.append((m.name, str(pem_path), None, f"cannot be checked: {cert_path.name} {ca_bad}"))
+            continue
         out.append(tls.certificate_state(m.name, str(pem_path), pem, ca_pem, now, required=required))
     return [Line(*s) for s in out]
 

@@ -220,6 +220,9 @@ def cluster_ca(opts, files):
                          "install with --bundle from `dbrs init` (it carries the CA), or set tls = \"off\"") from None
     except OSError as e:
         raise InputError(str(cert), f"cannot be read: {e.strerror}", "run as root") from None
+    problem = tls.ca_problem(cert_pem)
+    if problem:
+        raise InputError(str(cert), problem, tls.MISSING_CA_FIX + "; nothing was changed")
     try:
         return pki.Issued(key.read_bytes(), cert_pem)
     except FileNotFoundError:

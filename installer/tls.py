@@ -249,6 +249,19 @@ def member_names(host, addresses=(), local=True):
     return [*dns, *(str(i) for i in ips)]
 
 
+def ca_problem(pem):
+    """None when a CA file holds certificates that can be read (the first signs), else what is wrong with it."""
+    certs = pki.split_pem(pem)
+    if not certs:
+        return "holds no certificate"
+    for c in certs:
+        try:
+            pki.inspect(c)
+        except ValueError:
+            return "holds a certificate that cannot be read"
+    return None
+
+
 def certificate_problem(cert_pem, ca_cert_pem, names, now, renew_days=RENEW_DAYS, also_trusted=()):
     """Why a member certificate must be (re)issued, or None when the one on disk will do.
 

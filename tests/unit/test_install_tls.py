@@ -77,6 +77,17 @@ def test_a_ca_key_that_is_not_the_cas_is_refused_before_anything_changes(staging
     assert snapshot(staging) == before
 
 
+def test_a_garbage_ca_file_is_one_line_and_changes_nothing(staging, run_install):
+    """Found by the black-box attack: a traceback from the certificate check."""
+    _with_ca(staging)
+    (staging / "etc/dbrs/ca.pem").write_bytes(b"garbage\n")
+    before = snapshot(staging)
+    r = run_install("--root", str(staging), "--role", "secondary")
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"error: {staging}/etc/dbrs/ca.pem: holds no certificate") and r.output.count("\n") == 1
+    assert snapshot(staging) == before
+
+
 def test_off_renders_no_tls_and_issues_nothing(staging, run_install):
     _with_ca(staging, PSA)
     assert run_install("--root", str(staging), "--role", "secondary").exit_code == 0

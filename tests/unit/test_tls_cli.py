@@ -154,6 +154,16 @@ def test_client_bundle_into_a_folder_it_cannot_make_is_one_line(etc, run_dbrs):
     assert r.exit_code == 1 and r.output.startswith("error: DIR /proc/dbrs-no/such: ") and r.output.count("\n") == 1
 
 
+@pytest.mark.parametrize("garbage", [b"garbage\n", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"])
+def test_status_with_a_garbage_ca_file_says_so_without_a_traceback(etc, run_dbrs, garbage):
+    """Found by the black-box attack: the daily dbrs-certs check would have mailed a traceback."""
+    put_member(etc, "mongod1", pki.issue_member(ca_of(etc), "dbrs", "10.0.0.11", ["10.0.0.11"], time.time()))
+    (etc / "ca.pem").write_bytes(garbage)
+    r = run_dbrs("tls", "status", "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output and "mongod1" in r.output and "cannot be checked: ca.pem" in r.output
+
+
 def test_tls_help_imports_nothing_heavy():
     import subprocess
     import sys
