@@ -192,7 +192,7 @@ def guard_transitions(changes, running, confs):
     """Before apply: refuse a mongod.conf change that would cut a running member off (transition_problem).
     `confs` {mongod.conf path: member name} for this run's members; `running` the names whose mongod runs."""
     for c in changes:
-        member = confs.get(c.item.path)
+        member = confs.get(getattr(c.item, "path", None))     # users, packages, units carry no path
         before = c.before
         if member in running and c.changed and before is not None and before.exists and before.content is not None:
             problem = transition_problem(member, before.content.decode(errors="replace"),

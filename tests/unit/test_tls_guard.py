@@ -97,3 +97,14 @@ def test_keyfile_to_x509_with_nothing_running_is_applied(staging, run_install, r
     r = run_install("--root", str(staging), "--role", "secondary")
     assert r.exit_code == 0, r.output
     assert "clusterAuthMode: x509" in (staging / "etc/dbrs/mongod2/mongod.conf").read_text()
+
+
+def test_the_guard_passes_over_items_without_a_path():
+    """Found by the black-box attack on a real host: every live dbrs-install died with AttributeError ('User'
+    object has no attribute 'path'); the --root runs above plan no user, so they never met one."""
+    from installer import tls
+    from installer.host.items import Change, Packages, User
+
+    changes = [Change(User("mongodb", "/var/lib/mongodb"), "changed", ["new"]),
+               Change(Packages(("mongodb-org",)), "unchanged", [])]
+    assert tls.guard_transitions(changes, ["mongod1"], {"/etc/dbrs/mongod1/mongod.conf": "mongod1"}) is None
