@@ -82,6 +82,27 @@ class Host:
 
 # ------------------------------------------------------------------ the CA
 
+def check_bundle(spec, secrets_, spec_path, opened):
+    """Refuse (exit 2, before anything is written) a --bundle that is not this cluster's, or older than what this
+    host has: rotate writes the bundle's ca.pem over this host's, and a foreign or stale one (the old bundle.dbrs
+    still lying on a host during a CA roll) would leave the members trusting the wrong CA."""
+    if opened.spec.cluster.name != spec.cluster.name or opened.secrets.keyfile != secrets_.keyfile:
+        raise InputError("--bundle", f"belongs to another cluster (replica set {opened.spec.cluster.name[:40]!r}, "
+                         "another keyfile)", "use this cluster's bundle.dbrs from the host `dbrs init` ran on; "
+                         "nothing was changed")
+    if opened.spec.cluster.generation < spec.cluster.generation:
+        raise InputError("--bundle", f"holds spec generation {opened.spec.cluster.generation}, older than this "
+                         f"host's {spec.cluster.generation}", "use the newest bundle.dbrs; nothing was changed")
+    try:
+        here = pki.split_pem(Path(spec_path).with_name(paths.CA_CERT.name).read_bytes())
+    except FileNotFoundError:
+        return
+    if opened.ca is not None and here and here[0] not in pki.split_pem(opened.ca.cert_pem):
+        raise InputError("--bundle", "does not hold the CA this host's ca.pem signs with (a bundle from before a "
+                         "CA roll?)", "copy the bundle.dbrs re-sealed by `dbrs tls rotate --ca` on the init host; "
+                         "nothing was changed")
+
+
 def load_files(spec_path, bundle_ca=None):
     """The CA to sign with and the CA file: the bundle's (other hosts; `bundle_ca` as cluster.ca_from_bundle gives
     it, False for a bundle without one) or this host's ca.key + ca.pem (the init host)."""

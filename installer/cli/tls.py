@@ -111,6 +111,8 @@ def rotate(roll_ca, finish, bundle, passphrase_file, renew_days, dry_run, wait_s
     secrets = secretsmod.load(config, keyfile=True)
     passphrase = secretsmod.read_passphrase(passphrase_file) if passphrase_file else None
     opened = cluster.from_bundle(bundle, passphrase_file) if bundle else None
+    if opened is not None:
+        rotate_run.check_bundle(spec, secrets, config, opened)
     if (roll_ca or finish) and not dry_run:
         if passphrase is None and os.path.exists(os.path.join(os.path.dirname(config), "bundle.dbrs")):
             raise InputError("--passphrase-file", "is needed to re-seal bundle.dbrs with the new CA",
