@@ -81,7 +81,7 @@ def status(spec, spec_path, now):
         if ca_bad:
             out.append((m.name, str(pem_path), None, f"cannot be checked: {cert_path.name} {ca_bad}"))
             continue
-        out.append(tls.certificate_state(m.name, str(pem_path), pem, ca_pem, now, required=required))
+        out.append(tls.certificate_state(m.name, str(pem_path), pem, ca_pem, now, required=required, key_file=True))
     return [Line(*s) for s in out]
 
 

@@ -233,6 +233,27 @@ def split_pem(pem):
     return out
 
 
+def key_matches(pem):
+    """True when the PEM (a member.pem: certificate, then its key) holds a private key of its certificate's
+    public key: mongod refuses a certificateKeyFile whose key is missing or another certificate's."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    x509, _, serialization, _, _, _ = _x509()
+    start = pem.find(b"-----BEGIN PRIVATE KEY-----")
+    if start < 0:
+        start = pem.find(b"-----BEGIN EC PRIVATE KEY-----")
+    if start < 0:
+        return False
+    try:
+        key = load_pem_private_key(pem[start:], None)
+        cert = x509.load_pem_x509_certificate(pem)
+    except (ValueError, TypeError):
+        return False
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    return (key.public_key().public_bytes(serialization.Encoding.DER, spki)
+            == cert.public_key().public_bytes(serialization.Encoding.DER, spki))
+
+
 def signed_by(cert_pem, ca_cert_pem):
     """True when the first certificate in `ca_cert_pem` signed `cert_pem` (issuer name and signature)."""
     from cryptography.exceptions import InvalidSignature

@@ -224,7 +224,7 @@ def gather(spec, secrets_, files, host, now, renew_days):
             path = host.cert_path(m.name)
             pem = host.read(path)
             names = tls.member_names(m.host, machine.resolve(m.host))
-            problem = tls.certificate_problem(pem, files.ca.cert_pem, names, now, renew_days)
+            problem = tls.certificate_problem(pem, files.ca.cert_pem, names, now, renew_days, key_file=True)
             loaded = host.started_at(m.name)
             changed = max(host.changed_at(path), ca_changed)
             out.append(rotation.MemberCert(m.name, m.host, states.get(m.name, "UNKNOWN"), True, problem,

@@ -262,7 +262,7 @@ def ca_problem(pem):
     return None
 
 
-def certificate_problem(cert_pem, ca_cert_pem, names, now, renew_days=RENEW_DAYS, also_trusted=()):
+def certificate_problem(cert_pem, ca_cert_pem, names, now, renew_days=RENEW_DAYS, also_trusted=(), key_file=False):
     """Why a member certificate must be (re)issued, or None when the one on disk will do.
 
     Reasons: none yet, it names other hosts than the member is reached by, it
@@ -288,10 +288,12 @@ def certificate_problem(cert_pem, ca_cert_pem, names, now, renew_days=RENEW_DAYS
         return f"it expired {-left:.0f} days ago"
     if left < renew_days:
         return f"it expires in {left:.0f} days"
+    if key_file and not pki.key_matches(cert_pem):
+        return "its private key is missing or belongs to another certificate"
     return None
 
 
-def certificate_state(label, path, cert_pem, ca_cert_pem, now, renew_days=RENEW_DAYS, required=True):
+def certificate_state(label, path, cert_pem, ca_cert_pem, now, renew_days=RENEW_DAYS, required=True, key_file=False):
     """(label, path, days left or None, problem or None) for `dbrs tls status`; `ca_cert_pem` None for the CA.
 
     A member without a certificate is a problem only when its mongod needs one (`required`: TLS is on).
@@ -303,12 +305,15 @@ def certificate_state(label, path, cert_pem, ca_cert_pem, now, renew_days=RENEW_
     except ValueError:
         return label, path, None, "the file holds no readable certificate"
     left = info.days_left(now)
-    if ca_cert_pem is not None and not pki.signed_by(cert_pem, ca_cert_pem):
+    trusted = pki.split_pem(ca_cert_pem) or [ca_cert_pem] if ca_cert_pem is not None else []
+    if ca_cert_pem is not None and not any(pki.signed_by(cert_pem, c) for c in trusted):
         return label, path, left, "signed by another CA than the cluster's: clients and members refuse it"
     if left < 0:
         return label, path, left, f"EXPIRED {-left:.0f} days ago: clients and members refuse it"
     if left < renew_days:
         return label, path, left, f"expires in {left:.0f} days (renew before {renew_days} days are left)"
+    if key_file and not pki.key_matches(cert_pem):
+        return label, path, left, "its private key is missing or belongs to another certificate: mongod cannot start TLS"
     return label, path, left, None
 
 
@@ -322,7 +327,7 @@ def member_certificate(ca, cluster, host, addresses, current_pem, now):
     """
     names = member_names(host, addresses)
     signer, *overlap = pki.split_pem(ca.cert_pem) or [ca.cert_pem]
-    why = certificate_problem(current_pem, signer, names, now, also_trusted=overlap)
+    why = certificate_problem(current_pem, signer, names, now, also_trusted=overlap, key_file=True)
     if why is None:
         return None, None
     return pki.issue_member(ca, cluster, host, names, now), why

@@ -88,6 +88,18 @@ def test_a_garbage_ca_file_is_one_line_and_changes_nothing(staging, run_install)
     assert snapshot(staging) == before
 
 
+def test_a_member_pem_that_lost_its_key_is_issued_again(staging, run_install):
+    _with_ca(staging)
+    assert run_install("--root", str(staging), "--role", "secondary").exit_code == 0
+    pem = staging / "etc/dbrs/mongod2/member.pem"
+    cert_only = pki.split_pem(pem.read_bytes())[0]
+    pem.chmod(0o600)
+    pem.write_bytes(cert_only)
+    r = run_install("--root", str(staging), "--role", "secondary")
+    assert r.exit_code == 0, r.output
+    assert pki.key_matches(pem.read_bytes())
+
+
 def test_off_renders_no_tls_and_issues_nothing(staging, run_install):
     _with_ca(staging, PSA)
     assert run_install("--root", str(staging), "--role", "secondary").exit_code == 0

@@ -164,6 +164,30 @@ def test_status_with_a_garbage_ca_file_says_so_without_a_traceback(etc, run_dbrs
     assert "Traceback" not in r.output and "mongod1" in r.output and "cannot be checked: ca.pem" in r.output
 
 
+def test_status_during_a_ca_roll_trusts_the_old_ca_too(etc, run_dbrs):
+    """Found by the black-box attack: while ca.pem holds new + old, the daily check failed every member."""
+    old = ca_of(etc)
+    put_member(etc, "mongod1", pki.issue_member(old, "dbrs", "10.0.0.11", ["10.0.0.11"], time.time()))
+    (etc / "ca.pem").write_bytes(pki.ca_file(pki.new_ca("dbrs", time.time()), old))
+    r = run_dbrs("tls", "status", "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 0, r.output
+    assert "OK   mongod1" in r.output
+
+
+def test_status_fails_a_member_pem_without_its_key(etc, run_dbrs):
+    """Found by the black-box attack: a member.pem whose key is lost or another's passed status (OK), and mongod
+    would refuse it at the next restart."""
+    issued = pki.issue_member(ca_of(etc), "dbrs", "10.0.0.11", ["10.0.0.11"], time.time())
+    (etc / "mongod1").mkdir()
+    (etc / "mongod1" / "member.pem").write_bytes(issued.cert_pem)
+    r = run_dbrs("tls", "status", "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 1 and "FAIL mongod1: its private key is missing" in r.output, r.output
+    other = pki.issue_member(ca_of(etc), "dbrs", "10.0.0.11", ["10.0.0.11"], time.time())
+    (etc / "mongod1" / "member.pem").write_bytes(issued.cert_pem + other.key_pem)
+    r = run_dbrs("tls", "status", "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 1 and "belongs to another certificate" in r.output, r.output
+
+
 def test_tls_help_imports_nothing_heavy():
     import subprocess
     import sys
