@@ -305,6 +305,14 @@ def run(spec, secrets_, spec_path, host, *, ca=False, finish=False, bundle_ca=No
     if bundle_ca is not None and not dry_run and adopt_ca_file(spec_path, files, host):
         notes.append(f"changed   {Path(spec_path).parent / paths.CA_CERT.name}: the CA file of the bundle")
     if ca:
+        # a new CA only for a set that can take the roll: made while the set is down, it would be written, the
+        # bundle re-sealed, and the run would end on "no member is PRIMARY"
+        try:
+            problem = rotation.check_healthy(gather(spec, secrets_, files, host, now, renew_days))
+        except DbrsError as e:
+            problem = str(e)
+        if problem:
+            raise DbrsError(f"{problem}; no new CA was made")
         files = begin_ca_roll(spec, files, now)
         if not dry_run:
             save_ca(spec_path, files, host, stamp, passphrase)

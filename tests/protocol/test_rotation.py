@@ -165,6 +165,18 @@ def test_ca_roll_on_one_host_trusts_both_then_renews_from_the_new_ca_and_finish_
     assert [s.action for s in done] == ["restart", "restart", "stepdown", "restart"], "members load the new CA file"
 
 
+def test_ca_roll_with_a_member_down_makes_no_new_ca(rotating):
+    """Found by the black-box attack: with the set down, --ca replaced ca.key, ca.pem and the bundle, then said
+    only "no member is PRIMARY"."""
+    rs, spec, secrets, path, host, old = rotating
+    rs.member("mongod2").stop()
+    before = {p.name: p.read_bytes() for p in path.parent.iterdir() if p.is_file()}
+    with pytest.raises(DbrsError) as e:
+        rotate_run.run(spec, secrets, path, host, ca=True, wait_s=5, renew_days=1)
+    assert "no new CA was made" in str(e.value)
+    assert {p.name: p.read_bytes() for p in path.parent.iterdir() if p.is_file()} == before
+
+
 def test_ca_roll_across_hosts_holds_new_certificates_until_the_others_trust_the_new_ca(rotating, monkeypatch):
     """This host holds mongod1 (the primary); the other hosts' answers come from rotate's two probes."""
     rs, spec, secrets, path, host, old = rotating
