@@ -296,6 +296,10 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None, th
     if target.live and the_set:
         the_set.use_tls(files.spec, paths.ETC, fsutil.under(opts.root, paths.TLS_STEP))   # the bootstrap and oplog steps below talk to the members
     result = Result(target, files.origin)
+    if target.tls_step is not None and target.tls_step != tls.server_mode(files.spec.cluster.tls):
+        result.steps.append(("tls mode", "note", f"the members run {target.tls_step} from {paths.TLS_STEP} (a `dbrs tls "
+                             f"enable` roll under way), not the spec's {tls.server_mode(files.spec.cluster.tls)}; "
+                             "finish it with `dbrs tls enable`, or delete the file if no roll is under way"))
     if opts.config and Path(opts.config).resolve() != fsutil.under(opts.root, paths.SPEC).resolve():
         result.copied_from = opts.config
 

@@ -182,3 +182,15 @@ def test_a_spec_edit_re_seal_keeps_the_cluster_ca_in_the_bundle(tmp_path):
     spec_edit.change(str(path), str(pw), spec_edit.setting_tls("required"))
     opened = secretsmod.open_bundle(bundle.read_bytes(), "correct horse battery")
     assert opened.files.get("ca.key") == ca.key_pem and 'tls = "required"' in opened.spec_text
+
+
+def test_a_step_file_that_holds_the_members_below_the_spec_is_said(staging, run_install):
+    """Found by the black-box attack: a left-over step file made a fresh install under tls = "required" write
+    every mongod.conf without TLS, and no line said why."""
+    _with_ca(staging, TLS_PSA)
+    (staging / "var/lib/dbrs").mkdir(parents=True)
+    (staging / "var/lib/dbrs/tls-mode").write_text("disabled\n")
+    r = run_install("--root", str(staging), "--role", "secondary")
+    assert r.exit_code == 0, r.output
+    assert "note      tls mode: the members run disabled from /var/lib/dbrs/tls-mode" in r.output
+    assert "not the spec's requireTLS" in r.output and "delete the file if no roll is under way" in r.output
