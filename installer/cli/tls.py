@@ -102,6 +102,9 @@ def rotate(roll_ca, finish, bundle, passphrase_file, renew_days, dry_run, wait_s
                          "host)", "run --ca/--finish on the host `dbrs init` ran on")
     if bundle and not passphrase_file:
         raise InputError("--bundle", "needs --passphrase-file", "give the file holding the bundle's passphrase")
+    if (roll_ca or finish) and not os.path.exists(os.path.join(os.path.dirname(os.path.abspath(config)), "ca.key")):
+        raise InputError("--ca" if roll_ca else "--finish", "needs the CA key, and this host holds no ca.key",
+                         "run it on the host `dbrs init` ran on")
     if not dry_run and os.geteuid() != 0:
         raise InputError("dbrs tls rotate", "changes the host and must run as root", "use sudo, or --dry-run")
     spec = load_spec(config)

@@ -49,3 +49,12 @@ def test_a_bundle_from_before_a_ca_roll_is_refused(two, run_dbrs, tmp_path):
     assert r.exit_code == 2, r.output
     assert "does not hold the CA this host's ca.pem signs with" in r.output
     assert snapshot(etc) == before
+
+
+@pytest.mark.parametrize("flag", ["--ca", "--finish"])
+def test_a_roll_on_a_host_without_ca_key_names_the_init_host(two, run_dbrs, flag):
+    etc, _, pp = two
+    (etc / "ca.key").unlink()
+    r = run_dbrs("tls", "rotate", flag, "--passphrase-file", str(pp), "--config", str(etc / "cluster.toml"))
+    assert r.exit_code == 2, r.output
+    assert r.output == f"error: {flag}: needs the CA key, and this host holds no ca.key (run it on the host `dbrs init` ran on)\n"
