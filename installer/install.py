@@ -313,10 +313,11 @@ def _run(opts, bootstrap, progress, on_plan=None, on_item=None, preview=None, th
     current = registry.gather(items, opts.root, target.live)
     result.changes = registry.compare(items, current, chown=target.live)
     running = running_members(target)
-    tls.guard_transitions(result.changes, running, {str(target.etc / m.name / "mongod.conf"): m.name
-                                                    for m in target.members})
+    # another cluster's secrets first: that is the mistake to name, whatever its TLS mode
     result.changes = cluster.guard_replacement(result.changes, running,
                                                opts.replace_secrets, cluster.utc_stamp(), "--bundle" if opts.bundle else "--config")
+    tls.guard_transitions(result.changes, running, {str(target.etc / m.name / "mongod.conf"): m.name
+                                                    for m in target.members})
 
     if on_plan:
         on_plan(result)
