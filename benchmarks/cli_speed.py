@@ -4,6 +4,7 @@
 Targets (issue 2): --help median <= 80 ms without pymongo, jinja2 or
 cryptography imported; converge of one member <= 0.5 s; no-op <= 0.3 s.
 Run from the repository with its venv:  .venv/bin/python benchmarks/cli_speed.py
+DBRS_BENCH_TLS=off measures a spec without TLS (comparable with trees from before `dbrs init` turned it on).
 """
 
 import json
@@ -53,6 +54,11 @@ def main():
         subprocess.run([str(BIN / "dbrs"), "init", "--root", str(tmp / "seed"), "--primary", "10.0.0.11",
                         "--secondary", "10.0.0.12", "--arbiter", "10.0.0.13", "--allow", "10.0.0.0/24"],
                        check=True, capture_output=True)
+        if os.environ.get("DBRS_BENCH_TLS") == "off":
+            # compare with a tree from before TLS: `dbrs init` turns it on, so converge then also issues a certificate
+            spec = tmp / "seed/etc/dbrs/cluster.toml"
+            spec.write_text(spec.read_text().replace('tls = "required"', 'tls = "off"'))
+            result["tls"] = "off"
         converge, noop, noop_cpu = [], [], []
         for i in range(runs):
             root = tmp / f"r{i}"
