@@ -70,7 +70,7 @@ SECTIONS = {
           "cluster), preferred, or off (a spec without the key: it was written before dbrs had TLS)", pad=14,
           note='"required", "preferred" or "off": TLS with the cluster CA (`dbrs tls status`)'),
         F("cluster_auth", is_str, 'one of "keyfile", "x509"', "keyfile", one_of(CLUSTER_AUTHS, "a cluster auth mode"),
-          "how members prove themselves to each other: keyfile or x509 certificates (parsed and checked; not applied yet)"),
+          "how members prove themselves to each other: keyfile, or x509 member certificates (needs tls on; set it before the members first start: a running set is not switched)"),
     ),
     "members": (
         F("name", is_str, "a string", REQUIRED, check_member_name, pad=0, help="member name, unique in the set"),
