@@ -363,7 +363,8 @@ def _leave(opts, files, on_plan=None, on_item=None, the_set=None):
     result = Result(target, files.origin)
     items = list(target.secret_files)
     result.changes = registry.compare(items, registry.gather(items, None, True), chown=True)
-    result.changes = cluster.guard_replacement(result.changes, facts.running_members(), opts.replace_secrets,
+    running = facts.running_members()
+    result.changes = cluster.guard_replacement(result.changes, running, opts.replace_secrets,
                                                cluster.utc_stamp(), "--bundle" if opts.bundle else "--config")
     if on_plan:
         on_plan(result)
@@ -371,7 +372,7 @@ def _leave(opts, files, on_plan=None, on_item=None, the_set=None):
     if the_set:
         the_set.use_tls(files.spec, paths.ETC)   # departed asks the set whether it still counts on a member
         listed = {"listed": the_set.listed}
-    result.steps += departed.run(target, None, opts.dry_run, opts.purge_data, facts.running_members(), **listed)
+    result.steps += departed.run(target, None, opts.dry_run, opts.purge_data, running, **listed)
     if opts.dry_run:
         result.diffs = diffs(result.changes)
         return result

@@ -1,13 +1,13 @@
 """The host-local rolling TLS step (/var/lib/dbrs/tls-mode): mongod.conf and every client follow it, not cluster.tls,
 while `dbrs tls enable` is under way; it goes once the spec says the same."""
 
-import pymongo
 import pytest
 
 from installer import paths, spec as specmod, tls
 from installer.replset import connection
 
 from ..conftest import PSA, snapshot, write_cluster
+from .test_connection_tls import dialed  # noqa: F401  (the fixture)
 from .test_install_tls import TLS_PSA, _with_ca
 
 
@@ -16,14 +16,6 @@ def _step(root, mode):
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(mode + "\n")
     return p
-
-
-@pytest.fixture
-def dialed(monkeypatch):
-    seen = []
-    monkeypatch.setattr(pymongo, "MongoClient", lambda hosts, **kw: seen.append(kw) or kw)
-    yield seen
-    connection._tls_options.clear()
 
 
 def test_install_renders_the_step_and_issues_the_certificate_under_an_off_spec(staging, run_install):
