@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cluster, machine, paths, pki, rotation, secrets, systemd, tls
+from . import generation, machine, paths, pki, rotation, secrets, systemd, tls
 from .errors import DbrsError, InputError
 from .fsutil import write_file
 from .host import steps
@@ -150,7 +150,7 @@ def save_ca(spec_path, files, host, stamp, passphrase=None):
     host.write(key_path, files.ca.key_pem, 0o600)
     host.write(base / paths.CA_CERT.name, files.ca_file, 0o444)
     if passphrase is not None:
-        reseal(spec_path, files, passphrase, host)
+        generation.reseal(spec_path, passphrase)    # this host's spec and secrets, with the CA just written
 
 
 def adopt_ca_file(spec_path, files, host):
@@ -160,18 +160,6 @@ def adopt_ca_file(spec_path, files, host):
         return False
     host.write(path, files.ca_file, 0o444)
     return True
-
-
-def reseal(spec_path, files, passphrase, host):
-    """bundle.dbrs sealed again with the CA of `files`: hosts installed or rotated from it get the new CA."""
-    where = paths.siblings(spec_path)["bundle"]
-    data = host.read(where)
-    if data is None:
-        raise DbrsError(f"{where} is missing; run this on the host `dbrs init` ran on")
-    bundle = secrets.open_bundle(data, passphrase, where=str(where))
-    extra = {k: v for k, v in bundle.files.items() if k != "secrets"}
-    extra.update(cluster.ca_bundle_files(pki.Issued(files.ca.key_pem, files.ca_file)))
-    host.write(where, secrets.seal_bundle(bundle.spec_text.encode(), bundle.secrets, passphrase, extra), 0o600)
 
 
 # ------------------------------------------------------------------ what the members hold and run

@@ -165,6 +165,20 @@ def test_ca_roll_on_one_host_trusts_both_then_renews_from_the_new_ca_and_finish_
     assert [s.action for s in done] == ["restart", "restart", "stepdown", "restart"], "members load the new CA file"
 
 
+def test_ca_roll_reseals_this_hosts_spec_and_secrets_with_the_new_ca(rotating):
+    """The roll's re-seal is generation.reseal: the bundle gets this host's current spec (not the text it held)
+    and the CA file of the roll."""
+    rs, spec, secrets, path, host, old = rotating
+    sec = secretsmod.load(str(path), keyfile=True)
+    stale_text = path.read_text() + "# a line this host's spec no longer has\n"
+    (path.parent / "bundle.dbrs").write_bytes(secretsmod.seal_bundle(stale_text, sec, "pass phrase here"))
+    rotate_run.run(spec, secrets, path, host, ca=True, passphrase="pass phrase here", wait_s=20, renew_days=1)
+    opened = secretsmod.open_bundle((path.parent / "bundle.dbrs").read_bytes(), "pass phrase here")
+    assert opened.spec_text == path.read_text()
+    assert opened.files["ca.pem"] == (path.parent / "ca.pem").read_bytes() and opened.files["ca.pem"].endswith(old.cert_pem)
+    assert opened.files["ca.key"] == (path.parent / "ca.key").read_bytes() != old.key_pem
+
+
 def test_ca_roll_with_a_member_down_makes_no_new_ca(rotating):
     """Found by the black-box attack: with the set down, --ca replaced ca.key, ca.pem and the bundle, then said
     only "no member is PRIMARY"."""
